@@ -1,0 +1,33 @@
+/* api: the HTTP handlers and the route table. Handlers get a struct api_ctx (what they may
+ * use) and a request that already passed routing, framing, authentication and body
+ * parsing (see http.h). */
+#ifndef JOBSD_API_H
+#define JOBSD_API_H
+
+#include <stddef.h>
+
+#include "jobsd/config.h"
+#include "jobsd/router.h"
+
+struct db_pool;
+struct job_waiters;
+struct job_runner;
+struct http_request;
+
+struct api_ctx {
+    const struct config *cfg;
+    struct db_pool *pool;
+    struct job_waiters *waiters;
+    struct job_runner *runner;
+};
+
+/* The whole route table (routes.c). */
+const struct route *api_routes(size_t *n);
+
+/* Handlers (void *app is a struct api_ctx *). */
+void api_post_rebuild(void *app, struct http_request *req);
+void api_get_job(void *app, struct http_request *req);
+void api_healthz(void *app, struct http_request *req);
+void api_readyz(void *app, struct http_request *req);
+
+#endif

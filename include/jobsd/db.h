@@ -1,0 +1,53 @@
+/* db: PostgreSQL access (libpq). A pool hands out one PGconn to one thread at a time; helpers
+ * run parameterised statements and turn failures into SPEC error codes (503
+ * database_unavailable / timeout for transient failures, 500 otherwise). No session state is
+ * relied upon (transaction poolers): timeouts are SET LOCAL inside each transaction. */
+#ifndef JOBSD_DB_H
+#define JOBSD_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "jobsd/err.h"
+
+#define DB_MUSTCHECK __attribute__((warn_unused_result))
+
+struct db_pool;
+
+/* One new connection with jobsd's defaults added to the URL (connect_timeout, keepalives,
+ * tcp_user_timeout, application_name) unless the URL sets them. NULL + e on failure. */
+DB_MUSTCHECK PGconn *db_connect(const char *url, struct err *e);
+
+/* A pool of at most `size` connections, opened lazily. */
+struct db_pool *db_pool_new(const char *url, size_t size);
+void db_pool_free(struct db_pool *p);
+/* Borrows a connection, waiting up to wait_ms for one to be free. NULL + e (503) on failure. */
+DB_MUSTCHECK PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e);
+/* Gives a connection back; a broken one or one left inside a transaction that cannot be
+ * rolled back is closed. */
+void db_pool_release(struct db_pool *p, PGconn *c);
+void db_pool_stats(struct db_pool *p, size_t *in_use, size_t *idle, unsigned long long *waits);
+
+/* Runs one parameterised statement (text parameters, NULL = SQL NULL). Returns the result
+ * (caller PQclear) for COMMAND_OK / TUPLES_OK, else NULL with e filled. */
+DB_MUSTCHECK PGresult *db_query(PGconn *c, const char *sql, int nparams, const char *const *params,
+                                struct err *e);
+/* Runs a statement and discards its result. */
+DB_MUSTCHECK int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
+                         struct err *e);
+/* BEGIN with SET LOCAL statement_timeout and lock_timeout (one round trip). */
+DB_MUSTCHECK int db_begin(PGconn *c, long long timeout_ms, struct err *e);
+DB_MUSTCHECK int db_commit(PGconn *c, struct err *e);
+/* Best effort; never fails loudly. */
+void db_rollback(PGconn *c);
+
+/* Fills e from a failed result (or the connection when res is NULL). */
+void db_classify(PGconn *c, const PGresult *res, struct err *e);
+/* Is the connection unusable (broken, must be dropped)? */
+bool db_is_broken(PGconn *c);
+
+/* The URL for display: password removed. Caller frees. */
+char *db_redact_url(const char *url);
+
+#endif

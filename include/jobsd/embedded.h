@@ -1,0 +1,20 @@
+/* embedded: the SQL files compiled into the binary (migrations sql/NNNN_name.sql and the
+ * queries of sql/queries/), generated at build time by tools/embed_sql.c. */
+#ifndef JOBSD_EMBEDDED_H
+#define JOBSD_EMBEDDED_H
+
+#include <stddef.h>
+
+struct embedded_file {
+    const char *name; /* base name, e.g. "0001_init.sql" */
+    const char *data; /* NUL-terminated */
+    size_t len;
+};
+
+extern const struct embedded_file embedded_files[];
+extern const size_t embedded_files_count;
+
+/* The file with that base name, or NULL. */
+const struct embedded_file *embedded_find(const char *name);
+
+#endif

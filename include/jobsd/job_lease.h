@@ -1,0 +1,24 @@
+/* job_lease: keeps the leases of this process's running jobs alive and reaps the expired
+ * leases of dead instances. One thread with its own database connection (never the job's
+ * own, whose transaction must not touch its job_logs row before the end): it renews every
+ * JOB_LEASE_SECONDS/3 and, when reaping is on, reaps at start-up and every
+ * JOB_LEASE_SECONDS. */
+#ifndef JOBSD_JOB_LEASE_H
+#define JOBSD_JOB_LEASE_H
+
+#include <stdbool.h>
+
+struct job_lease;
+
+struct job_lease *job_lease_start(const char *db_url, long long lease_seconds,
+                                  long long max_attempts, bool reap);
+/* Starts renewing the lease of a job owned by worker_id. */
+void job_lease_add(struct job_lease *l, const char *id, const char *worker_id);
+void job_lease_remove(struct job_lease *l, const char *id);
+/* Has the database said this job is no longer ours? */
+bool job_lease_lost(struct job_lease *l, const char *id);
+/* Runs one heartbeat + reap pass now and waits for it (tests). */
+void job_lease_kick(struct job_lease *l);
+void job_lease_stop(struct job_lease *l);
+
+#endif

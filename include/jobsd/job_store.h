@@ -1,0 +1,114 @@
+/* job_store: every statement on job_logs, the queue. Rows go queued → running → success or
+ * error; claims use FOR UPDATE SKIP LOCKED; single flight is the unique partial index on
+ * dedupe_key; leases are heartbeat_at, renewed by job_lease and expired by the reaper. */
+#ifndef JOBSD_JOB_STORE_H
+#define JOBSD_JOB_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "jobsd/err.h"
+#include "jobsd/job.h"
+
+#define JOB_STORE_MUSTCHECK __attribute__((warn_unused_result))
+
+/* "to_char(<col> AT TIME ZONE 'UTC', ...)": RFC 3339 UTC with milliseconds. */
+#define JOB_STORE_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The columns of a job as SPEC 2.3 shows it: one json value. */
+#define JOB_STORE_JOB_JSON                                                                         \
+    "json_build_object('id', id, 'tenantId', tenant_id, 'jobType', job_type, 'status', status, "   \
+    "'createdAt', " JOB_STORE_TS("created_at") ", 'startedAt', " JOB_STORE_TS(                     \
+        "started_at") ", 'completedAt', " JOB_STORE_TS("completed_at") ", "                        \
+                                                                       "'durationMs', "            \
+                                                                       "duration_ms, "             \
+                                                                       "'recordsProcessed', "      \
+                                                                       "records_processed, "       \
+                                                                       "'attempts', "              \
+                                                                       "attempts, "                \
+                                                                       "'errorMessage', "          \
+                                                                       "error_message, "           \
+                                                                       "'metadata', metadata)"
+
+struct job_enqueued {
+    char id[JOB_ID_LEN];
+    enum job_status status;
+    bool deduplicated; /* an identical job was already queued or running */
+};
+
+/* Who triggered the job (stored in metadata). */
+struct job_origin {
+    const char *trigger;    /* "http" or "cli" */
+    const char *user_agent; /* may be NULL */
+    const char *request_id; /* may be NULL */
+};
+
+/* Queues a job, or attaches to the queued/running job with the same identity. With
+ * worker_id (the CLI) the row is inserted already running, owned by that worker, and a
+ * duplicate is reported in `out->deduplicated` without attaching. */
+JOB_STORE_MUSTCHECK int job_store_enqueue(PGconn *c, const struct job_kind *kind,
+                                          const struct job_request *req,
+                                          const struct job_origin *origin, const char *worker_id,
+                                          struct job_enqueued *out, struct err *e);
+
+struct job_claim {
+    char id[JOB_ID_LEN];
+    char tenant_id[37];
+    char request_id[65];
+    const struct job_kind *kind;
+    json_t *params; /* owned */
+    int attempts;
+};
+void job_claim_clear(struct job_claim *c);
+
+/* Claims the oldest queued job of a known kind. 1 = claimed, 0 = none, -1 = error. */
+JOB_STORE_MUSTCHECK int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out,
+                                        struct err *e);
+
+/* Inside the job's own transaction, as its last statement: marks it success with its result
+ * (borrowed) and records_processed. Fails (503 interrupted) when the lease was lost, so the
+ * caller rolls back. duration_ms receives the run's duration. */
+JOB_STORE_MUSTCHECK int job_store_finish_success(PGconn *c, const char *id, const char *worker_id,
+                                                 long long records, json_t *result,
+                                                 long long *duration_ms, struct err *e);
+/* Marks a job failed with job_err as metadata.error. 0 when the row was still ours. */
+JOB_STORE_MUSTCHECK int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
+                                               const struct err *job_err, struct err *e);
+/* Puts a running job back in the queue without counting the attempt (shutdown). */
+JOB_STORE_MUSTCHECK int job_store_requeue(PGconn *c, const char *id, const char *worker_id,
+                                          const char *reason, struct err *e);
+
+/* Renews the leases of (ids[i], workers[i]); lost[i] becomes true for a job that is no
+ * longer running under that worker. */
+JOB_STORE_MUSTCHECK int job_store_heartbeat(PGconn *c, const char *const *ids,
+                                            const char *const *workers, size_t n, bool *lost,
+                                            struct err *e);
+
+/* Requeues running jobs whose lease expired (or fails them as `interrupted` once they had
+ * max_attempts claims). Returns how many were reaped, or -1. */
+JOB_STORE_MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
+                                       struct err *e);
+
+/* One job as SPEC 2.5 shows it (new reference), or NULL with e: 404 job_not_found when it
+ * does not exist or (tenant_id not NULL) belongs to another tenant. */
+json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, struct err *e);
+
+/* The state of waited-for jobs. fn is called once per row found. */
+struct job_state {
+    const char *id;
+    enum job_status status;
+    const char *job_type;
+    const char *result; /* JSON text or NULL */
+    const char *error;  /* JSON text or NULL */
+};
+JOB_STORE_MUSTCHECK int job_store_poll(PGconn *c, const char *const *ids, size_t n,
+                                       void (*fn)(void *ctx, const struct job_state *s), void *ctx,
+                                       struct err *e);
+
+/* "{a,b,c}" array literal for a uuid[]/text[] parameter. Caller frees. NULL when an element
+ * contains characters that would need quoting. */
+char *job_store_array_literal(const char *const *items, size_t n);
+
+#endif

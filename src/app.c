@@ -1,0 +1,214 @@
+/* app: see app.h. */
+#include "jobsd/app.h"
+#include "jobsd/api.h"
+#include "jobsd/db.h"
+#include "jobsd/http.h"
+#include "jobsd/internal_key.h"
+#include "jobsd/job_lease.h"
+#include "jobsd/job_runner.h"
+#include "jobsd/job_wait.h"
+#include "jobsd/log.h"
+#include "jobsd/migrate.h"
+#include "jobsd/util.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+PGconn *app_connect_retry(const char *url, long long wait_ms, struct err *e)
+{
+    long long deadline = util_mono_ms() + wait_ms;
+    long long backoff = 250;
+    for (;;) {
+        PGconn *c = db_connect(url, e);
+        if (c)
+            return c;
+        if (util_mono_ms() + backoff > deadline)
+            return NULL;
+        log_event(LOG_WARN, "waiting for the database", "error", e->message, NULL);
+        util_sleep_ms(backoff, NULL);
+        backoff = backoff * 2 > 4000 ? 4000 : backoff * 2;
+    }
+}
+
+int app_check_timezone(PGconn *c, const char *tz, struct err *e)
+{
+    const char *p[] = {tz};
+    PGresult *r =
+        db_query(c, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", 1, p, e);
+    if (!r)
+        return -1;
+    bool ok = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!ok)
+        return err_set(e, 400, "invalid_config",
+                       "JOBS_TIMEZONE: %s is not a time zone PostgreSQL knows (pg_timezone_names)",
+                       tz);
+    return 0;
+}
+
+static volatile sig_atomic_t g_signals;
+
+static void on_second_signal(int sig)
+{
+    (void)sig;
+    static const char msg[] = "jobsd: second signal: exiting now\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(1);
+}
+
+/* Blocks SIGTERM/SIGINT in every thread; the main thread waits for them with sigwait. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+struct serve_state {
+    struct config cfg;
+    struct internal_key *key;
+    struct db_pool *pool;
+    struct job_lease *lease;
+    struct job_waiters *waiters;
+    struct job_runner *runner;
+    struct http_server *http;
+    struct api_ctx api;
+};
+
+static int prepare_database(struct serve_state *s)
+{
+    struct err e;
+    err_clear(&e);
+    PGconn *c = app_connect_retry(s->cfg.database_url, 60000, &e);
+    if (!c) {
+        log_event(LOG_ERROR, "cannot start: database unreachable", "error", e.message, NULL);
+        return 1;
+    }
+    int rc = 0;
+    if (app_check_timezone(c, s->cfg.jobs_timezone, &e) != 0) {
+        log_event(LOG_ERROR, "cannot start: bad configuration", "error", e.message, NULL);
+        rc = 2;
+    } else if (s->cfg.migrate_on_start) {
+        int n = migrate_apply(c, NULL, &e);
+        if (n < 0) {
+            log_event(LOG_ERROR, "cannot start: migrations failed", "error", e.message, NULL);
+            rc = 1;
+        } else {
+            char applied[16];
+            util_fmt(applied, sizeof applied, "%d", n);
+            log_event(LOG_INFO, "migrations checked", "applied", applied, NULL);
+        }
+    } else if (!migrate_is_current(c, &e)) {
+        log_event(LOG_WARN, "migrations are not current (MIGRATE_ON_START=false): /readyz fails",
+                  "reason", e.message, NULL);
+    }
+    PQfinish(c);
+    return rc;
+}
+
+static void shutdown_all(struct serve_state *s)
+{
+    if (s->http)
+        http_server_quiesce(s->http);
+    /* Every parked request gets its 202 before the server stops (a suspended connection
+     * at MHD_stop_daemon aborts the process). */
+    if (s->waiters)
+        job_waiters_stop(s->waiters);
+    if (s->runner)
+        job_runner_stop(s->runner, s->cfg.shutdown_grace_seconds * 1000);
+    if (s->http)
+        http_server_stop(s->http);
+    job_waiters_free(s->waiters);
+    if (s->lease)
+        job_lease_stop(s->lease);
+    if (s->pool)
+        db_pool_free(s->pool);
+    internal_key_free(s->key);
+    config_free(&s->cfg);
+}
+
+int app_serve(void)
+{
+    struct serve_state s;
+    memset(&s, 0, sizeof s);
+    if (config_load(&s.cfg, CONFIG_SERVE, NULL, NULL, stderr) != 0) {
+        config_free(&s.cfg);
+        fprintf(stderr, "jobsd: configuration invalid; see the lines above (jobsd --help)\n");
+        return 2;
+    }
+    log_setup(s.cfg.log_level, s.cfg.log_format);
+    s.key = internal_key_new(s.cfg.internal_key, s.cfg.internal_key_previous);
+    config_wipe(s.cfg.internal_key);
+    config_wipe(s.cfg.internal_key_previous);
+
+    sigset_t set;
+    block_signals(&set);
+
+    int rc = prepare_database(&s);
+    if (rc != 0) {
+        shutdown_all(&s);
+        return rc;
+    }
+    s.pool = db_pool_new(s.cfg.database_url, (size_t)s.cfg.db_pool_size);
+    s.lease =
+        job_lease_start(s.cfg.database_url, s.cfg.job_lease_seconds, s.cfg.job_max_attempts, true);
+    s.waiters = job_waiters_start(s.pool);
+    s.runner = job_runner_start(&s.cfg, s.pool, s.lease, s.waiters, (int)s.cfg.job_workers);
+    s.api = (struct api_ctx){&s.cfg, s.pool, s.waiters, s.runner};
+
+    size_t nroutes;
+    const struct route *routes = api_routes(&nroutes);
+    struct http_server_config hc = {
+        .bind_address = s.cfg.bind_address,
+        .port = (unsigned)s.cfg.port,
+        .threads = (unsigned)s.cfg.http_threads,
+        .max_connections = (unsigned)s.cfg.max_connections,
+        .per_ip_connections = (unsigned)s.cfg.per_ip_connections,
+        .max_body_bytes = (size_t)s.cfg.max_body_bytes,
+        .connection_timeout_seconds = 30,
+        .routes = routes,
+        .nroutes = nroutes,
+        .app = &s.api,
+        .key = s.key,
+        .jwt_verify = NULL,
+        .jwt_ctx = NULL,
+        .cors_allowed_origins = s.cfg.cors_allowed_origins,
+    };
+    struct err e;
+    err_clear(&e);
+    s.http = http_server_start(&hc, &e);
+    if (!s.http) {
+        log_event(LOG_ERROR, "cannot start the HTTP server", "error", e.message, NULL);
+        shutdown_all(&s);
+        return 1;
+    }
+    char port[8], workers[8];
+    util_fmt(port, sizeof port, "%u", http_server_port(s.http));
+    util_fmt(workers, sizeof workers, "%lld", s.cfg.job_workers);
+    log_event(LOG_INFO, "jobsd listening", "version", JOBSD_VERSION, "address", s.cfg.bind_address,
+              "port", port, "workers", workers, "timezone", s.cfg.jobs_timezone, NULL);
+
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0)
+        ;
+    g_signals = 1;
+    /* From now on a second signal ends the process at once. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_second_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+    log_event(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    shutdown_all(&s);
+    log_event(LOG_INFO, "jobsd stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,330 @@
+/* db: see db.h. */
+#include "jobsd/db.h"
+#include "jobsd/log.h"
+#include "jobsd/util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ connecting */
+
+static bool has_keyword(PQconninfoOption *opts, const char *kw)
+{
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, kw) == 0)
+            return o->val != NULL && o->val[0] != '\0';
+    return false;
+}
+
+/* Server notices ("relation already exists, skipping") are not errors: debug log only. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", message);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_event(LOG_DEBUG, "postgres notice", "detail", msg, NULL);
+}
+
+PGconn *db_connect(const char *url, struct err *e)
+{
+    static const char *defaults[][2] = {
+        {"connect_timeout", "5"},      {"keepalives", "1"},       {"keepalives_idle", "30"},
+        {"keepalives_interval", "10"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"},
+        {"application_name", "jobsd"},
+    };
+    char *errmsg = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(url, &errmsg);
+    if (!parsed) {
+        err_set(e, 500, "internal_error", "DATABASE_URL cannot be parsed: %s",
+                errmsg ? errmsg : "out of memory");
+        PQfreemem(errmsg);
+        return NULL;
+    }
+    const char *keys[16];
+    const char *vals[16];
+    size_t n = 0;
+    keys[n] = "dbname";
+    vals[n] = url;
+    n++;
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        if (!has_keyword(parsed, defaults[i][0])) {
+            keys[n] = defaults[i][0];
+            vals[n] = defaults[i][1];
+            n++;
+        }
+    }
+    keys[n] = NULL;
+    vals[n] = NULL;
+    PQconninfoFree(parsed);
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c)
+        util_fatal("out of memory (PQconnectdbParams)");
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+        size_t len = strlen(msg);
+        while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+            msg[--len] = '\0';
+        err_set(e, 503, "database_unavailable", "database unavailable: %s", msg);
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
+}
+
+char *db_redact_url(const char *url)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(url, &errmsg);
+    PQfreemem(errmsg);
+    if (!parsed)
+        return util_strdup("<unparseable>");
+    char out[1024];
+    size_t len = 0;
+    out[0] = '\0';
+    for (PQconninfoOption *o = parsed; o->keyword; o++) {
+        if (!o->val || !o->val[0])
+            continue;
+        bool secret = strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0;
+        int w = snprintf(out + len, sizeof out - len, "%s%s=%s", len ? " " : "", o->keyword,
+                         secret ? "<redacted>" : o->val);
+        if (w < 0 || (size_t)w >= sizeof out - len)
+            break;
+        len += (size_t)w;
+    }
+    PQconninfoFree(parsed);
+    return util_strdup(out);
+}
+
+/* ------------------------------------------------------------------ pool */
+
+struct db_pool {
+    char *url;
+    size_t size;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    PGconn **idle;
+    size_t nidle;
+    size_t in_use;
+    unsigned long long waits;
+};
+
+struct db_pool *db_pool_new(const char *url, size_t size)
+{
+    struct db_pool *p = util_calloc(1, sizeof *p);
+    p->url = util_strdup(url);
+    p->size = size;
+    p->idle = util_calloc(size, sizeof *p->idle);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->freed, &ca);
+    pthread_condattr_destroy(&ca);
+    return p;
+}
+
+void db_pool_free(struct db_pool *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nidle; i++)
+        PQfinish(p->idle[i]);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->freed);
+    if (p->url) {
+        memset(p->url, 0, strlen(p->url));
+        free(p->url);
+    }
+    free(p->idle);
+    free(p);
+}
+
+PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e)
+{
+    long long deadline = util_mono_ms() + wait_ms;
+    pthread_mutex_lock(&p->lock);
+    bool waited = false;
+    while (p->nidle == 0 && p->in_use >= p->size) {
+        if (!waited) {
+            p->waits++;
+            waited = true;
+        }
+        long long left = deadline - util_mono_ms();
+        if (left <= 0) {
+            pthread_mutex_unlock(&p->lock);
+            err_set(e, 503, "database_unavailable",
+                    "all %zu database connections are busy (DB_POOL_SIZE)", p->size);
+            return NULL;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(left / 1000);
+        ts.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+    }
+    PGconn *c = NULL;
+    if (p->nidle > 0)
+        c = p->idle[--p->nidle];
+    p->in_use++;
+    pthread_mutex_unlock(&p->lock);
+
+    if (c && PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        c = NULL;
+    }
+    if (!c) {
+        c = db_connect(p->url, e);
+        if (!c) {
+            pthread_mutex_lock(&p->lock);
+            p->in_use--;
+            pthread_cond_signal(&p->freed);
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void db_pool_release(struct db_pool *p, PGconn *c)
+{
+    if (c) {
+        /* Drain anything left (a query abandoned mid-way). */
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL)
+            PQclear(r);
+        if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+            db_rollback(c);
+            if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+                PQfinish(c);
+                c = NULL;
+            }
+        }
+        if (c && PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            c = NULL;
+        }
+    }
+    pthread_mutex_lock(&p->lock);
+    p->in_use--;
+    if (c)
+        p->idle[p->nidle++] = c;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void db_pool_stats(struct db_pool *p, size_t *in_use, size_t *idle, unsigned long long *waits)
+{
+    pthread_mutex_lock(&p->lock);
+    if (in_use)
+        *in_use = p->in_use;
+    if (idle)
+        *idle = p->nidle;
+    if (waits)
+        *waits = p->waits;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* ------------------------------------------------------------------ statements */
+
+bool db_is_broken(PGconn *c)
+{
+    return !c || PQstatus(c) != CONNECTION_OK;
+}
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+void db_classify(PGconn *c, const PGresult *res, struct err *e)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", primary ? primary : (c ? PQerrorMessage(c) : "no connection"));
+    trim(msg);
+    if (db_is_broken(c) || !state) {
+        err_set(e, 503, "database_unavailable", "database unavailable: %s", msg);
+        return;
+    }
+    if (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0) {
+        err_set(e, 503, "timeout", "database statement timed out: %s", msg);
+        return;
+    }
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+        strncmp(state, "57P", 3) == 0 || strcmp(state, "40001") == 0 ||
+        strcmp(state, "40P01") == 0 || strcmp(state, "25006") == 0) {
+        err_set(e, 503, "database_unavailable", "database unavailable: %s", msg);
+        return;
+    }
+    err_set(e, 500, "internal_error", "database error %s: %s", state, msg);
+}
+
+PGresult *db_query(PGconn *c, const char *sql, int nparams, const char *const *params,
+                   struct err *e)
+{
+    PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    db_classify(c, res, e);
+    PQclear(res);
+    return NULL;
+}
+
+int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, struct err *e)
+{
+    PGresult *res = db_query(c, sql, nparams, params, e);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+static int exec_simple(PGconn *c, const char *sql, struct err *e)
+{
+    PGresult *res = PQexec(c, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        PQclear(res);
+        return 0;
+    }
+    db_classify(c, res, e);
+    PQclear(res);
+    return -1;
+}
+
+int db_begin(PGconn *c, long long timeout_ms, struct err *e)
+{
+    char sql[160];
+    util_fmt(sql, sizeof sql,
+             "BEGIN; SET LOCAL statement_timeout = %lld; SET LOCAL lock_timeout = %lld", timeout_ms,
+             timeout_ms);
+    return exec_simple(c, sql, e);
+}
+
+int db_commit(PGconn *c, struct err *e)
+{
+    return exec_simple(c, "COMMIT", e);
+}
+
+void db_rollback(PGconn *c)
+{
+    if (!c || PQstatus(c) != CONNECTION_OK)
+        return;
+    PGresult *res = PQexec(c, "ROLLBACK");
+    PQclear(res);
+}

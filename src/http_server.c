@@ -1,0 +1,796 @@
+/* http_server: libmicrohttpd glue. Everything about libmicrohttpd's call protocol is in this
+ * file (see doc/examples/largepost.c upstream for the protocol): the access callback is
+ * called once with the headers, once per body chunk, once when the body is complete, and once
+ * more after a suspended connection is resumed; the completion callback frees the request. */
+#include "jobsd/http.h"
+#include "jobsd/buf.h"
+#include "jobsd/internal_key.h"
+#include "jobsd/log.h"
+#include "jobsd/util.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_RESPONSE_HEADERS 12
+#define JSON_CTYPE           "application/json; charset=utf-8"
+#define UNAUTHORIZED_MESSAGE "missing or invalid credentials"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_server_config cfg;
+    unsigned port;
+    atomic_size_t suspended;
+};
+
+struct header_kv {
+    char *name;
+    char *value;
+};
+
+struct http_request {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    long long start_mono;
+    char method[16];
+    char *path;
+    struct router_match match;
+    enum router_result route_result;
+    char request_id[65];
+    char remote[64];
+    long long content_length; /* -1 = none (chunked or no body) */
+    bool chunked;
+    bool dispatched;
+    struct buf body;
+    json_t *json;
+    struct http_auth auth;
+
+    pthread_mutex_t lock;
+    bool suspended;
+    bool has_response;
+    bool queued;
+    unsigned status;
+    char *resp_body;
+    size_t resp_len;
+    const char *resp_ctype;
+    struct header_kv hdrs[MAX_RESPONSE_HEADERS];
+    size_t nhdrs;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+char *http_json_dump(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (!s)
+        util_fatal("out of memory (json_dumps)");
+    return s;
+}
+
+json_t *http_error_body(const char *code, const char *message, const char *request_id,
+                        const char *job_id)
+{
+    json_t *body = json_pack("{s:b, s:{s:s, s:s}, s:s}", "success", 0, "error", "code", code,
+                             "message", message, "requestId", request_id ? request_id : "");
+    if (!body)
+        util_fatal("out of memory (json_pack)");
+    if (job_id)
+        json_object_set_new(body, "jobLogId", json_string(job_id));
+    return body;
+}
+
+static const char *header_value(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+struct header_scan {
+    size_t content_length_count;
+    const char *content_length;
+    bool content_length_conflict;
+    size_t te_count;
+    const char *te;
+    size_t key_count;
+    const char *key;
+    size_t key_len;
+    size_t authorization_count;
+    const char *authorization;
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)key_size;
+    (void)value_size;
+    struct header_scan *h = cls;
+    if (!key)
+        return MHD_YES;
+    if (util_strcaseeq(key, "Content-Length")) {
+        if (h->content_length_count++ && h->content_length &&
+            strcmp(h->content_length, value ? value : "") != 0)
+            h->content_length_conflict = true;
+        if (!h->content_length)
+            h->content_length = value ? value : "";
+    } else if (util_strcaseeq(key, "Transfer-Encoding")) {
+        h->te_count++;
+        if (!h->te)
+            h->te = value ? value : "";
+    } else if (util_strcaseeq(key, "X-Internal-Key")) {
+        h->key_count++;
+        if (!h->key) {
+            h->key = value ? value : "";
+            h->key_len = value ? value_size : 0;
+        }
+    } else if (util_strcaseeq(key, "Authorization")) {
+        h->authorization_count++;
+        if (!h->authorization)
+            h->authorization = value ? value : "";
+    }
+    return MHD_YES;
+}
+
+/* ------------------------------------------------------------------ responding */
+
+void http_add_header(struct http_request *r, const char *name, const char *value)
+{
+    if (r->nhdrs >= MAX_RESPONSE_HEADERS)
+        util_fatal("too many response headers");
+    r->hdrs[r->nhdrs].name = util_strdup(name);
+    r->hdrs[r->nhdrs].value = util_strdup(value);
+    r->nhdrs++;
+}
+
+/* Sets the response and, when the connection is parked, wakes it. Any thread. */
+static void set_response(struct http_request *r, unsigned status, char *body, size_t len,
+                         const char *ctype)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->has_response) {
+        pthread_mutex_unlock(&r->lock);
+        free(body);
+        log_event(LOG_ERROR, "bug: second response for one request", "requestId", r->request_id,
+                  NULL);
+        return;
+    }
+    r->status = status;
+    r->resp_body = body;
+    r->resp_len = len;
+    r->resp_ctype = ctype;
+    r->has_response = true;
+    bool resume = r->suspended;
+    r->suspended = false;
+    pthread_mutex_unlock(&r->lock);
+    if (resume) {
+        atomic_fetch_sub(&r->srv->suspended, 1);
+        MHD_resume_connection(r->conn);
+    }
+}
+
+void http_respond_json(struct http_request *r, unsigned status, json_t *body)
+{
+    char *s = http_json_dump(body);
+    json_decref(body);
+    set_response(r, status, s, strlen(s), JSON_CTYPE);
+}
+
+void http_respond_text(struct http_request *r, unsigned status, const char *content_type,
+                       const char *text)
+{
+    char *s = util_strdup(text);
+    set_response(r, status, s, strlen(s), content_type);
+}
+
+void http_respond_err(struct http_request *r, const struct err *e, const char *job_id)
+{
+    unsigned status = e && e->http_status ? (unsigned)e->http_status : 500;
+    const char *code = e && e->code[0] ? e->code : "internal_error";
+    const char *msg = e && e->message[0] ? e->message : "internal error";
+    if (status == 503) {
+        char ra[16];
+        util_fmt(ra, sizeof ra, "%d", e && e->retry_after > 0 ? e->retry_after : 5);
+        http_add_header(r, "Retry-After", ra);
+    }
+    http_respond_json(r, status, http_error_body(code, msg, r->request_id, job_id));
+}
+
+void http_respond_error(struct http_request *r, unsigned status, const char *code, const char *fmt,
+                        ...)
+{
+    struct err e;
+    err_clear(&e);
+    e.http_status = (int)status;
+    snprintf(e.code, sizeof e.code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    http_respond_err(r, &e, NULL);
+}
+
+void http_suspend(struct http_request *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (!r->has_response && !r->suspended) {
+        r->suspended = true;
+        atomic_fetch_add(&r->srv->suspended, 1);
+        MHD_suspend_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static enum MHD_Result queue(struct http_request *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    r->resp_body = NULL; /* owned by libmicrohttpd now */
+    MHD_add_response_header(resp, "Content-Type", r->resp_ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    for (size_t i = 0; i < r->nhdrs; i++)
+        MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+    enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
+    MHD_destroy_response(resp);
+    r->queued = true;
+    return ret;
+}
+
+/* ------------------------------------------------------------------ request accessors */
+
+const char *http_request_method(const struct http_request *r)
+{
+    return r->method;
+}
+const char *http_request_path(const struct http_request *r)
+{
+    return r->path;
+}
+const char *http_request_param(const struct http_request *r)
+{
+    return r->match.param;
+}
+const char *http_request_id(const struct http_request *r)
+{
+    return r->request_id;
+}
+const char *http_request_user_agent(const struct http_request *r)
+{
+    return header_value(r->conn, "User-Agent");
+}
+const char *http_request_header(const struct http_request *r, const char *name)
+{
+    return header_value(r->conn, name);
+}
+json_t *http_request_json(const struct http_request *r)
+{
+    return r->json;
+}
+const struct http_auth *http_request_auth(const struct http_request *r)
+{
+    return &r->auth;
+}
+const struct route *http_request_route(const struct http_request *r)
+{
+    return r->match.route;
+}
+
+struct each_header_ctx {
+    const char *name;
+    bool (*fn)(void *ctx, const char *value);
+    void *ctx;
+    bool stop;
+};
+
+static enum MHD_Result each_header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)key_size;
+    (void)value_size;
+    struct each_header_ctx *c = cls;
+    if (c->stop || !key || !util_strcaseeq(key, c->name))
+        return MHD_YES;
+    if (!c->fn(c->ctx, value ? value : ""))
+        c->stop = true;
+    return MHD_YES;
+}
+
+void http_request_each_header(const struct http_request *r, const char *name,
+                              bool (*fn)(void *ctx, const char *value), void *ctx)
+{
+    struct each_header_ctx c = {name, fn, ctx, false};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, each_header_cb, &c);
+}
+
+struct query_ctx {
+    const char *name;
+    size_t count;
+    const char *first;
+    bool (*fn)(void *ctx, const char *key, const char *value);
+    void *ctx;
+    bool stop;
+};
+
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    struct query_ctx *q = cls;
+    if (!key)
+        return MHD_YES;
+    if (q->fn) {
+        if (!q->stop && !q->fn(q->ctx, key, value ? value : ""))
+            q->stop = true;
+        return MHD_YES;
+    }
+    if (strcmp(key, q->name) == 0) {
+        if (q->count++ == 0)
+            q->first = value ? value : "";
+    }
+    return MHD_YES;
+}
+
+const char *http_request_query(const struct http_request *r, const char *name, size_t *count)
+{
+    struct query_ctx q = {name, 0, NULL, NULL, NULL, false};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &q);
+    if (count)
+        *count = q.count;
+    return q.first;
+}
+
+void http_request_each_query(const struct http_request *r,
+                             bool (*fn)(void *ctx, const char *key, const char *value), void *ctx)
+{
+    struct query_ctx q = {NULL, 0, NULL, fn, ctx, false};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &q);
+}
+
+/* ------------------------------------------------------------------ the checks */
+
+static bool is_json_media_type(const char *ctype)
+{
+    if (!ctype)
+        return false;
+    while (*ctype == ' ' || *ctype == '\t')
+        ctype++;
+    size_t n = strcspn(ctype, ";");
+    while (n > 0 && (ctype[n - 1] == ' ' || ctype[n - 1] == '\t'))
+        n--;
+    static const char want[] = "application/json";
+    if (n != sizeof want - 1)
+        return false;
+    char tmp[sizeof want];
+    memcpy(tmp, ctype, n);
+    tmp[n] = '\0';
+    return util_strcaseeq(tmp, want);
+}
+
+static void reject_unauthorized(struct http_request *r, const char *reason, bool bearer)
+{
+    if (r->match.route && r->match.route->job_route)
+        log_event(LOG_WARN, LOG_JOB_TAG "rejected unauthenticated request", "method", r->method,
+                  "path", r->path, "reason", reason, "remote", r->remote, "requestId",
+                  r->request_id, NULL);
+    if (bearer)
+        http_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    http_respond_error(r, 401, "unauthorized", UNAUTHORIZED_MESSAGE);
+}
+
+static bool check_internal_key(struct http_request *r, const struct header_scan *h,
+                               const char *value, size_t len, size_t count)
+{
+    (void)h;
+    if (count != 1) {
+        reject_unauthorized(r, count == 0 ? "missing" : "repeated", false);
+        return false;
+    }
+    enum internal_key_match m = internal_key_check(r->srv->cfg.key, value, len);
+    if (m == INTERNAL_KEY_NONE) {
+        reject_unauthorized(r, len == 0 ? "empty" : "invalid", false);
+        return false;
+    }
+    r->auth.kind = HTTP_AUTH_INTERNAL;
+    r->auth.key_match = (int)m;
+    if (m == INTERNAL_KEY_PREVIOUS)
+        log_event(LOG_INFO, "authenticated with INTERNAL_JOBS_KEY_PREVIOUS", "path", r->path,
+                  "requestId", r->request_id, NULL);
+    return true;
+}
+
+/* Splits "Bearer <token>" (scheme case-insensitive). */
+static const char *bearer_token(const char *authorization)
+{
+    if (!authorization || strlen(authorization) < 7)
+        return NULL;
+    char scheme[7];
+    memcpy(scheme, authorization, 6);
+    scheme[6] = '\0';
+    if (!util_strcaseeq(scheme, "Bearer") || authorization[6] != ' ')
+        return NULL;
+    const char *t = authorization + 7;
+    while (*t == ' ')
+        t++;
+    return *t ? t : NULL;
+}
+
+static bool check_jwt(struct http_request *r, const struct header_scan *h)
+{
+    const struct http_server_config *cfg = &r->srv->cfg;
+    if (!cfg->jwt_verify) {
+        http_respond_error(r, 503, "jwt_not_configured",
+                           "JWT authentication is not configured on this server (JWT_SECRET)");
+        return false;
+    }
+    const char *token = h->authorization_count == 1 ? bearer_token(h->authorization) : NULL;
+    if (!token) {
+        reject_unauthorized(r, h->authorization_count ? "malformed" : "missing", true);
+        return false;
+    }
+    struct err e;
+    err_clear(&e);
+    if (cfg->jwt_verify(cfg->jwt_ctx, token, &r->auth, &e) != 0) {
+        if (e.http_status == 401 || e.http_status == 0) {
+            log_event(LOG_INFO, "rejected token", "path", r->path, "reason", e.message, "requestId",
+                      r->request_id, NULL);
+            reject_unauthorized(r, "invalid_token", true);
+        } else {
+            http_respond_err(r, &e, NULL);
+        }
+        return false;
+    }
+    r->auth.kind = HTTP_AUTH_JWT;
+    return true;
+}
+
+static bool authenticate(struct http_request *r, const struct header_scan *h)
+{
+    switch (r->match.route->guard) {
+    case GUARD_NONE:
+        return true;
+    case GUARD_INTERNAL:
+        return check_internal_key(r, h, h->key, h->key_len, h->key_count);
+    case GUARD_INTERNAL_OR_JWT:
+        if (h->key_count > 0)
+            return check_internal_key(r, h, h->key, h->key_len, h->key_count);
+        return check_jwt(r, h);
+    case GUARD_JWT:
+        return check_jwt(r, h);
+    case GUARD_METRICS:
+        if (h->key_count > 0)
+            return check_internal_key(r, h, h->key, h->key_len, h->key_count);
+        {
+            const char *t = h->authorization_count == 1 ? bearer_token(h->authorization) : NULL;
+            return check_internal_key(r, h, t, t ? strlen(t) : 0, t ? 1 : 0);
+        }
+    }
+    return false;
+}
+
+/* Everything decided from the request line and headers, before any body byte is read.
+ * Leaves a response set when the request is refused. */
+static void first_call_checks(struct http_request *r)
+{
+    struct http_server *s = r->srv;
+    r->route_result = router_match(s->cfg.routes, s->cfg.nroutes, r->method, r->path, &r->match);
+    if (r->route_result == ROUTER_NOT_FOUND) {
+        http_respond_error(r, 404, "not_found", "no route for %s %.200s", r->method, r->path);
+        return;
+    }
+    if (r->route_result == ROUTER_METHOD_NOT_ALLOWED) {
+        http_add_header(r, "Allow", r->match.allow);
+        http_respond_error(r, 405, "method_not_allowed",
+                           "%s is not allowed on %.200s (allowed: %s)", r->method, r->path,
+                           r->match.allow);
+        return;
+    }
+    struct header_scan h;
+    memset(&h, 0, sizeof h);
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    if (h.content_length_count > 1) {
+        http_respond_error(r, 400, "bad_framing",
+                           h.content_length_conflict ? "conflicting Content-Length headers"
+                                                     : "duplicate Content-Length headers");
+        return;
+    }
+    if (h.te_count > 0 && h.content_length_count > 0) {
+        http_respond_error(r, 400, "bad_framing",
+                           "Transfer-Encoding and Content-Length must not both be sent");
+        return;
+    }
+    if (h.te_count > 1 || (h.te_count == 1 && !util_strcaseeq(h.te, "chunked"))) {
+        http_respond_error(r, 400, "bad_framing",
+                           "Transfer-Encoding must be chunked when it is sent");
+        return;
+    }
+    r->chunked = h.te_count == 1;
+    r->content_length = -1;
+    if (h.content_length_count == 1) {
+        long long n;
+        if (!util_parse_i64(h.content_length, 0, (long long)1 << 62, &n)) {
+            http_respond_error(r, 400, "bad_framing", "Content-Length is not a valid length");
+            return;
+        }
+        r->content_length = n;
+    }
+    if (!authenticate(r, &h))
+        return;
+    if (r->content_length > (long long)s->cfg.max_body_bytes) {
+        http_respond_error(
+            r, 413, "body_too_large",
+            "request body of %lld bytes exceeds the limit of %zu bytes (MAX_BODY_BYTES)",
+            r->content_length, s->cfg.max_body_bytes);
+        return;
+    }
+    if (r->match.route->takes_body && r->content_length > 0 &&
+        !is_json_media_type(header_value(r->conn, "Content-Type"))) {
+        http_respond_error(r, 415, "unsupported_media_type",
+                           "Content-Type must be application/json");
+        return;
+    }
+}
+
+/* The body is complete: media type of a chunked body, JSON parsing, then the handler. */
+static void dispatch(struct http_request *r)
+{
+    const struct route *rt = r->match.route;
+    if (rt->takes_body) {
+        if (r->body.len == 0) {
+            r->json = json_object();
+        } else {
+            if (!is_json_media_type(header_value(r->conn, "Content-Type"))) {
+                http_respond_error(r, 415, "unsupported_media_type",
+                                   "Content-Type must be application/json");
+                return;
+            }
+            json_error_t jerr;
+            r->json = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+            if (!r->json) {
+                http_respond_error(r, 400, "invalid_json", "invalid JSON at line %d, column %d: %s",
+                                   jerr.line, jerr.column, jerr.text);
+                return;
+            }
+        }
+    }
+    rt->handler(r->srv->cfg.app, r);
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+static void client_address(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+}
+
+static struct http_request *request_new(struct http_server *s, struct MHD_Connection *c,
+                                        const char *url, const char *method)
+{
+    struct http_request *r = util_calloc(1, sizeof *r);
+    r->srv = s;
+    r->conn = c;
+    r->start_mono = util_mono_ms();
+    snprintf(r->method, sizeof r->method, "%s", method);
+    r->path = util_strdup(url);
+    pthread_mutex_init(&r->lock, NULL);
+    buf_init(&r->body, s->cfg.max_body_bytes);
+    const char *rid = header_value(c, "X-Request-Id");
+    if (util_is_request_id(rid))
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else
+        util_uuid_v4(r->request_id);
+    client_address(c, r->remote, sizeof r->remote);
+    return r;
+}
+
+static void request_free(struct http_request *r)
+{
+    buf_free(&r->body);
+    json_decref(r->json);
+    free(r->resp_body);
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        free(r->hdrs[i].name);
+        free(r->hdrs[i].value);
+    }
+    free(r->path);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *data,
+                                 size_t *size, void **con_cls)
+{
+    (void)version;
+    struct http_server *s = cls;
+    struct http_request *r = *con_cls;
+    if (!r) {
+        r = request_new(s, conn, url, method);
+        *con_cls = r;
+        first_call_checks(r);
+        if (r->has_response)
+            return queue(r);
+        return MHD_YES;
+    }
+    if (*size > 0) {
+        if (!buf_append(&r->body, data, *size)) {
+            /* Only a chunked body gets here (a declared length was checked): libmicrohttpd
+             * 0.9.75 cannot answer 413 once reading started, so the connection is closed. */
+            log_event(LOG_WARN, "chunked request body over MAX_BODY_BYTES: connection closed",
+                      "path", r->path, "remote", r->remote, "requestId", r->request_id, NULL);
+            r->status = 413;
+            return MHD_NO;
+        }
+        *size = 0;
+        return MHD_YES;
+    }
+    if (!r->dispatched) {
+        r->dispatched = true;
+        dispatch(r);
+    }
+    pthread_mutex_lock(&r->lock);
+    bool ready = r->has_response && !r->queued;
+    bool parked = r->suspended;
+    pthread_mutex_unlock(&r->lock);
+    if (ready)
+        return queue(r);
+    if (parked)
+        return MHD_YES;
+    if (r->queued)
+        return MHD_YES;
+    log_event(LOG_ERROR, "bug: handler returned without answering", "path", r->path, "requestId",
+              r->request_id, NULL);
+    http_respond_error(r, 500, "internal_error", "internal error");
+    return queue(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    struct http_request *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    char status[8], dur[24];
+    util_fmt(status, sizeof status, "%u", r->status);
+    util_fmt(dur, sizeof dur, "%lld", util_mono_ms() - r->start_mono);
+    const char *ua = header_value(conn, "User-Agent");
+    bool job = r->match.route && r->match.route->job_route;
+    log_event(LOG_INFO, job ? LOG_JOB_TAG "request" : "request", "method", r->method, "path",
+              r->path, "status", status, "durationMs", dur, "remote", r->remote, "userAgent",
+              ua ? ua : "", "requestId", r->request_id, "completed",
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted", NULL);
+    request_free(r);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_event(LOG_DEBUG, "libmicrohttpd", "detail", msg, NULL);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+struct http_server *http_server_start(const struct http_server_config *cfg, struct err *e)
+{
+    struct http_server *s = util_calloc(1, sizeof *s);
+    s->cfg = *cfg;
+    atomic_init(&s->suspended, 0);
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&ss;
+    if (inet_pton(AF_INET, cfg->bind_address, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, cfg->bind_address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        free(s);
+        err_set(e, 500, "internal_error", "BIND_ADDRESS %s is not an IP address",
+                cfg->bind_address);
+        return NULL;
+    }
+
+    struct MHD_OptionItem opts[16];
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)cfg->connection_timeout_seconds, NULL};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                        (intptr_t)cfg->per_ip_connections, NULL};
+    /* 64 KiB per connection bounds request line + headers (40 KB of headers → 431). */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)65536, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, (intptr_t)1024, NULL};
+    if (cfg->threads > 1)
+        opts[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!s->daemon) {
+        free(s);
+        err_set(e, 500, "internal_error", "cannot listen on %s:%u (address in use?)",
+                cfg->bind_address, cfg->port);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : cfg->port;
+    return s;
+}
+
+unsigned http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    if (s && s->daemon) {
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+}
+
+size_t http_server_suspended(const struct http_server *s)
+{
+    return atomic_load(&s->suspended);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    if (s->daemon) {
+        /* Resumed connections need a moment to send their answers. */
+        long long deadline = util_mono_ms() + 2000;
+        for (;;) {
+            const union MHD_DaemonInfo *info =
+                MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+            if (!info || info->num_connections == 0 || util_mono_ms() > deadline)
+                break;
+            if (atomic_load(&s->suspended) > 0)
+                break;
+            util_sleep_ms(20, NULL);
+        }
+        MHD_stop_daemon(s->daemon);
+    }
+    free(s);
+}

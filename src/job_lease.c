@@ -1,0 +1,225 @@
+/* job_lease: see job_lease.h. */
+#include "jobsd/job_lease.h"
+#include "jobsd/db.h"
+#include "jobsd/job.h"
+#include "jobsd/job_store.h"
+#include "jobsd/log.h"
+#include "jobsd/util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct entry {
+    char id[JOB_ID_LEN];
+    char worker[JOB_WORKER_ID_MAX];
+    bool lost;
+};
+
+struct job_lease {
+    char *url;
+    long long lease_ms;
+    long long max_attempts;
+    bool reap;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    unsigned long long kicks_requested, kicks_done;
+    struct entry *entries;
+    size_t n, cap;
+};
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, long long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, m, &ts);
+}
+
+static void heartbeat(struct job_lease *l, PGconn *c)
+{
+    pthread_mutex_lock(&l->lock);
+    size_t n = l->n;
+    struct entry *copy = util_calloc(n ? n : 1, sizeof *copy);
+    if (n)
+        memcpy(copy, l->entries, n * sizeof *copy);
+    pthread_mutex_unlock(&l->lock);
+    if (n == 0) {
+        free(copy);
+        return;
+    }
+    const char **ids = util_calloc(n, sizeof *ids);
+    const char **workers = util_calloc(n, sizeof *workers);
+    bool *lost = util_calloc(n, sizeof *lost);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = copy[i].id;
+        workers[i] = copy[i].worker;
+    }
+    struct err e;
+    err_clear(&e);
+    if (job_store_heartbeat(c, ids, workers, n, lost, &e) == 0) {
+        pthread_mutex_lock(&l->lock);
+        for (size_t i = 0; i < n; i++) {
+            if (!lost[i])
+                continue;
+            for (size_t j = 0; j < l->n; j++)
+                if (strcmp(l->entries[j].id, ids[i]) == 0 && !l->entries[j].lost) {
+                    l->entries[j].lost = true;
+                    log_event(LOG_WARN, LOG_JOB_TAG "lease lost", "jobLogId", ids[i], "workerId",
+                              workers[i], NULL);
+                }
+        }
+        pthread_mutex_unlock(&l->lock);
+    } else {
+        log_event(LOG_WARN, "lease renewal failed", "error", e.message, NULL);
+    }
+    free(ids);
+    free(workers);
+    free(lost);
+    free(copy);
+}
+
+static void *run(void *arg)
+{
+    struct job_lease *l = arg;
+    PGconn *c = NULL;
+    long long next_reap = 0; /* reap at once */
+    long long backoff = 500;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stop) {
+        unsigned long long kick = l->kicks_requested;
+        pthread_mutex_unlock(&l->lock);
+        if (!c || db_is_broken(c)) {
+            if (c)
+                PQfinish(c);
+            struct err e;
+            err_clear(&e);
+            c = db_connect(l->url, &e);
+            if (!c) {
+                log_event(LOG_WARN, "lease keeper cannot reach the database", "error", e.message,
+                          NULL);
+                pthread_mutex_lock(&l->lock);
+                if (!l->stop)
+                    timed_wait(&l->cond, &l->lock, backoff);
+                backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                continue;
+            }
+            backoff = 500;
+        }
+        heartbeat(l, c);
+        if (l->reap && util_mono_ms() >= next_reap) {
+            struct err e;
+            err_clear(&e);
+            if (job_store_reap(c, l->lease_ms / 1000, l->max_attempts, &e) < 0)
+                log_event(LOG_WARN, "reaper failed", "error", e.message, NULL);
+            next_reap = util_mono_ms() + l->lease_ms;
+        }
+        pthread_mutex_lock(&l->lock);
+        l->kicks_done = kick;
+        pthread_cond_broadcast(&l->cond);
+        if (!l->stop && l->kicks_requested == kick)
+            timed_wait(&l->cond, &l->lock, l->lease_ms / 3);
+    }
+    l->kicks_done = l->kicks_requested;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    if (c)
+        PQfinish(c);
+    return NULL;
+}
+
+struct job_lease *job_lease_start(const char *db_url, long long lease_seconds,
+                                  long long max_attempts, bool reap)
+{
+    struct job_lease *l = util_calloc(1, sizeof *l);
+    l->url = util_strdup(db_url);
+    l->lease_ms = lease_seconds * 1000;
+    l->max_attempts = max_attempts;
+    l->reap = reap;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&l->thread, NULL, run, l) != 0)
+        util_fatal("cannot start the lease thread");
+    return l;
+}
+
+void job_lease_add(struct job_lease *l, const char *id, const char *worker_id)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct entry *e = util_calloc(cap, sizeof *e);
+        if (l->n)
+            memcpy(e, l->entries, l->n * sizeof *e);
+        free(l->entries);
+        l->entries = e;
+        l->cap = cap;
+    }
+    struct entry *e = &l->entries[l->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->id, sizeof e->id, "%s", id);
+    snprintf(e->worker, sizeof e->worker, "%s", worker_id);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void job_lease_remove(struct job_lease *l, const char *id)
+{
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->entries[i].id, id) == 0) {
+            l->entries[i] = l->entries[l->n - 1];
+            l->n--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool job_lease_lost(struct job_lease *l, const char *id)
+{
+    bool lost = false;
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->entries[i].id, id) == 0)
+            lost = l->entries[i].lost;
+    pthread_mutex_unlock(&l->lock);
+    return lost;
+}
+
+void job_lease_kick(struct job_lease *l)
+{
+    pthread_mutex_lock(&l->lock);
+    unsigned long long want = ++l->kicks_requested;
+    pthread_cond_broadcast(&l->cond);
+    while (l->kicks_done < want && !l->stop)
+        timed_wait(&l->cond, &l->lock, 100);
+    pthread_mutex_unlock(&l->lock);
+}
+
+void job_lease_stop(struct job_lease *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->stop = true;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->thread, NULL);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+    free(l->entries);
+    free(l->url);
+    free(l);
+}

@@ -1,0 +1,377 @@
+/* job_store: see job_store.h. Every statement is parameterised; times come from the
+ * database clock (now()/clock_timestamp()), never from the instance. */
+#include "jobsd/job_store.h"
+#include "jobsd/buf.h"
+#include "jobsd/db.h"
+#include "jobsd/log.h"
+#include "jobsd/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+char *job_store_array_literal(const char *const *items, size_t n)
+{
+    struct buf b;
+    buf_init(&b, (size_t)1 << 24);
+    bool ok = buf_append_str(&b, "{");
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = buf_append_str(&b, i ? ",\"" : "\"");
+        for (const char *p = items[i]; ok && *p; p++) {
+            if (*p == '"' || *p == '\\')
+                ok = buf_append(&b, "\\", 1);
+            ok = ok && buf_append(&b, p, 1);
+        }
+        ok = ok && buf_append_str(&b, "\"");
+    }
+    ok = ok && buf_append_str(&b, "}");
+    if (!ok) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
+void job_claim_clear(struct job_claim *c)
+{
+    json_decref(c->params);
+    memset(c, 0, sizeof *c);
+}
+
+static bool parse_status(const char *s, enum job_status *out)
+{
+    return job_status_parse(s, out);
+}
+
+int job_store_enqueue(PGconn *c, const struct job_kind *kind, const struct job_request *req,
+                      const struct job_origin *origin, const char *worker_id,
+                      struct job_enqueued *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_t *meta = json_pack("{s:O, s:s}", "request", req->params, "trigger", origin->trigger);
+    if (!meta)
+        util_fatal("out of memory");
+    if (origin->user_agent)
+        json_object_set_new(meta, "userAgent", json_string(origin->user_agent));
+    if (origin->request_id)
+        json_object_set_new(meta, "requestId", json_string(origin->request_id));
+    char *meta_text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    if (!meta_text)
+        util_fatal("out of memory");
+
+    static const char INSERT_QUEUED[] =
+        "INSERT INTO job_logs (tenant_id, job_type, status, dedupe_key, trigger, metadata) "
+        "VALUES ($1, $2, 'queued', $3, $4, $5::jsonb) "
+        "ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'running') DO NOTHING "
+        "RETURNING id, status";
+    static const char INSERT_RUNNING[] =
+        "INSERT INTO job_logs (tenant_id, job_type, status, dedupe_key, trigger, metadata, "
+        " attempts, worker_id, heartbeat_at, started_at) "
+        "VALUES ($1, $2, 'running', $3, $4, $5::jsonb, 1, $6, now(), now()) "
+        "ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'running') DO NOTHING "
+        "RETURNING id, status";
+    static const char FIND_ACTIVE[] =
+        "SELECT id, status FROM job_logs WHERE dedupe_key = $1 AND status IN ('queued', 'running')";
+
+    const char *tenant = req->tenant_id[0] ? req->tenant_id : NULL;
+    const char *params[] = {tenant,          kind->type, req->dedupe_key,
+                            origin->trigger, meta_text,  worker_id};
+    int rc = -1;
+    /* The winner may finish between our conflict and our read: then try again. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        PGresult *r =
+            db_query(c, worker_id ? INSERT_RUNNING : INSERT_QUEUED, worker_id ? 6 : 5, params, e);
+        if (!r)
+            goto out;
+        if (PQntuples(r) == 1) {
+            snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
+            (void)parse_status(PQgetvalue(r, 0, 1), &out->status);
+            PQclear(r);
+            rc = 0;
+            goto out;
+        }
+        PQclear(r);
+        const char *p1[] = {req->dedupe_key};
+        r = db_query(c, FIND_ACTIVE, 1, p1, e);
+        if (!r)
+            goto out;
+        if (PQntuples(r) == 1) {
+            snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
+            (void)parse_status(PQgetvalue(r, 0, 1), &out->status);
+            out->deduplicated = true;
+            PQclear(r);
+            rc = 0;
+            goto out;
+        }
+        PQclear(r);
+    }
+    err_set(e, 503, "database_unavailable", "could not queue the job: its identity kept changing");
+out:
+    free(meta_text);
+    return rc;
+}
+
+int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    const struct job_kind *const *kinds = job_kinds();
+    const char *types[16];
+    size_t n = 0;
+    for (; kinds[n] && n < 16; n++)
+        types[n] = kinds[n]->type;
+    char *types_lit = job_store_array_literal(types, n);
+    static const char CLAIM[] =
+        "UPDATE job_logs j SET status = 'running', attempts = j.attempts + 1, worker_id = $1, "
+        " heartbeat_at = now(), started_at = now() "
+        "FROM (SELECT id FROM job_logs WHERE status = 'queued' AND job_type = ANY ($2::text[]) "
+        "      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) q "
+        "WHERE j.id = q.id "
+        "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "
+        " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "
+        " coalesce(j.metadata->>'requestId', '')";
+    const char *params[] = {worker_id, types_lit};
+    PGresult *r = db_query(c, CLAIM, 2, params, e);
+    free(types_lit);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
+    out->kind = job_kind_by_type(PQgetvalue(r, 0, 1));
+    snprintf(out->tenant_id, sizeof out->tenant_id, "%s", PQgetvalue(r, 0, 2));
+    out->params = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
+    long long attempts = 0;
+    attempts = util_i64_or(PQgetvalue(r, 0, 4), 0);
+    out->attempts = (int)attempts;
+    snprintf(out->request_id, sizeof out->request_id, "%s", PQgetvalue(r, 0, 5));
+    PQclear(r);
+    if (!out->params)
+        out->params = json_object();
+    return 1;
+}
+
+int job_store_finish_success(PGconn *c, const char *id, const char *worker_id, long long records,
+                             json_t *result, long long *duration_ms, struct err *e)
+{
+    static const char SQL[] =
+        "WITH t AS (SELECT floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
+        "           AS ms, clock_timestamp() AS at FROM job_logs WHERE id = $1) "
+        "UPDATE job_logs j SET status = 'success', completed_at = t.at, duration_ms = t.ms, "
+        " records_processed = $3, error_message = NULL, "
+        " metadata = j.metadata - 'error' || jsonb_build_object('result', "
+        "   $4::jsonb || jsonb_build_object('duration', t.ms)) "
+        "FROM t WHERE j.id = $1 AND j.worker_id = $2 AND j.status = 'running' "
+        "RETURNING t.ms";
+    char recs[24];
+    util_fmt(recs, sizeof recs, "%lld", records);
+    char *text = json_dumps(result, JSON_COMPACT);
+    if (!text)
+        util_fatal("out of memory");
+    const char *params[] = {id, worker_id, recs, text};
+    PGresult *r = db_query(c, SQL, 4, params, e);
+    free(text);
+    if (!r)
+        return -1;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return err_set(e, 503, "interrupted",
+                       "job %s lost its lease while running (another instance took it over)", id);
+    }
+    long long ms = 0;
+    ms = util_i64_or(PQgetvalue(r, 0, 0), 0);
+    if (duration_ms)
+        *duration_ms = ms;
+    PQclear(r);
+    return 0;
+}
+
+int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
+                           const struct err *job_err, struct err *e)
+{
+    static const char SQL[] =
+        "UPDATE job_logs SET status = 'error', completed_at = clock_timestamp(), "
+        " duration_ms = floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint, "
+        " error_message = $3, "
+        " metadata = metadata || jsonb_build_object('error', jsonb_build_object("
+        "   'code', $4::text, 'httpStatus', $5::int, 'message', $3::text)) "
+        "WHERE id = $1 AND worker_id = $2 AND status = 'running'";
+    char status[8];
+    util_fmt(status, sizeof status, "%d", job_err->http_status ? job_err->http_status : 500);
+    const char *params[] = {id, worker_id, job_err->message,
+                            job_err->code[0] ? job_err->code : "internal_error", status};
+    PGresult *r = db_query(c, SQL, 5, params, e);
+    if (!r)
+        return -1;
+    bool mine = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    return mine ? 0 : err_set(e, 503, "interrupted", "job %s is no longer ours", id);
+}
+
+int job_store_requeue(PGconn *c, const char *id, const char *worker_id, const char *reason,
+                      struct err *e)
+{
+    static const char SQL[] =
+        "UPDATE job_logs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
+        " worker_id = NULL, heartbeat_at = NULL, "
+        " metadata = metadata || jsonb_build_object('requeues', "
+        "   coalesce(metadata->'requeues', '[]'::jsonb) || jsonb_build_array(jsonb_build_object("
+        "     'at', " JOB_STORE_TS(
+            "now()") ", 'workerId', worker_id::text, 'reason', $3::text)))"
+                     "WHERE id = $1 AND worker_id = $2 AND status = 'running'";
+    const char *params[] = {id, worker_id, reason};
+    return db_exec(c, SQL, 3, params, e);
+}
+
+int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *workers, size_t n,
+                        bool *lost, struct err *e)
+{
+    if (n == 0)
+        return 0;
+    char *ids_lit = job_store_array_literal(ids, n);
+    char *workers_lit = job_store_array_literal(workers, n);
+    static const char SQL[] = "UPDATE job_logs j SET heartbeat_at = now() "
+                              "FROM unnest($1::uuid[], $2::text[]) AS t(id, w) "
+                              "WHERE j.id = t.id AND j.worker_id = t.w AND j.status = 'running' "
+                              "RETURNING j.id";
+    const char *params[] = {ids_lit, workers_lit};
+    PGresult *r = db_query(c, SQL, 2, params, e);
+    free(ids_lit);
+    free(workers_lit);
+    if (!r)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        lost[i] = true;
+        for (int j = 0; j < PQntuples(r); j++)
+            if (strcmp(PQgetvalue(r, j, 0), ids[i]) == 0)
+                lost[i] = false;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, struct err *e)
+{
+    static const char SQL[] =
+        "WITH expired AS ("
+        "  SELECT id, worker_id AS old_worker, heartbeat_at AS old_heartbeat FROM job_logs "
+        "  WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::int) "
+        "  FOR UPDATE SKIP LOCKED) "
+        "UPDATE job_logs j SET "
+        " status = CASE WHEN j.attempts >= $2::int THEN 'error' ELSE 'queued' END, "
+        " worker_id = NULL, heartbeat_at = NULL, "
+        " completed_at = CASE WHEN j.attempts >= $2::int THEN now() END, "
+        " duration_ms = CASE WHEN j.attempts >= $2::int "
+        "   THEN floor(extract(epoch FROM now() - j.started_at) * 1000)::bigint END, "
+        " error_message = CASE WHEN j.attempts >= $2::int THEN "
+        "   'interrupted: the instance running this job stopped renewing its lease after ' "
+        "   || j.attempts || ' attempt(s)' END, "
+        " metadata = j.metadata || jsonb_build_object('interruptions', "
+        "   coalesce(j.metadata->'interruptions', '[]'::jsonb) || jsonb_build_array("
+        "     jsonb_build_object('at', " JOB_STORE_TS(
+            "now()") ", 'workerId', x.old_worker, "
+                     "       'attempt', j.attempts, 'lastHeartbeatAt', " JOB_STORE_TS(
+                         "x.old_heartbeat") "))) "
+                                            "   || CASE WHEN j.attempts >= $2::int THEN "
+                                            "jsonb_build_object('error', jsonb_build_object("
+                                            "        'code', 'interrupted', 'httpStatus', 503, "
+                                            "'message', "
+                                            "        'interrupted: the instance running this job "
+                                            "stopped renewing its lease after ' "
+                                            "        || j.attempts || ' attempt(s)')) ELSE "
+                                            "'{}'::jsonb END "
+                                            "FROM expired x WHERE j.id = x.id "
+                                            "RETURNING j.id::text, j.status, j.job_type, "
+                                            "coalesce(j.tenant_id::text, ''), j.attempts, "
+                                            " coalesce(x.old_worker, '')";
+    char lease[24], max[24];
+    util_fmt(lease, sizeof lease, "%lld", lease_seconds);
+    util_fmt(max, sizeof max, "%lld", max_attempts);
+    const char *params[] = {lease, max};
+    PGresult *r = db_query(c, SQL, 2, params, e);
+    if (!r)
+        return -1;
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        const struct job_kind *k = job_kind_by_type(PQgetvalue(r, i, 2));
+        bool failed = strcmp(PQgetvalue(r, i, 1), "error") == 0;
+        log_event(failed ? LOG_ERROR : LOG_WARN,
+                  failed ? LOG_JOB_TAG "job interrupted too many times: failed"
+                         : LOG_JOB_TAG "job interrupted: requeued",
+                  "job", k ? k->name : PQgetvalue(r, i, 2), "jobLogId", PQgetvalue(r, i, 0),
+                  "tenantId", PQgetvalue(r, i, 3), "attempts", PQgetvalue(r, i, 4), "lostWorker",
+                  PQgetvalue(r, i, 5), "reason", "lease expired", NULL);
+    }
+    PQclear(r);
+    return n;
+}
+
+json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, struct err *e)
+{
+    char norm[37];
+    if (!util_uuid_normalize(id, norm)) {
+        err_set(e, 404, "job_not_found", "job %.64s does not exist", id);
+        return NULL;
+    }
+    static const char SQL[] =
+        "SELECT " JOB_STORE_JOB_JSON "::text, job_type, "
+        " (metadata->'result')::text, (metadata->'error')::text "
+        "FROM job_logs WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)";
+    const char *params[] = {norm, tenant_id};
+    PGresult *r = db_query(c, SQL, 2, params, e);
+    if (!r)
+        return NULL;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        err_set(e, 404, "job_not_found", "job %s does not exist", norm);
+        return NULL;
+    }
+    json_t *job = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    const struct job_kind *k = job_kind_by_type(PQgetvalue(r, 0, 1));
+    const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
+    /* The job's answer: result when it succeeded, error when it failed. */
+    if (st && strcmp(st, "success") == 0 && !PQgetisnull(r, 0, 2)) {
+        json_t *res = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+        if (res)
+            json_object_set_new(job, "result", k ? k->present(res) : json_incref(res));
+        json_decref(res);
+    }
+    if (st && strcmp(st, "error") == 0 && !PQgetisnull(r, 0, 3)) {
+        json_t *er = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
+        if (er)
+            json_object_set_new(job, "error", er);
+    }
+    PQclear(r);
+    if (!job)
+        err_set(e, 500, "internal_error", "job %s could not be read", norm);
+    return job;
+}
+
+int job_store_poll(PGconn *c, const char *const *ids, size_t n,
+                   void (*fn)(void *ctx, const struct job_state *s), void *ctx, struct err *e)
+{
+    if (n == 0)
+        return 0;
+    char *lit = job_store_array_literal(ids, n);
+    static const char SQL[] =
+        "SELECT id::text, status, job_type, (metadata->'result')::text, (metadata->'error')::text "
+        "FROM job_logs WHERE id = ANY ($1::uuid[])";
+    const char *params[] = {lit};
+    PGresult *r = db_query(c, SQL, 1, params, e);
+    free(lit);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct job_state s;
+        s.id = PQgetvalue(r, i, 0);
+        if (!job_status_parse(PQgetvalue(r, i, 1), &s.status))
+            continue;
+        s.job_type = PQgetvalue(r, i, 2);
+        s.result = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3);
+        s.error = PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4);
+        fn(ctx, &s);
+    }
+    PQclear(r);
+    return 0;
+}
