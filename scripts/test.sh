@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: installs what is missing, checks formatting, builds with warnings
+# as errors under AddressSanitizer + UndefinedBehaviorSanitizer, starts a private PostgreSQL
+# on a free port, runs every test (unit, integration, end-to-end) with ctest, and stops
+# everything on exit, whatever happens.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh -R rebuild      only the tests whose name matches (ctest -R)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/bootstrap.sh
+
+echo "== format check (clang-format)"
+bad=$(find src include tests tools -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run -Werror 2>&1 | grep -o '^[^:]*\.[ch]' | sort -u || true)
+if [ -n "$bad" ]; then
+    echo "not clang-formatted (run: clang-format -i <file>):" >&2
+    echo "$bad" >&2
+    exit 1
+fi
+
+build=build/asan
+echo "== build ($build: -Werror, ASan+UBSan)"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DJOBSD_SANITIZE=ON -DJOBSD_WERROR=ON >/dev/null
+cmake --build "$build" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
+[ -x "$build/jobsd" ] || { echo "build failed" >&2; exit 1; }
+cmake --build "$build" -j "$(nproc)" >/dev/null
+
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-test-pg.XXXXXX")
+cleanup() {
+    status=$?
+    # Any jobsd a failed test left behind (only this build's binary).
+    pkill -KILL -f "^$root/$build/jobsd" 2>/dev/null || true
+    scripts/pg.sh stop "$pgdir" || true
+    rm -rf "$pgdir"
+    exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== private PostgreSQL"
+scripts/pg.sh start "$pgdir"
+# shellcheck disable=SC1091
+. "$pgdir/env"
+export JOBSD_TEST_PG_URL
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
+
+echo "== tests"
+start=$(date +%s)
+ctest --test-dir "$build" --output-on-failure -j 2 --timeout 600 "$@"
+echo "== all tests passed in $(( $(date +%s) - start )) s"

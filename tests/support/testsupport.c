@@ -1,0 +1,725 @@
+/* testsupport: see testsupport.h. Failures here abort the test program with a message: a
+ * broken harness must never look like a passing test. */
+#include "testsupport.h"
+
+#include "jobsd/migrate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "testsupport: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    abort();
+}
+
+long long t_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long long ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool t_wait_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms)
+{
+    long long end = t_now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(ctx))
+            return true;
+        if (t_now_ms() > end)
+            return cond(ctx);
+        sleep_ms(20);
+    }
+}
+
+/* ------------------------------------------------------------------ database */
+
+const char *testdb_admin_url(void)
+{
+    const char *u = getenv("JOBSD_TEST_PG_URL");
+    if (!u || !*u)
+        die("JOBSD_TEST_PG_URL is not set: run the suite with scripts/test.sh (it starts a "
+            "private PostgreSQL)");
+    return u;
+}
+
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+static PGconn *connect_or_die(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        die("cannot connect to %s: %s", url, PQerrorMessage(c));
+    PQsetNoticeProcessor(c, quiet, NULL);
+    return c;
+}
+
+void tdb_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        die("SQL failed: %s\n--- %s", PQerrorMessage(c), sql);
+    PQclear(r);
+}
+
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        die("bad format");
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        die("out of memory");
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+void tdb_execf(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vformat(fmt, ap);
+    va_end(ap);
+    tdb_exec(c, sql);
+    free(sql);
+}
+
+char *tdb_value(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vformat(fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 1)
+        die("expected one value: %s\n--- %s", PQerrorMessage(c), sql);
+    char *v = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    free(sql);
+    return v;
+}
+
+long long tdb_int(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vformat(fmt, ap);
+    va_end(ap);
+    char *v = tdb_value(c, "%s", sql);
+    free(sql);
+    if (!v)
+        die("expected a number, got NULL");
+    long long n = strtoll(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+void testdb_create(struct testdb *db, const char *prefix)
+{
+    memset(db, 0, sizeof *db);
+    PGconn *admin = connect_or_die(testdb_admin_url());
+    PQsetNoticeProcessor(admin, quiet, NULL);
+    unsigned rnd = (unsigned)(t_now_ms() ^ (getpid() << 8)) % 100000u;
+    snprintf(db->name, sizeof db->name, "jt_%.24s_%d_%u", prefix, (int)getpid(), rnd);
+    tdb_execf(admin, "CREATE DATABASE %s", db->name);
+    snprintf(db->url, sizeof db->url, "postgresql://%s@%s:%s/%s", PQuser(admin), PQhost(admin),
+             PQport(admin), db->name);
+    PQfinish(admin);
+    db->conn = connect_or_die(db->url);
+    PQsetNoticeProcessor(db->conn, quiet, NULL);
+    struct err e;
+    err_clear(&e);
+    if (migrate_apply(db->conn, NULL, &e) < 0)
+        die("migrations failed: %s", e.message);
+}
+
+void testdb_drop(struct testdb *db)
+{
+    if (db->conn)
+        PQfinish(db->conn);
+    db->conn = NULL;
+    PGconn *admin = connect_or_die(testdb_admin_url());
+    PQsetNoticeProcessor(admin, quiet, NULL);
+    tdb_execf(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
+    PQfinish(admin);
+}
+
+/* ------------------------------------------------------------------ processes */
+
+const char *jobsd_bin(void)
+{
+    const char *b = getenv("JOBSD_BIN");
+    if (!b || !*b)
+        die("JOBSD_BIN is not set (ctest sets it)");
+    return b;
+}
+
+/* The child's environment: a few inherited variables, then defaults, then overrides. */
+static char **child_env(const char *const *defaults, const char *const *env)
+{
+    static const char *inherit[] = {"PATH",          "HOME",         "TMPDIR", "ASAN_OPTIONS",
+                                    "UBSAN_OPTIONS", "LSAN_OPTIONS", "TZ",     NULL};
+    size_t n = 0, cap = 64;
+    char **out = calloc(cap, sizeof *out);
+    if (!out)
+        die("out of memory");
+    for (size_t i = 0; inherit[i]; i++) {
+        const char *v = getenv(inherit[i]);
+        if (v) {
+            size_t len = strlen(inherit[i]) + strlen(v) + 2;
+            out[n] = malloc(len);
+            snprintf(out[n], len, "%s=%s", inherit[i], v);
+            n++;
+        }
+    }
+    const char *const *lists[] = {defaults, env};
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+            const char *kv = lists[l][i];
+            size_t klen = strcspn(kv, "=");
+            /* Override an earlier entry with the same name. */
+            size_t j;
+            for (j = 0; j < n; j++)
+                if (strncmp(out[j], kv, klen) == 0 && out[j][klen] == '=')
+                    break;
+            if (j < n) {
+                free(out[j]);
+                out[j] = strdup(kv);
+            } else {
+                if (n + 1 >= cap)
+                    die("too many environment variables");
+                out[n++] = strdup(kv);
+            }
+        }
+    }
+    out[n] = NULL;
+    return out;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return strdup("");
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    size_t n;
+    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            s = realloc(s, cap);
+        }
+    }
+    s[len] = '\0';
+    fclose(f);
+    return s;
+}
+
+bool jobsd_log_contains(const struct jobsd_proc *p, const char *text)
+{
+    char *log = read_file(p->log_path);
+    bool found = strstr(log, text) != NULL;
+    free(log);
+    return found;
+}
+
+bool jobsd_start(struct jobsd_proc *p, const char *db_url, const char *const *env)
+{
+    memset(p, 0, sizeof *p);
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(p->log_path, sizeof p->log_path, "%s/jobsd-test-XXXXXX", tmp);
+    int fd = mkstemp(p->log_path);
+    if (fd < 0)
+        die("mkstemp: %s", strerror(errno));
+    char dburl[600];
+    snprintf(dburl, sizeof dburl, "DATABASE_URL=%s", db_url);
+    const char *defaults[] = {dburl,
+                              "INTERNAL_JOBS_KEY=" TEST_KEY,
+                              "PORT=0",
+                              "BIND_ADDRESS=127.0.0.1",
+                              "JOB_LEASE_SECONDS=3",
+                              "SHUTDOWN_GRACE_SECONDS=5",
+                              "HTTP_THREADS=2",
+                              "LOG_LEVEL=debug",
+                              NULL};
+    char **envp = child_env(defaults, env);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        execle(jobsd_bin(), "jobsd", "serve", (char *)NULL, envp);
+        _exit(127);
+    }
+    close(fd);
+    free_env(envp);
+    p->pid = pid;
+    long long end = t_now_ms() + 30000;
+    while (t_now_ms() < end) {
+        char *log = read_file(p->log_path);
+        const char *line = strstr(log, "jobsd listening");
+        const char *port = line ? strstr(line, "port=") : NULL;
+        if (port) {
+            p->port = (unsigned)strtoul(port + 5, NULL, 10);
+            free(log);
+            return true;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "jobsd exited during start-up (status %d); its log:\n%s\n", status,
+                    log);
+            free(log);
+            p->pid = 0;
+            return false;
+        }
+        free(log);
+        sleep_ms(20);
+    }
+    char *log = read_file(p->log_path);
+    fprintf(stderr, "jobsd did not start in 30 s; its log:\n%s\n", log);
+    free(log);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    p->pid = 0;
+    return false;
+}
+
+int jobsd_stop(struct jobsd_proc *p, long long timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    long long end = t_now_ms() + timeout_ms;
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(p->pid, &status, WNOHANG);
+        if (w == p->pid)
+            break;
+        if (t_now_ms() > end) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, NULL, 0);
+            p->pid = 0;
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    p->pid = 0;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0) {
+        char *log = read_file(p->log_path);
+        size_t len = strlen(log);
+        fprintf(stderr, "jobsd exited with %d; end of its log:\n%s\n", code,
+                len > 4000 ? log + len - 4000 : log);
+        free(log);
+    }
+    return code;
+}
+
+void jobsd_kill9(struct jobsd_proc *p)
+{
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}
+
+int jobsd_run(const char *const *argv, const char *const *env, char **out, char **err)
+{
+    int po[2], pe[2];
+    if (pipe(po) != 0 || pipe(pe) != 0)
+        die("pipe: %s", strerror(errno));
+    char **envp = child_env(NULL, env);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(po[1], STDOUT_FILENO);
+        dup2(pe[1], STDERR_FILENO);
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        char **args = calloc(n + 2, sizeof *args);
+        args[0] = (char *)"jobsd";
+        for (size_t i = 0; i < n; i++)
+            args[i + 1] = (char *)argv[i];
+        execve(jobsd_bin(), args, envp);
+        _exit(127);
+    }
+    free_env(envp);
+    close(po[1]);
+    close(pe[1]);
+    char *bufs[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    int fds[2] = {po[0], pe[0]};
+    bool open_[2] = {true, true};
+    while (open_[0] || open_[1]) {
+        struct pollfd pfd[2];
+        nfds_t k = 0;
+        int which[2];
+        for (int i = 0; i < 2; i++)
+            if (open_[i]) {
+                pfd[k].fd = fds[i];
+                pfd[k].events = POLLIN;
+                which[k] = i;
+                k++;
+            }
+        if (poll(pfd, k, 120000) <= 0)
+            break;
+        for (nfds_t j = 0; j < k; j++) {
+            if (!(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            int i = which[j];
+            char chunk[4096];
+            ssize_t r = read(fds[i], chunk, sizeof chunk);
+            if (r <= 0) {
+                open_[i] = false;
+                continue;
+            }
+            bufs[i] = realloc(bufs[i], lens[i] + (size_t)r + 1);
+            memcpy(bufs[i] + lens[i], chunk, (size_t)r);
+            lens[i] += (size_t)r;
+            bufs[i][lens[i]] = '\0';
+        }
+    }
+    close(po[0]);
+    close(pe[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    for (int i = 0; i < 2; i++)
+        if (!bufs[i])
+            bufs[i] = strdup("");
+    if (out)
+        *out = bufs[0];
+    else
+        free(bufs[0]);
+    if (err)
+        *err = bufs[1];
+    else
+        free(bufs[1]);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ------------------------------------------------------------------ raw HTTP */
+
+static int dial(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static const char *find_header(const char *headers, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *p = headers;
+    while (p && *p) {
+        const char *eol = strstr(p, "\r\n");
+        if (!eol)
+            eol = p + strlen(p);
+        if ((size_t)(eol - p) > n && p[n] == ':' && strncasecmp(p, name, n) == 0) {
+            const char *v = p + n + 1;
+            while (*v == ' ')
+                v++;
+            *len = (size_t)(eol - v);
+            return v;
+        }
+        p = *eol ? eol + 2 : eol;
+    }
+    return NULL;
+}
+
+char *th_header(const struct th_response *r, const char *name)
+{
+    size_t len;
+    const char *v = r->headers ? find_header(r->headers, name, &len) : NULL;
+    if (!v)
+        return NULL;
+    char *s = malloc(len + 1);
+    memcpy(s, v, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* Decodes a chunked body in place; returns false when incomplete. */
+static bool dechunk(const char *in, size_t n, char **out, size_t *out_len)
+{
+    size_t pos = 0, len = 0;
+    char *b = malloc(n + 1);
+    for (;;) {
+        const char *eol = memmem(in + pos, n - pos, "\r\n", 2);
+        if (!eol) {
+            free(b);
+            return false;
+        }
+        size_t sz = strtoul(in + pos, NULL, 16);
+        pos = (size_t)(eol - in) + 2;
+        if (sz == 0)
+            break;
+        if (pos + sz + 2 > n) {
+            free(b);
+            return false;
+        }
+        memcpy(b + len, in + pos, sz);
+        len += sz;
+        pos += sz + 2;
+    }
+    b[len] = '\0';
+    *out = b;
+    *out_len = len;
+    return true;
+}
+
+bool th_raw(unsigned port, const char *data, size_t len, struct th_response *r,
+            long long timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    int fd = dial(port);
+    if (fd < 0)
+        return false;
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t w = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* the server may answer and close before reading everything */
+        sent += (size_t)w;
+    }
+    size_t cap = 8192, got = 0;
+    char *buf = malloc(cap);
+    long long end = t_now_ms() + timeout_ms;
+    bool done = false;
+    while (!done) {
+        long long left = end - t_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            break;
+        if (cap - got < 4096) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t n = recv(fd, buf + got, cap - got - 1, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+        const char *hend = strstr(buf, "\r\n\r\n");
+        if (!hend)
+            continue;
+        size_t hlen = (size_t)(hend - buf) + 4;
+        char *headers = strndup(buf, hlen);
+        size_t vlen;
+        const char *cl = find_header(headers, "Content-Length", &vlen);
+        const char *te = find_header(headers, "Transfer-Encoding", &vlen);
+        if (cl) {
+            size_t want = strtoul(cl, NULL, 10);
+            done = got - hlen >= want;
+        } else if (te) {
+            char *tmp;
+            size_t tl;
+            done = dechunk(buf + hlen, got - hlen, &tmp, &tl);
+            if (done)
+                free(tmp);
+        }
+        free(headers);
+    }
+    close(fd);
+    buf[got] = '\0';
+    const char *hend = strstr(buf, "\r\n\r\n");
+    if (!hend || strncmp(buf, "HTTP/1.", 7) != 0) {
+        free(buf);
+        return got == 0 ? false : false;
+    }
+    size_t hlen = (size_t)(hend - buf) + 4;
+    r->status = atoi(buf + 9);
+    r->headers = strndup(buf, hlen);
+    size_t vlen;
+    if (find_header(r->headers, "Transfer-Encoding", &vlen)) {
+        if (!dechunk(buf + hlen, got - hlen, &r->body, &r->body_len)) {
+            r->body = strdup("");
+            r->body_len = 0;
+        }
+    } else {
+        r->body_len = got - hlen;
+        r->body = malloc(r->body_len + 1);
+        memcpy(r->body, buf + hlen, r->body_len);
+        r->body[r->body_len] = '\0';
+    }
+    free(buf);
+    r->json = json_loadb(r->body, r->body_len, 0, NULL);
+    return true;
+}
+
+bool th_request(unsigned port, const char *method, const char *path, const char *extra_headers,
+                const char *body, struct th_response *r)
+{
+    size_t blen = body ? strlen(body) : 0;
+    size_t cap = 1024 + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + blen;
+    char *req = malloc(cap);
+    int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s",
+                     method, path, extra_headers ? extra_headers : "");
+    if (body)
+        n += snprintf(req + n, cap - (size_t)n, "Content-Length: %zu\r\n", blen);
+    n += snprintf(req + n, cap - (size_t)n, "\r\n");
+    if (body) {
+        memcpy(req + n, body, blen);
+        n += (int)blen;
+    }
+    bool ok = th_raw(port, req, (size_t)n, r, 120000);
+    free(req);
+    return ok;
+}
+
+bool th_post_job(unsigned port, const char *path, const char *key, const char *body,
+                 const char *extra_headers, struct th_response *r)
+{
+    char headers[2048];
+    snprintf(headers, sizeof headers, "%s%s%sContent-Type: application/json\r\n%s",
+             key ? "X-Internal-Key: " : "", key ? key : "", key ? "\r\n" : "",
+             extra_headers ? extra_headers : "");
+    return th_request(port, "POST", path, headers, body ? body : "", r);
+}
+
+void th_free(struct th_response *r)
+{
+    free(r->headers);
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+const char *th_error_code(const struct th_response *r)
+{
+    const char *c = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+    return c ? c : "";
+}
+
+/* ------------------------------------------------------------------ fixtures */
+
+void fx_tenant(PGconn *c, const char *id)
+{
+    tdb_execf(c, "INSERT INTO tenants (id, name) VALUES ('%s', 'tenant %s')", id, id);
+}
+
+static char slots[8][40];
+static unsigned slot;
+
+static const char *insert_returning(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        die("fixture insert failed: %s\n--- %s", PQerrorMessage(c), sql);
+    char *s = slots[slot++ % 8];
+    snprintf(s, 40, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return s;
+}
+
+const char *fx_listing(PGconn *c, const char *tenant, const char *external_id, const char *status)
+{
+    const char *p[] = {tenant, external_id, status};
+    return insert_returning(c,
+                            "INSERT INTO listings (tenant_id, external_id, status, title) "
+                            "VALUES ($1, $2, $3, 'listing ' || $2) RETURNING id",
+                            3, p);
+}
+
+const char *fx_order(PGconn *c, const char *tenant, long long external_id, const char *status,
+                     const char *ordered_at)
+{
+    char ext[24];
+    snprintf(ext, sizeof ext, "%lld", external_id);
+    const char *p[] = {tenant, ext, status, ordered_at};
+    return insert_returning(c,
+                            "INSERT INTO orders (tenant_id, external_id, status, ordered_at) "
+                            "VALUES ($1, $2, $3, $4) RETURNING id",
+                            4, p);
+}
+
+void fx_item(PGconn *c, const char *tenant, const char *order_id, const char *listing_id,
+             int quantity, const char *unit_price)
+{
+    char q[16];
+    snprintf(q, sizeof q, "%d", quantity);
+    const char *p[] = {tenant, order_id, listing_id, q, unit_price};
+    PGresult *r =
+        PQexecParams(c,
+                     "INSERT INTO order_items (tenant_id, order_id, listing_id, quantity, "
+                     "unit_price) VALUES ($1, $2, $3, $4, $5)",
+                     5, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("fixture item failed: %s", PQerrorMessage(c));
+    PQclear(r);
+}
+
+void fx_visits(PGconn *c, const char *tenant, const char *listing_id, const char *date, int visits)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", visits);
+    const char *p[] = {tenant, listing_id, date, v};
+    PGresult *r = PQexecParams(c,
+                               "INSERT INTO listing_visits_daily (tenant_id, listing_id, date, "
+                               "visits) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, "
+                               "listing_id, date) DO UPDATE SET visits = EXCLUDED.visits",
+                               4, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("fixture visits failed: %s", PQerrorMessage(c));
+    PQclear(r);
+}
