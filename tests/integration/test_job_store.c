@@ -1,0 +1,356 @@
+/* Integration tests of migrations and job_store (the job_logs queue) on a real PostgreSQL:
+ * single flight across concurrent writers, claiming with SKIP LOCKED, leases, the reaper,
+ * requeues, finishing only while the lease is held. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobsd/db.h"
+#include "jobsd/job_rebuild.h"
+#include "jobsd/job_store.h"
+#include "jobsd/migrate.h"
+#include "testsupport.h"
+
+#define TENANT "7a1d3b52-8d4e-4f00-9c11-000000000001"
+
+static struct testdb db;
+
+static int setup(void **state)
+{
+    (void)state;
+    testdb_create(&db, "jobstore");
+    fx_tenant(db.conn, TENANT);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    testdb_drop(&db);
+    return 0;
+}
+
+static PGconn *conn(void)
+{
+    struct err e;
+    err_clear(&e);
+    PGconn *c = db_connect(db.url, &e);
+    if (!c)
+        fail_msg("connect: %s", e.message);
+    return c;
+}
+
+static void request(struct job_request *r, const char *key)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->tenant_id, sizeof r->tenant_id, "%s", TENANT);
+    snprintf(r->dedupe_key, sizeof r->dedupe_key, "%s", key);
+    r->params =
+        json_pack("{s:s, s:s, s:s}", "tenantId", TENANT, "from", "2024-01-01", "to", "2024-01-31");
+}
+
+static const struct job_origin ORIGIN = {"http", "test-agent", "req-1"};
+
+static void test_migrations(void **state)
+{
+    (void)state;
+    struct err e;
+    err_clear(&e);
+    /* Already applied by testdb_create: re-running applies nothing and stays current. */
+    assert_int_equal(migrate_apply(db.conn, NULL, &e), 0);
+    assert_true(migrate_is_current(db.conn, &e));
+    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM schema_migrations"),
+                     migrate_latest_version());
+    /* A changed checksum stops start-up and fails readiness. */
+    char *sum = tdb_value(db.conn, "SELECT checksum FROM schema_migrations WHERE version = 1");
+    tdb_exec(db.conn, "UPDATE schema_migrations SET checksum = 'x' WHERE version = 1");
+    assert_false(migrate_is_current(db.conn, &e));
+    assert_int_equal(migrate_apply(db.conn, NULL, &e), -1);
+    assert_non_null(strstr(e.message, "0001_init.sql"));
+    tdb_execf(db.conn, "UPDATE schema_migrations SET checksum = '%s' WHERE version = 1", sum);
+    free(sum);
+    /* A newer migration applied by a newer binary is fine. */
+    tdb_exec(db.conn, "INSERT INTO schema_migrations (version, name, checksum) "
+                      "VALUES (9999, '9999_future.sql', 'abc')");
+    err_clear(&e);
+    assert_true(migrate_is_current(db.conn, &e));
+    tdb_exec(db.conn, "DELETE FROM schema_migrations WHERE version = 9999");
+}
+
+static void test_dedupe(void **state)
+{
+    (void)state;
+    PGconn *c = conn();
+    struct err e;
+    err_clear(&e);
+    struct job_request r;
+    request(&r, "metrics_aggregation:" TENANT ":2024-01-01:2024-01-31");
+    struct job_enqueued a, b;
+    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &a, &e), 0);
+    assert_false(a.deduplicated);
+    assert_int_equal(a.status, JOB_QUEUED);
+    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &b, &e), 0);
+    assert_true(b.deduplicated);
+    assert_string_equal(a.id, b.id);
+    /* The CLI's insert-as-running conflicts too, and reports the running job. */
+    struct job_enqueued cli;
+    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, "host:1:cli", &cli, &e),
+                     0);
+    assert_true(cli.deduplicated);
+    assert_string_equal(cli.id, a.id);
+    /* metadata holds the resolved request and the origin. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND "
+                             "metadata->'request'->>'from' = '2024-01-01' AND "
+                             "metadata->>'trigger' = 'http' AND metadata->>'userAgent' = "
+                             "'test-agent' AND metadata->>'requestId' = 'req-1' AND attempts = 0",
+                             a.id),
+                     1);
+    /* Once it finished, the same identity makes a new job. */
+    tdb_execf(db.conn, "UPDATE job_logs SET status = 'success' WHERE id = '%s'", a.id);
+    struct job_enqueued d;
+    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &d, &e), 0);
+    assert_false(d.deduplicated);
+    assert_string_not_equal(d.id, a.id);
+    tdb_execf(db.conn, "UPDATE job_logs SET status = 'success' WHERE id = '%s'", d.id);
+    job_request_clear(&r);
+    PQfinish(c);
+}
+
+struct racer {
+    pthread_barrier_t *barrier;
+    struct job_enqueued out;
+    int rc;
+};
+
+static void *race(void *arg)
+{
+    struct racer *x = arg;
+    PGconn *c = conn();
+    struct job_request r;
+    request(&r, "metrics_aggregation:" TENANT ":2024-02-01:2024-02-29");
+    struct err e;
+    err_clear(&e);
+    pthread_barrier_wait(x->barrier);
+    x->rc = job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &x->out, &e);
+    job_request_clear(&r);
+    PQfinish(c);
+    return NULL;
+}
+
+static void test_concurrent_single_flight(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, N);
+    struct racer racers[N];
+    pthread_t threads[N];
+    memset(racers, 0, sizeof racers);
+    for (int i = 0; i < N; i++) {
+        racers[i].barrier = &barrier;
+        pthread_create(&threads[i], NULL, race, &racers[i]);
+    }
+    int fresh = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(racers[i].rc, 0);
+        fresh += racers[i].out.deduplicated ? 0 : 1;
+        assert_string_equal(racers[i].out.id, racers[0].out.id);
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(fresh, 1);
+    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE dedupe_key = "
+                                      "'metrics_aggregation:" TENANT ":2024-02-01:2024-02-29'"),
+                     1);
+    tdb_exec(db.conn, "UPDATE job_logs SET status = 'success' WHERE status = 'queued'");
+}
+
+static void test_claim_lease_finish(void **state)
+{
+    (void)state;
+    PGconn *a = conn(), *b = conn();
+    struct err e;
+    err_clear(&e);
+    struct job_request r1, r2;
+    request(&r1, "k:claim:1");
+    request(&r2, "k:claim:2");
+    struct job_enqueued j1, j2;
+    assert_int_equal(job_store_enqueue(a, &job_rebuild_kind, &r1, &ORIGIN, NULL, &j1, &e), 0);
+    assert_int_equal(job_store_enqueue(a, &job_rebuild_kind, &r2, &ORIGIN, NULL, &j2, &e), 0);
+    /* Two claimers inside open transactions get different jobs (SKIP LOCKED). */
+    tdb_exec(a, "BEGIN");
+    tdb_exec(b, "BEGIN");
+    struct job_claim ca, cb, cc;
+    assert_int_equal(job_store_claim(a, "host:1:w1", &ca, &e), 1);
+    assert_int_equal(job_store_claim(b, "host:1:w2", &cb, &e), 1);
+    assert_string_not_equal(ca.id, cb.id);
+    tdb_exec(a, "COMMIT");
+    tdb_exec(b, "COMMIT");
+    assert_int_equal(job_store_claim(a, "host:1:w1", &cc, &e), 0);
+    assert_int_equal(ca.attempts, 1);
+    assert_ptr_equal(ca.kind, &job_rebuild_kind);
+    assert_string_equal(json_string_value(json_object_get(ca.params, "from")), "2024-01-01");
+    assert_string_equal(ca.request_id, "req-1");
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = "
+                             "'running' AND worker_id = 'host:1:w1' AND heartbeat_at IS NOT NULL "
+                             "AND started_at IS NOT NULL",
+                             ca.id),
+                     1);
+    /* Heartbeat renews ours, reports a job that is not ours as lost. */
+    const char *ids[] = {ca.id, cb.id};
+    const char *workers[] = {"host:1:w1", "host:1:wrong"};
+    bool lost[2];
+    assert_int_equal(job_store_heartbeat(a, ids, workers, 2, lost, &e), 0);
+    assert_false(lost[0]);
+    assert_true(lost[1]);
+    /* Only the owner can finish. */
+    json_t *res = json_pack("{s:b, s:s}", "success", 1, "jobLogId", ca.id);
+    long long ms = -1;
+    assert_int_equal(job_store_finish_success(a, ca.id, "host:1:other", 5, res, &ms, &e), -1);
+    assert_string_equal(e.code, "interrupted");
+    assert_int_equal(job_store_finish_success(a, ca.id, "host:1:w1", 5, res, &ms, &e), 0);
+    assert_true(ms >= 0);
+    json_decref(res);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = "
+                             "'success' AND records_processed = 5 AND completed_at IS NOT NULL "
+                             "AND (metadata->'result'->>'duration')::bigint = duration_ms",
+                             ca.id),
+                     1);
+    /* A failure is recorded with metadata.error. */
+    struct err jerr;
+    err_set(&jerr, 503, "timeout", "took too long");
+    assert_int_equal(job_store_finish_error(a, cb.id, "host:1:w2", &jerr, &e), 0);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'error' "
+                             "AND error_message = 'took too long' AND metadata->'error'->>'code' "
+                             "= 'timeout' AND (metadata->'error'->>'httpStatus')::int = 503",
+                             cb.id),
+                     1);
+    /* GET view: result on success, error on failure, 404 for others. */
+    json_t *job = job_store_get(a, ca.id, NULL, &e);
+    assert_non_null(job);
+    assert_non_null(json_object_get(job, "result"));
+    assert_null(json_object_get(job, "error"));
+    const char *created = json_string_value(json_object_get(job, "createdAt"));
+    assert_non_null(created);
+    assert_int_equal(strlen(created), 24);
+    assert_int_equal(created[23], 'Z');
+    json_decref(job);
+    job = job_store_get(a, cb.id, NULL, &e);
+    assert_non_null(json_object_get(job, "error"));
+    json_decref(job);
+    assert_null(job_store_get(a, ca.id, "7a1d3b52-8d4e-4f00-9c11-00000000ffff", &e));
+    assert_int_equal(e.http_status, 404);
+    assert_null(job_store_get(a, "not-a-uuid", NULL, &e));
+    assert_string_equal(e.code, "job_not_found");
+    job_claim_clear(&ca);
+    job_claim_clear(&cb);
+    job_request_clear(&r1);
+    job_request_clear(&r2);
+    PQfinish(a);
+    PQfinish(b);
+}
+
+static void test_reaper_and_requeue(void **state)
+{
+    (void)state;
+    PGconn *c = conn();
+    struct err e;
+    err_clear(&e);
+    struct job_request r;
+    request(&r, "k:reap:1");
+    struct job_enqueued j;
+    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &j, &e), 0);
+    struct job_claim cl;
+    assert_int_equal(job_store_claim(c, "dead:1:w1", &cl, &e), 1);
+    /* A fresh lease is not reaped. */
+    assert_int_equal(job_store_reap(c, 3, 3, &e), 0);
+    /* An expired one is requeued, with the interruption recorded. */
+    tdb_execf(db.conn,
+              "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' WHERE "
+              "id = '%s'",
+              cl.id);
+    assert_int_equal(job_store_reap(c, 3, 3, &e), 1);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'queued' "
+                             "AND worker_id IS NULL AND jsonb_array_length(metadata->"
+                             "'interruptions') = 1 AND metadata->'interruptions'->0->>'workerId' "
+                             "= 'dead:1:w1'",
+                             cl.id),
+                     1);
+    /* Claimed again twice more and expired: after max attempts it fails as interrupted. */
+    for (int i = 2; i <= 3; i++) {
+        job_claim_clear(&cl);
+        assert_int_equal(job_store_claim(c, "dead:1:w1", &cl, &e), 1);
+        assert_int_equal(cl.attempts, i);
+        tdb_execf(db.conn,
+                  "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' "
+                  "WHERE id = '%s'",
+                  cl.id);
+        assert_int_equal(job_store_reap(c, 3, 3, &e), 1);
+    }
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'error' "
+                             "AND metadata->'error'->>'code' = 'interrupted' AND completed_at IS "
+                             "NOT NULL AND error_message LIKE 'interrupted%%'",
+                             cl.id),
+                     1);
+    /* A requeue at shutdown does not count the attempt. */
+    struct job_request r2;
+    request(&r2, "k:requeue:1");
+    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r2, &ORIGIN, NULL, &j, &e), 0);
+    job_claim_clear(&cl);
+    assert_int_equal(job_store_claim(c, "me:1:w1", &cl, &e), 1);
+    assert_int_equal(job_store_requeue(c, cl.id, "me:1:w1", "shutdown", &e), 0);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'queued' "
+                             "AND attempts = 0 AND metadata->'requeues'->0->>'reason' = 'shutdown'",
+                             cl.id),
+                     1);
+    tdb_execf(db.conn, "UPDATE job_logs SET status = 'success' WHERE id = '%s'", cl.id);
+    job_claim_clear(&cl);
+    job_request_clear(&r);
+    job_request_clear(&r2);
+    PQfinish(c);
+}
+
+static void test_array_literal(void **state)
+{
+    (void)state;
+    const char *items[] = {"a", "b\"c", "d\\e", "f,g"};
+    char *s = job_store_array_literal(items, 4);
+    assert_string_equal(s, "{\"a\",\"b\\\"c\",\"d\\\\e\",\"f,g\"}");
+    free(s);
+    PGconn *c = conn();
+    const char *p[] = {NULL};
+    s = job_store_array_literal(items, 4);
+    p[0] = s;
+    PGresult *r = PQexecParams(c, "SELECT ($1::text[])[2] || '|' || ($1::text[])[4]", 1, NULL, p,
+                               NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "b\"c|f,g");
+    PQclear(r);
+    free(s);
+    PQfinish(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrations),
+        cmocka_unit_test(test_dedupe),
+        cmocka_unit_test(test_concurrent_single_flight),
+        cmocka_unit_test(test_claim_lease_finish),
+        cmocka_unit_test(test_reaper_and_requeue),
+        cmocka_unit_test(test_array_literal),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
