@@ -123,7 +123,10 @@ size_t log_format_line(char *buf, size_t cap, enum log_format format, long long 
                        enum log_level level, const char *msg, const char *const *keys,
                        const char *const *values, size_t n)
 {
-    struct out o = {buf, cap, 0, false};
+    if (cap == 0)
+        return 0;
+    /* One byte is kept for the terminating NUL. */
+    struct out o = {buf, cap - 1, 0, false};
     char ts[32];
     util_format_timestamp_ms(ts_ms, ts, sizeof ts);
     if (format == LOG_JSON) {
@@ -168,8 +171,11 @@ size_t log_format_line(char *buf, size_t cap, enum log_format format, long long 
         }
         put(&o, "\n", 1);
     }
-    if (o.overflow)
+    if (o.overflow) {
+        buf[0] = '\0';
         return 0;
+    }
+    buf[o.len] = '\0';
     return o.len;
 }
 

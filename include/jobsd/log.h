@@ -25,7 +25,7 @@ void log_event(enum log_level level, const char *msg, ...) __attribute__((sentin
 /* printf-style message without fields. */
 void log_msgf(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Formats one line into out (for tests); returns the length or 0 when it does not fit.
+/* Formats one NUL-terminated line into out; returns its length or 0 when it does not fit.
  * keys/values hold n pairs. ts_ms is milliseconds since the epoch. */
 size_t log_format_line(char *out, size_t cap, enum log_format format, long long ts_ms,
                        enum log_level level, const char *msg, const char *const *keys,
