@@ -588,7 +588,7 @@ bool th_raw(unsigned port, const char *data, size_t len, struct th_response *r,
         return got == 0 ? false : false;
     }
     size_t hlen = (size_t)(hend - buf) + 4;
-    r->status = atoi(buf + 9);
+    r->status = (int)strtol(buf + 9, NULL, 10);
     r->headers = strndup(buf, hlen);
     size_t vlen;
     if (find_header(r->headers, "Transfer-Encoding", &vlen)) {
