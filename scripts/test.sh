@@ -51,4 +51,25 @@ export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
 echo "== tests"
 start=$(date +%s)
 ctest --test-dir "$build" --output-on-failure -j 2 --timeout 600 "$@"
+echo "== ctest passed in $(( $(date +%s) - start )) s"
+
+# Fuzzing only on full runs (not with ctest filters).
+if [ $# -eq 0 ]; then
+    secs=${JOBSD_FUZZ_SECONDS:-15}
+    echo "== fuzz (libFuzzer + ASan/UBSan, ${secs} s per harness, committed seed corpora)"
+    CC=clang cmake -S . -B build/fuzz -DJOBSD_FUZZ=ON -DJOBSD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    cmake --build build/fuzz -j "$(nproc)" --target fuzz_jwt fuzz_body fuzz_prefer >/dev/null
+    for h in jwt body prefer; do
+        work=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-fuzz.XXXXXX")
+        if ! build/fuzz/fuzz_$h -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+            -artifact_prefix="$work/" -print_final_stats=1 "$work" "tests/fuzz/corpus/$h" \
+            >"$work/log" 2>&1; then
+            tail -n 40 "$work/log" >&2
+            echo "fuzz_$h found a problem; reproducer(s) in $work" >&2
+            exit 1
+        fi
+        echo "fuzz_$h: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$work/log" | awk '{print $2}') runs, no sanitizer report"
+        rm -rf "$work"
+    done
+fi
 echo "== all tests passed in $(( $(date +%s) - start )) s"
