@@ -7,6 +7,7 @@
 #include "jobsd/job_lease.h"
 #include "jobsd/job_runner.h"
 #include "jobsd/job_wait.h"
+#include "jobsd/jwt.h"
 #include "jobsd/log.h"
 #include "jobsd/migrate.h"
 #include "jobsd/util.h"
@@ -74,6 +75,7 @@ static void block_signals(sigset_t *set)
 struct serve_state {
     struct config cfg;
     struct internal_key *key;
+    struct jwt_verifier *jwt;
     struct db_pool *pool;
     struct job_lease *lease;
     struct job_waiters *waiters;
@@ -131,7 +133,20 @@ static void shutdown_all(struct serve_state *s)
     if (s->pool)
         db_pool_free(s->pool);
     internal_key_free(s->key);
+    jwt_verifier_free(s->jwt);
     config_free(&s->cfg);
+}
+
+/* The HTTP server's JWT hook: verifies a bearer token into the request's identity. */
+static int verify_jwt(void *ctx, const char *token, struct http_auth *auth, struct err *e)
+{
+    struct jwt_claims claims;
+    enum jwt_result r = jwt_verify(ctx, token, strlen(token), &claims);
+    if (r != JWT_OK)
+        return err_set(e, 401, "unauthorized", "%s", jwt_result_reason(r));
+    memcpy(auth->tenant_id, claims.tenant_id, sizeof auth->tenant_id);
+    snprintf(auth->user_id, sizeof auth->user_id, "%s", claims.user_id);
+    return 0;
 }
 
 int app_serve(void)
@@ -147,6 +162,15 @@ int app_serve(void)
     s.key = internal_key_new(s.cfg.internal_key, s.cfg.internal_key_previous);
     config_wipe(s.cfg.internal_key);
     config_wipe(s.cfg.internal_key_previous);
+    if (s.cfg.jwt_secret) {
+        const char *prev = s.cfg.jwt_secret_previous;
+        s.jwt =
+            jwt_verifier_new((const unsigned char *)s.cfg.jwt_secret, strlen(s.cfg.jwt_secret),
+                             (const unsigned char *)prev, prev ? strlen(prev) : 0, s.cfg.jwt_issuer,
+                             s.cfg.jwt_audience, s.cfg.jwt_leeway_seconds, NULL, NULL);
+        config_wipe(s.cfg.jwt_secret);
+        config_wipe(s.cfg.jwt_secret_previous);
+    }
 
     sigset_t set;
     block_signals(&set);
@@ -177,8 +201,8 @@ int app_serve(void)
         .nroutes = nroutes,
         .app = &s.api,
         .key = s.key,
-        .jwt_verify = NULL,
-        .jwt_ctx = NULL,
+        .jwt_verify = s.jwt ? verify_jwt : NULL,
+        .jwt_ctx = s.jwt,
         .cors_allowed_origins = s.cfg.cors_allowed_origins,
     };
     struct err e;

@@ -7,6 +7,7 @@
 #include "jobsd/job_lease.h"
 #include "jobsd/job_runner.h"
 #include "jobsd/job_store.h"
+#include "jobsd/jwt.h"
 #include "jobsd/log.h"
 #include "jobsd/migrate.h"
 #include "jobsd/util.h"
@@ -36,6 +37,8 @@ static const char USAGE[] =
     "  migrate [--status]         apply the database migrations (or list their state)\n"
     "  rebuild-daily-metrics --tenant ID [--from D --to D | --days-back N [--to D]]\n"
     "                             rebuild listing_metrics_daily for one tenant, in-process\n"
+    "  token --tenant ID [--user ID] [--ttl SECONDS]\n"
+    "                             mint a JWT with JWT_SECRET (local use: curl the status API)\n"
     "  healthcheck                GET /healthz on PORT; exit 0 when it answers 200\n"
     "  check-config               validate the serve configuration and print it (secrets\n"
     "                             redacted)\n"
@@ -66,6 +69,12 @@ static const char USAGE_REBUILD[] =
     "progress on stderr when it is a terminal. Needs DATABASE_URL.\n"
     "Exit codes: 0 done, 1 the job failed, 2 bad arguments or configuration, 3 transient\n"
     "(database unavailable, or the same job is already running: its id is printed).\n";
+
+static const char USAGE_TOKEN[] =
+    "usage: jobsd token --tenant ID [--user ID] [--ttl SECONDS]\n"
+    "Prints an HS256 JWT {userId, tenantId, iat, exp} signed with JWT_SECRET (plus iss/aud\n"
+    "when JWT_ISSUER/JWT_AUDIENCE are set), valid for --ttl seconds (default 3600), as the\n"
+    "product's main API would issue it. For local use: GET /api/v1/jobs/status and /stats.\n";
 
 static const char USAGE_HEALTHCHECK[] =
     "usage: jobsd healthcheck\n"
@@ -180,6 +189,50 @@ static int cmd_healthcheck(void)
     }
     fprintf(stderr, "jobsd healthcheck: /healthz answered %.12s\n", resp);
     return 1;
+}
+
+/* ------------------------------------------------------------------ token */
+
+static int cmd_token(int argc, char **argv)
+{
+    const char *tenant = NULL, *user = NULL;
+    long long ttl = 3600;
+    for (int i = 0; i < argc; i++) {
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val)
+            return usage_error(USAGE_TOKEN, "%s needs a value", argv[i]);
+        if (strcmp(argv[i], "--tenant") == 0)
+            tenant = val;
+        else if (strcmp(argv[i], "--user") == 0)
+            user = val;
+        else if (strcmp(argv[i], "--ttl") == 0) {
+            if (!util_parse_i64(val, 1, 31536000, &ttl))
+                return usage_error(USAGE_TOKEN, "--ttl must be 1..31536000 seconds (got %s)", val);
+        } else
+            return usage_error(USAGE_TOKEN, "unknown option %s", argv[i]);
+        i++;
+    }
+    char norm[37];
+    if (!tenant)
+        return usage_error(USAGE_TOKEN, "--tenant is required");
+    if (!util_uuid_normalize(tenant, norm))
+        return usage_error(USAGE_TOKEN, "--tenant must be a UUID (got %s)", tenant);
+    if (user && (strlen(user) == 0 || strlen(user) > 128))
+        return usage_error(USAGE_TOKEN, "--user must be 1..128 characters");
+    struct config c;
+    if (load_config(&c, CONFIG_TOKEN) != 0)
+        return EXIT_USAGE;
+    long long now = util_now_ms() / 1000;
+    char token[JWT_MAX_TOKEN];
+    size_t n = jwt_sign((const unsigned char *)c.jwt_secret, strlen(c.jwt_secret), norm, user, now,
+                        now + ttl, c.jwt_issuer, c.jwt_audience, token, sizeof token);
+    config_free(&c);
+    if (n == 0) {
+        fprintf(stderr, "jobsd token: the token does not fit\n");
+        return EXIT_JOB_FAILED;
+    }
+    printf("%s\n", token);
+    return EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ migrate */
@@ -456,6 +509,9 @@ int main(int argc, char **argv)
         rc = wants_help(sub_argc, sub_argv)
                  ? (fputs(USAGE_REBUILD, stdout), EXIT_OK)
                  : cmd_job(job_kind_by_name("rebuild-daily-metrics"), sub_argc, sub_argv);
+    } else if (strcmp(cmd, "token") == 0) {
+        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_TOKEN, stdout), EXIT_OK)
+                                            : cmd_token(sub_argc, sub_argv);
     } else if (strcmp(cmd, "healthcheck") == 0) {
         rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_HEALTHCHECK, stdout), EXIT_OK)
                                             : cmd_healthcheck();

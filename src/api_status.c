@@ -1,0 +1,151 @@
+/* api_status: what the web app reads with a seller's JWT: GET /api/v1/jobs/status (recent
+ * runs, keyset pagination) and GET /api/v1/jobs/stats. Query parameters are strict: an
+ * unknown, repeated or invalid one is 400, never ignored. */
+#include "jobsd/api.h"
+#include "jobsd/db.h"
+#include "jobsd/http.h"
+#include "jobsd/stats.h"
+#include "jobsd/util.h"
+
+#include <string.h>
+
+struct query_check {
+    const char *const *allowed;
+    struct err *e;
+};
+
+static bool check_key(void *ctx, const char *key, const char *value)
+{
+    (void)value;
+    struct query_check *q = ctx;
+    for (size_t i = 0; q->allowed[i]; i++)
+        if (strcmp(q->allowed[i], key) == 0)
+            return true;
+    err_set(q->e, 400, "unknown_field", "unknown query parameter \"%.64s\" (allowed: %s)", key,
+            q->allowed[0] && q->allowed[1] ? "jobType, status, limit, before" : "window");
+    return false;
+}
+
+/* Rejects unknown and repeated parameters. */
+static int check_query(struct http_request *req, const char *const *allowed, struct err *e)
+{
+    struct query_check q = {allowed, e};
+    http_request_each_query(req, check_key, &q);
+    if (err_is_set(e))
+        return -1;
+    for (size_t i = 0; allowed[i]; i++) {
+        size_t n = 0;
+        (void)http_request_query(req, allowed[i], &n);
+        if (n > 1)
+            return err_set(e, 400, "invalid_field", "%s is given %zu times", allowed[i], n);
+    }
+    return 0;
+}
+
+static const char *one_of(const char *v, const char *const *values)
+{
+    for (size_t i = 0; v && values[i]; i++)
+        if (strcmp(v, values[i]) == 0)
+            return values[i];
+    return NULL;
+}
+
+/* Runs fn with a pooled connection inside a read-only transaction bounded by
+ * DB_QUERY_TIMEOUT_MS, then answers. */
+static void answer(struct api_ctx *a, struct http_request *req,
+                   json_t *(*fn)(PGconn *, void *, struct err *), void *ctx)
+{
+    struct err e;
+    err_clear(&e);
+    PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
+    if (!c) {
+        http_respond_err(req, &e, NULL);
+        return;
+    }
+    json_t *body = NULL;
+    if (db_begin(c, a->cfg->db_query_timeout_ms, &e) == 0)
+        body = fn(c, ctx, &e);
+    db_rollback(c);
+    db_pool_release(a->pool, c);
+    if (!body)
+        http_respond_err(req, &e, NULL);
+    else
+        http_respond_json(req, 200, body);
+}
+
+static json_t *run_status(PGconn *c, void *ctx, struct err *e)
+{
+    return stats_status(c, ctx, e);
+}
+
+void api_get_status(void *app, struct http_request *req)
+{
+    static const char *const allowed[] = {"jobType", "status", "limit", "before", NULL};
+    static const char *const types[] = {"metrics_aggregation", "mercadolivre_sync", NULL};
+    static const char *const statuses[] = {"queued", "running", "success", "error", NULL};
+    struct err e;
+    err_clear(&e);
+    if (check_query(req, allowed, &e) != 0) {
+        http_respond_err(req, &e, NULL);
+        return;
+    }
+    struct status_query q;
+    memset(&q, 0, sizeof q);
+    q.tenant_id = http_request_auth(req)->tenant_id;
+    const char *jt = http_request_query(req, "jobType", NULL);
+    const char *st = http_request_query(req, "status", NULL);
+    const char *lim = http_request_query(req, "limit", NULL);
+    q.before = http_request_query(req, "before", NULL);
+    q.limit = 10;
+    if (jt && !(q.job_type = one_of(jt, types))) {
+        http_respond_error(req, 400, "invalid_field",
+                           "jobType must be metrics_aggregation or mercadolivre_sync");
+        return;
+    }
+    if (st && !(q.status = one_of(st, statuses))) {
+        http_respond_error(req, 400, "invalid_field",
+                           "status must be queued, running, success or error");
+        return;
+    }
+    if (lim && !util_parse_i64(lim, 1, 100, &q.limit)) {
+        http_respond_error(req, 400, "invalid_field", "limit must be an integer from 1 to 100");
+        return;
+    }
+    if (q.before && stats_cursor_check(q.before, &e) != 0) {
+        http_respond_err(req, &e, NULL);
+        return;
+    }
+    answer(app, req, run_status, &q);
+}
+
+struct stats_args {
+    const char *tenant;
+    const char *window;
+    const char *timezone;
+};
+
+static json_t *run_stats(PGconn *c, void *ctx, struct err *e)
+{
+    struct stats_args *s = ctx;
+    return stats_compute(c, s->tenant, s->window, s->timezone, NULL, e);
+}
+
+void api_get_stats(void *app, struct http_request *req)
+{
+    struct api_ctx *a = app;
+    static const char *const allowed[] = {"window", NULL};
+    static const char *const windows[] = {"24h", "7d", "30d", NULL};
+    struct err e;
+    err_clear(&e);
+    if (check_query(req, allowed, &e) != 0) {
+        http_respond_err(req, &e, NULL);
+        return;
+    }
+    const char *w = http_request_query(req, "window", NULL);
+    struct stats_args s = {http_request_auth(req)->tenant_id, "7d", a->cfg->jobs_timezone};
+    if (w && !(s.window = one_of(w, windows))) {
+        http_respond_error(req, 400, "invalid_field", "window must be 24h, 7d or 30d");
+        return;
+    }
+    answer(a, req, run_stats, &s);
+}

@@ -1,0 +1,184 @@
+/* stats: see stats.h. JSON is built by PostgreSQL (json_build_object keeps key order) and
+ * parsed once here. */
+#include "jobsd/stats.h"
+#include "jobsd/db.h"
+#include "jobsd/job_store.h"
+#include "jobsd/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Cursor = base64url("<created_at, microseconds, UTC>|<id>"): opaque to callers, checked
+ * strictly when it comes back. */
+#define CURSOR_TS "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+static bool decode_cursor(const char *cursor, char ts[40], char id[37])
+{
+    unsigned char raw[128];
+    size_t n;
+    if (!cursor || strlen(cursor) > 160 ||
+        !util_base64_decode(cursor, strlen(cursor), true, raw, sizeof raw - 1, &n))
+        return false;
+    raw[n] = '\0';
+    if (memchr(raw, '\0', n))
+        return false;
+    const char *bar = strchr((const char *)raw, '|');
+    if (!bar || (size_t)(bar - (const char *)raw) >= 40)
+        return false;
+    memcpy(ts, raw, (size_t)(bar - (const char *)raw));
+    ts[bar - (const char *)raw] = '\0';
+    return util_is_rfc3339(ts) && util_uuid_normalize(bar + 1, id);
+}
+
+int stats_cursor_check(const char *cursor, struct err *e)
+{
+    char ts[40], id[37];
+    if (!decode_cursor(cursor, ts, id))
+        return err_set(e, 400, "invalid_field", "before must be the nextCursor of a previous page");
+    return 0;
+}
+
+json_t *stats_status(PGconn *c, const struct status_query *q, struct err *e)
+{
+    char ts[40], id[37];
+    const char *cts = NULL, *cid = NULL;
+    if (q->before) {
+        if (stats_cursor_check(q->before, e) != 0)
+            return NULL;
+        (void)decode_cursor(q->before, ts, id);
+        cts = ts;
+        cid = id;
+    }
+    char limit[24];
+    util_fmt(limit, sizeof limit, "%lld", q->limit + 1);
+    static const char SQL[] =
+        "SELECT " JOB_STORE_JOB_JSON "::text, " CURSOR_TS " || '|' || id "
+        "FROM job_logs "
+        "WHERE tenant_id = $1 "
+        "  AND ($2::text IS NULL OR job_type = $2) "
+        "  AND ($3::text IS NULL OR status = $3) "
+        "  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid)) "
+        "ORDER BY created_at DESC, id DESC "
+        "LIMIT $6";
+    const char *params[] = {q->tenant_id, q->job_type, q->status, cts, cid, limit};
+    PGresult *r = db_query(c, SQL, 6, params, e);
+    if (!r)
+        return NULL;
+    json_t *jobs = json_array();
+    int rows = PQntuples(r);
+    int shown = rows > q->limit ? (int)q->limit : rows;
+    for (int i = 0; i < shown; i++) {
+        json_t *job = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+        if (job)
+            json_array_append_new(jobs, job);
+    }
+    json_t *next = json_null();
+    if (rows > q->limit && shown > 0) {
+        const char *raw = PQgetvalue(r, shown - 1, 1);
+        char enc[256];
+        util_base64url_encode((const unsigned char *)raw, strlen(raw), enc, sizeof enc);
+        next = json_string(enc);
+    }
+    PQclear(r);
+    return json_pack("{s:o, s:o}", "jobs", jobs, "nextCursor", next);
+}
+
+static const char STATS_SQL[] =
+    "WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now), "
+    "w AS (SELECT j.* FROM job_logs j, clock "
+    "      WHERE j.tenant_id = $1 AND j.created_at >= clock.now - $2::interval), "
+    "types(job_type, ord) AS (VALUES ('metrics_aggregation', 1), ('mercadolivre_sync', 2)), "
+    "per_type AS ("
+    "  SELECT t.job_type, t.ord, count(w.id) AS total, "
+    "    count(*) FILTER (WHERE w.status = 'success') AS success, "
+    "    count(*) FILTER (WHERE w.status = 'error') AS error, "
+    "    count(*) FILTER (WHERE w.status = 'running') AS running, "
+    "    count(*) FILTER (WHERE w.status = 'queued') AS queued, "
+    "    round(avg(w.duration_ms) FILTER (WHERE w.status IN ('success', 'error'))) AS avg_ms, "
+    "    round(percentile_cont(0.95) WITHIN GROUP (ORDER BY w.duration_ms) "
+    "          FILTER (WHERE w.status IN ('success', 'error'))) AS p95_ms, "
+    "    max(w.created_at) AS last_run, "
+    "    max(w.completed_at) FILTER (WHERE w.status = 'success') AS last_success, "
+    "    max(w.completed_at) FILTER (WHERE w.status = 'error') AS last_error "
+    "  FROM types t LEFT JOIN w ON w.job_type = t.job_type "
+    "  GROUP BY t.job_type, t.ord), "
+    "fresh AS ("
+    "  SELECT max(m.date) AS max_date, "
+    "         (SELECT (clock.now AT TIME ZONE $3::text)::date FROM clock) AS today "
+    "  FROM listing_metrics_daily m WHERE m.tenant_id = $1) "
+    "SELECT json_build_object("
+    "  'stats', (SELECT json_agg(json_build_object("
+    "      'jobType', job_type, 'totalRuns', total, 'success', success, 'error', error, "
+    "      'running', running, 'queued', queued, "
+    "      'successRate', CASE WHEN success + error > 0 "
+    "                          THEN round(success::numeric / (success + error), 4) END, "
+    "      'avgDurationMs', avg_ms, 'p95DurationMs', p95_ms, "
+    "      'lastRunAt', " JOB_STORE_TS(
+        "last_run") ", "
+                    "      'lastSuccessAt', " JOB_STORE_TS(
+                        "last_success") ", "
+                                        "      'lastErrorAt', " JOB_STORE_TS(
+                                            "last_error") ") ORDER BY ord) FROM per_type), "
+                                                          "  'recentErrors', coalesce((SELECT "
+                                                          "json_agg(json_build_object("
+                                                          "      'id', id, 'jobType', job_type, "
+                                                          "'createdAt', " JOB_STORE_TS(
+                                                              "created_at") ", "
+                                                                            "      'errorMessage', "
+                                                                            "error_message) ORDER "
+                                                                            "BY created_at DESC, "
+                                                                            "id DESC) "
+                                                                            "    FROM (SELECT * "
+                                                                            "FROM w WHERE status = "
+                                                                            "'error' ORDER BY "
+                                                                            "created_at DESC, id "
+                                                                            "DESC "
+                                                                            "          LIMIT 10) "
+                                                                            "e), '[]'::json), "
+                                                                            "  'freshness', "
+                                                                            "(SELECT "
+                                                                            "json_build_object("
+                                                                            "      'maxDate', "
+                                                                            "to_char(max_date, "
+                                                                            "'YYYY-MM-DD'), "
+                                                                            "      'status', CASE "
+                                                                            "WHEN max_date IS NULL "
+                                                                            "THEN 'SEM_DADOS' "
+                                                                            "                     "
+                                                                            "WHEN max_date >= "
+                                                                            "today - 1 THEN 'OK' "
+                                                                            "ELSE 'DESATUALIZADO' "
+                                                                            "END, "
+                                                                            "      'lagDays', "
+                                                                            "today - max_date) "
+                                                                            "FROM fresh))::text";
+
+json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *timezone,
+                      const char *now_rfc3339, struct err *e)
+{
+    const char *interval = NULL;
+    if (strcmp(window, "24h") == 0)
+        interval = "24 hours";
+    else if (strcmp(window, "7d") == 0)
+        interval = "7 days";
+    else if (strcmp(window, "30d") == 0)
+        interval = "30 days";
+    if (!interval) {
+        err_set(e, 400, "invalid_field", "window must be 24h, 7d or 30d");
+        return NULL;
+    }
+    const char *params[] = {tenant_id, interval, timezone, now_rfc3339};
+    PGresult *r = db_query(c, STATS_SQL, 4, params, e);
+    if (!r)
+        return NULL;
+    json_t *body = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    if (!body) {
+        err_set(e, 500, "internal_error", "statistics could not be read");
+        return NULL;
+    }
+    json_t *out = json_pack("{s:s}", "window", window);
+    json_object_update(out, body);
+    json_decref(body);
+    return out;
+}
