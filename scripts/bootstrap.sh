@@ -10,6 +10,8 @@ packages=(
     clang clang-format libclang-rt-dev valgrind
     tzdata locales
 )
+# Node.js runs the JWT interop test (tokens minted by the npm package jsonwebtoken).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 [ $# -gt 0 ] && packages+=("$@")
 
 missing=()

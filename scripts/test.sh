@@ -28,8 +28,10 @@ cmake --build "$build" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
 cmake --build "$build" -j "$(nproc)" >/dev/null
 
 pgdir=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-test-pg.XXXXXX")
+nodedir=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-test-node.XXXXXX")
 cleanup() {
     status=$?
+    rm -rf "$nodedir"
     # Any jobsd a failed test left behind (only this build's binary).
     pkill -KILL -f "^$root/$build/jobsd" 2>/dev/null || true
     scripts/pg.sh stop "$pgdir" || true
@@ -47,6 +49,10 @@ export JOBSD_TEST_PG_URL
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
+
+echo "== jsonwebtoken from the npm registry (JWT interop test)"
+(cd "$nodedir" && npm install --silent --no-audit --no-fund --no-package-lock jsonwebtoken@9 >/dev/null)
+export JOBSD_TEST_NODE_PATH=$nodedir/node_modules
 
 echo "== tests"
 start=$(date +%s)
