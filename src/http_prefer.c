@@ -40,16 +40,18 @@ static bool name_is(const char *s, const char *e, const char *want)
     return true;
 }
 
-/* delta-seconds: 1*DIGIT. Large values saturate (they are capped by the server anyway). */
+/* delta-seconds: 1*DIGIT. Values too large to represent saturate (RFC 9111 section 1.2.2;
+ * they are capped by the server anyway). */
 static bool parse_seconds(const char *s, const char *e, long long *out)
 {
-    if (s == e || e - s > 18)
+    if (s == e)
         return false;
+    for (const char *c = s; c < e; c++)
+        if (*c < '0' || *c > '9')
+            return false;
     long long v;
-    if (!util_parse_i64n(s, (size_t)(e - s), 0, 999999999999999999LL, &v))
-        return false;
-    if (*s == '-')
-        return false;
+    if (e - s > 18 || !util_parse_i64n(s, (size_t)(e - s), 0, 999999999999999999LL, &v))
+        v = 999999999999999999LL;
     *out = v;
     return true;
 }

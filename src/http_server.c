@@ -77,8 +77,12 @@ char *http_json_dump(const json_t *j)
 json_t *http_error_body(const char *code, const char *message, const char *request_id,
                         const char *job_id)
 {
+    /* Messages quote request bytes (a percent-decoded path, a field cut by "%.64s"), and
+     * jansson refuses invalid UTF-8. */
+    char *clean = util_utf8_clean(message ? message : "");
     json_t *body = json_pack("{s:b, s:{s:s, s:s}, s:s}", "success", 0, "error", "code", code,
-                             "message", message, "requestId", request_id ? request_id : "");
+                             "message", clean, "requestId", request_id ? request_id : "");
+    free(clean);
     if (!body)
         util_fatal("out of memory (json_pack)");
     if (job_id)
@@ -552,8 +556,11 @@ static void dispatch(struct http_request *r)
                                    "Content-Type must be application/json");
                 return;
             }
+            /* JSON_DECODE_ANY: a well-formed body that is not an object ("42", "\"x\"") is
+             * the validator's invalid_body, not invalid_json. */
             json_error_t jerr;
-            r->json = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+            r->json = json_loadb(r->body.data, r->body.len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
             if (!r->json) {
                 http_respond_error(r, 400, "invalid_json", "invalid JSON at line %d, column %d: %s",
                                    jerr.line, jerr.column, jerr.text);
@@ -684,7 +691,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_free(r);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char msg[512];
@@ -725,6 +732,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
 
     struct MHD_OptionItem opts[16];
     size_t n = 0;
+    /* The logger first: libmicrohttpd prints to stderr, bypassing it, until it is set. */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, s};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->connection_timeout_seconds, NULL};
@@ -735,7 +744,6 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     /* 64 KiB per connection bounds request line + headers (40 KB of headers → 431). */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)65536, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, s};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, (intptr_t)1024, NULL};
     if (cfg->threads > 1)
         opts[n++] =

@@ -103,7 +103,8 @@ static const char RESOLVE_SQL[] =
     "  FROM base), "
     "win AS (SELECT today, t, coalesce(f, t - (coalesce($4::int, 2) - 1)) AS f FROM ends) "
     "SELECT to_char(f, 'YYYY-MM-DD'), to_char(t, 'YYYY-MM-DD'), (t - f) + 1, t - today, "
-    "  to_char(today, 'YYYY-MM-DD'), EXISTS (SELECT 1 FROM tenants WHERE id = $5::uuid) "
+    "  to_char(today, 'YYYY-MM-DD'), EXISTS (SELECT 1 FROM tenants WHERE id = $5::uuid), "
+    "  f >= date '0001-01-01' "
     "FROM win";
 
 static int rebuild_resolve(const struct config *cfg, PGconn *c, json_t *body,
@@ -127,9 +128,13 @@ static int rebuild_resolve(const struct config *cfg, PGconn *c, json_t *body,
               util_parse_i64(PQgetvalue(r, 0, 3), -100000000, 100000000, &ahead);
     snprintf(today, sizeof today, "%s", PQgetvalue(r, 0, 4));
     bool tenant_exists = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
+    bool after_year_1 = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
     PQclear(r);
     if (!ok)
         return err_set(e, 500, "internal_error", "could not resolve the window");
+    if (!after_year_1)
+        return err_set(e, 400, "invalid_field", "%s: the window would start before 0001-01-01",
+                       in.from ? "from" : "daysBack");
     if (ndays < 1)
         return err_set(e, 400, "invalid_field", "from (%s) is after to (%s)", from, to);
     if (ndays > cfg->rebuild_max_range_days)

@@ -50,8 +50,11 @@ int job_store_enqueue(PGconn *c, const struct job_kind *kind, const struct job_r
     json_t *meta = json_pack("{s:O, s:s}", "request", req->params, "trigger", origin->trigger);
     if (!meta)
         util_fatal("out of memory");
-    if (origin->user_agent)
-        json_object_set_new(meta, "userAgent", json_string(origin->user_agent));
+    if (origin->user_agent) {
+        char *ua = util_utf8_clean(origin->user_agent);
+        json_object_set_new(meta, "userAgent", json_string(ua));
+        free(ua);
+    }
     if (origin->request_id)
         json_object_set_new(meta, "requestId", json_string(origin->request_id));
     char *meta_text = json_dumps(meta, JSON_COMPACT);

@@ -71,6 +71,10 @@ bool util_base64_decode(const char *in, size_t n, bool url, unsigned char *out, 
 /* base64url without padding; out needs 4*ceil(n/3)+1 bytes. Returns the length. */
 size_t util_base64url_encode(const unsigned char *in, size_t n, char *out, size_t out_cap);
 
+/* A copy of s that is valid UTF-8 (RFC 3629): every byte outside a valid sequence becomes
+ * '?'. For text that quotes request bytes and must go into JSON. Caller frees. */
+char *util_utf8_clean(const char *s);
+
 /* Logs the message to stderr and aborts. */
 _Noreturn void util_fatal(const char *msg);
 

@@ -34,7 +34,7 @@ static void test_table(void **state)
         {{"x=\"a,b\", respond-async", NULL}, true, false, 0},
         {{"", NULL}, false, false, 0},
         {{",,, ;", NULL}, false, false, 0},
-        {{"wait=99999999999999999999999", NULL}, false, false, 0},
+        {{"wait=99999999999999999999999", NULL}, false, true, 999999999999999999LL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct http_prefer p = {false, false, 0};
