@@ -23,9 +23,13 @@
 #define JSON_CTYPE           "application/json; charset=utf-8"
 #define UNAUTHORIZED_MESSAGE "missing or invalid credentials"
 
+#define MAX_CORS_ORIGINS 16
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_server_config cfg;
+    char *cors_origins[MAX_CORS_ORIGINS]; /* CORS_ALLOWED_ORIGINS, trimmed */
+    size_t ncors;
     unsigned port;
     atomic_size_t suspended;
 };
@@ -43,6 +47,7 @@ struct http_request {
     char *path;
     struct router_match match;
     enum router_result route_result;
+    const struct route *cors_route; /* the route whose CORS rules apply (also for OPTIONS) */
     char request_id[65];
     char remote[64];
     long long content_length; /* -1 = none (chunked or no body) */
@@ -230,6 +235,71 @@ void http_suspend(struct http_request *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* ------------------------------------------------------------------ CORS */
+
+/* Routes a browser calls with a seller's JWT. */
+static bool jwt_route(const struct route *rt)
+{
+    return rt && (rt->guard == GUARD_JWT || rt->guard == GUARD_INTERNAL_OR_JWT);
+}
+
+/* The request's Origin when CORS is on and it is one of CORS_ALLOWED_ORIGINS, else NULL. */
+static const char *allowed_origin(const struct http_request *r)
+{
+    const struct http_server *s = r->srv;
+    if (s->ncors == 0)
+        return NULL;
+    const char *origin = header_value(r->conn, "Origin");
+    for (size_t i = 0; origin && i < s->ncors; i++)
+        if (strcmp(origin, s->cors_origins[i]) == 0)
+            return s->cors_origins[i];
+    return NULL;
+}
+
+static void add_cors_headers(const struct http_request *r, struct MHD_Response *resp)
+{
+    if (r->srv->ncors == 0 || !jwt_route(r->cors_route))
+        return;
+    /* Answers differ by Origin: caches must know. */
+    MHD_add_response_header(resp, "Vary", "Origin");
+    const char *origin = allowed_origin(r);
+    if (!origin)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id");
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, X-Request-Id");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+}
+
+static void parse_origins(struct http_server *s, const char *list)
+{
+    for (const char *p = list; p && *p && s->ncors < MAX_CORS_ORIGINS;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *a = p;
+        while (n > 0 && (*a == ' ' || *a == '\t')) {
+            a++;
+            n--;
+        }
+        while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+            n--;
+        if (n > 0)
+            s->cors_origins[s->ncors++] = util_strndup(a, n);
+        p = end ? end + 1 : p + strlen(p);
+    }
+}
+
+static void free_origins(struct http_server *s)
+{
+    for (size_t i = 0; i < s->ncors; i++)
+        free(s->cors_origins[i]);
+    s->ncors = 0;
+}
+
 static enum MHD_Result queue(struct http_request *r)
 {
     struct MHD_Response *resp =
@@ -242,6 +312,7 @@ static enum MHD_Result queue(struct http_request *r)
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+    add_cors_headers(r, resp);
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     r->queued = true;
@@ -490,6 +561,18 @@ static void first_call_checks(struct http_request *r)
         http_respond_error(r, 404, "not_found", "no route for %s %.200s", r->method, r->path);
         return;
     }
+    r->cors_route = r->match.route;
+    if (r->route_result == ROUTER_METHOD_NOT_ALLOWED && strcmp(r->method, "OPTIONS") == 0 &&
+        s->ncors > 0) {
+        /* A browser's preflight for a JWT route: no credentials are sent with it. */
+        struct router_match get;
+        if (router_match(s->cfg.routes, s->cfg.nroutes, "GET", r->path, &get) == ROUTER_FOUND &&
+            jwt_route(get.route)) {
+            r->cors_route = get.route;
+            http_respond_text(r, 204, "text/plain; charset=utf-8", "");
+            return;
+        }
+    }
     if (r->route_result == ROUTER_METHOD_NOT_ALLOWED) {
         http_add_header(r, "Allow", r->match.allow);
         http_respond_error(r, 405, "method_not_allowed",
@@ -709,6 +792,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     struct http_server *s = util_calloc(1, sizeof *s);
     s->cfg = *cfg;
     atomic_init(&s->suspended, 0);
+    parse_origins(s, cfg->cors_allowed_origins);
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -724,6 +808,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
         in6->sin6_port = htons((uint16_t)cfg->port);
         flags |= MHD_USE_IPv6;
     } else {
+        free_origins(s);
         free(s);
         err_set(e, 500, "internal_error", "BIND_ADDRESS %s is not an IP address",
                 cfg->bind_address);
@@ -753,6 +838,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon) {
+        free_origins(s);
         free(s);
         err_set(e, 500, "internal_error", "cannot listen on %s:%u (address in use?)",
                 cfg->bind_address, cfg->port);
@@ -800,5 +886,6 @@ void http_server_stop(struct http_server *s)
         }
         MHD_stop_daemon(s->daemon);
     }
+    free_origins(s);
     free(s);
 }

@@ -306,6 +306,74 @@ static void test_jwt_not_configured(void **state)
     assert_int_equal(jobsd_stop(&p, 20000), 0);
 }
 
+static void test_cors(void **state)
+{
+    (void)state;
+    const char *env[] = {"JWT_SECRET=" SECRET,
+                         "CORS_ALLOWED_ORIGINS=https://app.example.com, http://localhost:5173",
+                         NULL};
+    struct jobsd_proc p;
+    assert_true(jobsd_start(&p, db.url, env));
+    struct th_response r;
+    /* Preflight from an allowed origin. */
+    assert_true(th_request(p.port, "OPTIONS", "/api/v1/jobs/status",
+                           "Origin: http://localhost:5173\r\nAccess-Control-Request-Method: GET\r\n"
+                           "Access-Control-Request-Headers: authorization\r\n",
+                           NULL, &r));
+    assert_int_equal(r.status, 204);
+    char *h = th_header(&r, "Access-Control-Allow-Origin");
+    assert_string_equal(h, "http://localhost:5173");
+    free(h);
+    h = th_header(&r, "Access-Control-Allow-Headers");
+    assert_non_null(strstr(h, "Authorization"));
+    free(h);
+    h = th_header(&r, "Access-Control-Allow-Methods");
+    assert_non_null(strstr(h, "GET"));
+    free(h);
+    th_free(&r);
+    /* Preflight from another origin: nothing that would let the browser through. */
+    assert_true(th_request(p.port, "OPTIONS", "/api/v1/jobs/stats",
+                           "Origin: https://evil.example.com\r\n", NULL, &r));
+    assert_null(th_header(&r, "Access-Control-Allow-Origin"));
+    th_free(&r);
+    /* Real requests: the allowed origin gets the header, on success and on 401 alike. */
+    char hdr[2800];
+    snprintf(hdr, sizeof hdr, "Origin: https://app.example.com\r\nAuthorization: Bearer %s\r\n",
+             token_a);
+    assert_true(th_request(p.port, "GET", "/api/v1/jobs/status", hdr, NULL, &r));
+    assert_int_equal(r.status, 200);
+    h = th_header(&r, "Access-Control-Allow-Origin");
+    assert_string_equal(h, "https://app.example.com");
+    free(h);
+    th_free(&r);
+    assert_true(th_request(p.port, "GET", "/api/v1/jobs/status",
+                           "Origin: https://app.example.com\r\n", NULL, &r));
+    assert_int_equal(r.status, 401);
+    h = th_header(&r, "Access-Control-Allow-Origin");
+    assert_string_equal(h, "https://app.example.com");
+    free(h);
+    th_free(&r);
+    snprintf(hdr, sizeof hdr, "Origin: https://evil.example.com\r\nAuthorization: Bearer %s\r\n",
+             token_a);
+    assert_true(th_request(p.port, "GET", "/api/v1/jobs/status", hdr, NULL, &r));
+    assert_int_equal(r.status, 200);
+    assert_null(th_header(&r, "Access-Control-Allow-Origin"));
+    th_free(&r);
+    /* Internal-key routes never speak CORS. */
+    assert_true(th_request(p.port, "OPTIONS", "/api/v1/jobs/rebuild-daily-metrics",
+                           "Origin: https://app.example.com\r\n", NULL, &r));
+    assert_int_equal(r.status, 405);
+    assert_null(th_header(&r, "Access-Control-Allow-Origin"));
+    th_free(&r);
+    assert_int_equal(jobsd_stop(&p, 20000), 0);
+    /* CORS off (the suite's main instance): preflights are 405, no headers. */
+    assert_true(th_request(proc.port, "OPTIONS", "/api/v1/jobs/status",
+                           "Origin: https://app.example.com\r\n", NULL, &r));
+    assert_int_equal(r.status, 405);
+    assert_null(th_header(&r, "Access-Control-Allow-Origin"));
+    th_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_pagination_while_creating),
         cmocka_unit_test(test_freshness_uses_jobs_timezone),
         cmocka_unit_test(test_jwt_not_configured),
+        cmocka_unit_test(test_cors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
