@@ -45,7 +45,7 @@ echo "== private PostgreSQL"
 scripts/pg.sh start "$pgdir"
 # shellcheck disable=SC1091
 . "$pgdir/env"
-export JOBSD_TEST_PG_URL
+export JOBSD_TEST_PG_URL=$JOBSD_PG_URL
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
