@@ -8,6 +8,7 @@
 #include "jobsd/job.h"
 #include "jobsd/job_rebuild.h"
 #include "jobsd/job_runner.h"
+#include "jobsd/job_sync_ml.h"
 #include "jobsd/job_store.h"
 #include "jobsd/job_wait.h"
 #include "jobsd/log.h"
@@ -51,7 +52,8 @@ static void respond_finished(struct http_request *req, const struct job_kind *ki
 {
     if (applied && applied[0])
         http_add_header(req, "Preference-Applied", applied);
-    if (s->status == JOB_SUCCESS) {
+    /* A job that produced a body answers with it (also a partial failure: success false). */
+    if (s->status == JOB_SUCCESS || s->result) {
         json_t *res = s->result ? json_loads(s->result, 0, NULL) : NULL;
         if (!res)
             res = json_pack("{s:b, s:s}", "success", 1, "jobLogId", s->id);
@@ -170,6 +172,11 @@ fail:
 void api_post_rebuild(void *app, struct http_request *req)
 {
     post_job(app, req, &job_rebuild_kind);
+}
+
+void api_post_sync(void *app, struct http_request *req)
+{
+    post_job(app, req, &job_sync_ml_kind);
 }
 
 void api_get_job(void *app, struct http_request *req)

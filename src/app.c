@@ -10,6 +10,7 @@
 #include "jobsd/jwt.h"
 #include "jobsd/log.h"
 #include "jobsd/migrate.h"
+#include "jobsd/ml_client.h"
 #include "jobsd/util.h"
 
 #include <pthread.h>
@@ -51,6 +52,19 @@ int app_check_timezone(PGconn *c, const char *tz, struct err *e)
     return 0;
 }
 
+struct ml_client *app_ml_client(const struct config *cfg, struct err *e)
+{
+    struct ml_client_config mc = {
+        .base_url = cfg->ml_api_base_url,
+        .max_rps = cfg->ml_max_rps,
+        .concurrency = (int)cfg->ml_concurrency,
+        .timeout_ms = cfg->ml_http_timeout_ms,
+        .client_id = cfg->ml_client_id,
+        .client_secret = cfg->ml_client_secret,
+    };
+    return ml_client_new(&mc, e);
+}
+
 static volatile sig_atomic_t g_signals;
 
 static void on_second_signal(int sig)
@@ -76,6 +90,7 @@ struct serve_state {
     struct config cfg;
     struct internal_key *key;
     struct jwt_verifier *jwt;
+    struct ml_client *ml;
     struct db_pool *pool;
     struct job_lease *lease;
     struct job_waiters *waiters;
@@ -134,6 +149,7 @@ static void shutdown_all(struct serve_state *s)
         db_pool_free(s->pool);
     internal_key_free(s->key);
     jwt_verifier_free(s->jwt);
+    ml_client_free(s->ml);
     config_free(&s->cfg);
 }
 
@@ -172,6 +188,15 @@ int app_serve(void)
         config_wipe(s.cfg.jwt_secret_previous);
     }
 
+    struct err mle;
+    err_clear(&mle);
+    s.ml = app_ml_client(&s.cfg, &mle);
+    if (!s.ml) {
+        fprintf(stderr, "config: ML_API_BASE_URL: %s\n", mle.message);
+        shutdown_all(&s);
+        return 2;
+    }
+
     sigset_t set;
     block_signals(&set);
 
@@ -184,7 +209,7 @@ int app_serve(void)
     s.lease =
         job_lease_start(s.cfg.database_url, s.cfg.job_lease_seconds, s.cfg.job_max_attempts, true);
     s.waiters = job_waiters_start(s.pool);
-    s.runner = job_runner_start(&s.cfg, s.pool, s.lease, s.waiters, (int)s.cfg.job_workers);
+    s.runner = job_runner_start(&s.cfg, s.pool, s.lease, s.waiters, s.ml, (int)s.cfg.job_workers);
     s.api = (struct api_ctx){&s.cfg, s.pool, s.waiters, s.runner};
 
     size_t nroutes;

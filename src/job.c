@@ -1,13 +1,14 @@
 /* job: states, the kind registry, small shared helpers. */
 #include "jobsd/job.h"
 #include "jobsd/job_rebuild.h"
+#include "jobsd/job_sync_ml.h"
 #include "jobsd/util.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static const struct job_kind *const KINDS[] = {&job_rebuild_kind, NULL};
+static const struct job_kind *const KINDS[] = {&job_rebuild_kind, &job_sync_ml_kind, NULL};
 
 const struct job_kind *const *job_kinds(void)
 {

@@ -27,6 +27,7 @@ struct worker {
 
 struct job_runner {
     const struct config *cfg;
+    struct ml_client *ml;
     struct db_pool *pool;
     struct job_lease *lease;
     struct job_waiters *waiters;
@@ -123,6 +124,7 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     struct job_run run;
     memset(&run, 0, sizeof run);
     run.cfg = r->cfg;
+    run.ml = r->ml;
     run.conn = *c;
     snprintf(run.id, sizeof run.id, "%s", claim->id);
     snprintf(run.worker_id, sizeof run.worker_id, "%s", w->id);
@@ -141,15 +143,25 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     pthread_mutex_unlock(&r->lock);
 
     if (result) {
-        json_t *ms = json_object_get(result, "duration");
-        char dur[24];
-        util_fmt(dur, sizeof dur, "%lld", ms ? (long long)json_integer_value(ms) : 0LL);
-        char recs[24];
-        json_t *ru = json_object_get(result, "rowsUpserted");
-        util_fmt(recs, sizeof recs, "%lld", ru ? (long long)json_integer_value(ru) : 0LL);
-        log_event(LOG_INFO, LOG_JOB_TAG "job finished", "job", kind->name, "jobLogId", claim->id,
-                  "tenantId", claim->tenant_id, "rowsUpserted", recs, "durationMs", dur,
-                  "requestId", claim->request_id, NULL);
+        /* job, ids, then every counter of the result (rowsUpserted, recordsProcessed, ...). */
+        const char *keys[24] = {"job", "jobLogId", "tenantId", "requestId"};
+        const char *values[24] = {kind->name, claim->id, claim->tenant_id, claim->request_id};
+        char nums[16][24];
+        size_t n = 4, k = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(result, key, v)
+        {
+            if (!json_is_integer(v) || k >= 16)
+                continue;
+            util_fmt(nums[k], sizeof nums[k], "%lld", (long long)json_integer_value(v));
+            keys[n] = strcmp(key, "duration") == 0 ? "durationMs" : key;
+            values[n++] = nums[k++];
+        }
+        bool partial = json_is_false(json_object_get(result, "success"));
+        log_eventv(partial ? LOG_WARN : LOG_INFO,
+                   partial ? LOG_JOB_TAG "job finished with errors" : LOG_JOB_TAG "job finished",
+                   keys, values, n);
         json_decref(result);
     } else if (cancelled) {
         requeue(r, c, claim->id, w->id);
@@ -212,10 +224,11 @@ static void *worker_main(void *arg)
 
 struct job_runner *job_runner_start(const struct config *cfg, struct db_pool *pool,
                                     struct job_lease *lease, struct job_waiters *waiters,
-                                    int workers)
+                                    struct ml_client *ml, int workers)
 {
     struct job_runner *r = util_calloc(1, sizeof *r);
     r->cfg = cfg;
+    r->ml = ml;
     r->pool = pool;
     r->lease = lease;
     r->waiters = waiters;

@@ -155,16 +155,21 @@ int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out, str
     return 1;
 }
 
-int job_store_finish_success(PGconn *c, const char *id, const char *worker_id, long long records,
-                             json_t *result, long long *duration_ms, struct err *e)
+/* Success, or a partial failure (job_err set): the result is stored either way. */
+static int finish_with_result(PGconn *c, const char *id, const char *worker_id, long long records,
+                              json_t *result, const struct err *job_err, long long *duration_ms,
+                              struct err *e)
 {
     static const char SQL[] =
         "WITH t AS (SELECT floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
         "           AS ms, clock_timestamp() AS at FROM job_logs WHERE id = $1) "
-        "UPDATE job_logs j SET status = 'success', completed_at = t.at, duration_ms = t.ms, "
-        " records_processed = $3, error_message = NULL, "
+        "UPDATE job_logs j SET status = CASE WHEN $5::text IS NULL THEN 'success' ELSE 'error' "
+        "END, "
+        " completed_at = t.at, duration_ms = t.ms, records_processed = $3, error_message = $5, "
         " metadata = j.metadata - 'error' || jsonb_build_object('result', "
         "   $4::jsonb || jsonb_build_object('duration', t.ms)) "
+        "   || CASE WHEN $5::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('error', "
+        "        jsonb_build_object('code', $6::text, 'httpStatus', 200, 'message', $5::text)) END "
         "FROM t WHERE j.id = $1 AND j.worker_id = $2 AND j.status = 'running' "
         "RETURNING t.ms";
     char recs[24];
@@ -172,8 +177,13 @@ int job_store_finish_success(PGconn *c, const char *id, const char *worker_id, l
     char *text = json_dumps(result, JSON_COMPACT);
     if (!text)
         util_fatal("out of memory");
-    const char *params[] = {id, worker_id, recs, text};
-    PGresult *r = db_query(c, SQL, 4, params, e);
+    const char *params[] = {id,
+                            worker_id,
+                            recs,
+                            text,
+                            job_err ? job_err->message : NULL,
+                            job_err ? job_err->code : NULL};
+    PGresult *r = db_query(c, SQL, 6, params, e);
     free(text);
     if (!r)
         return -1;
@@ -182,12 +192,24 @@ int job_store_finish_success(PGconn *c, const char *id, const char *worker_id, l
         return err_set(e, 503, "interrupted",
                        "job %s lost its lease while running (another instance took it over)", id);
     }
-    long long ms = 0;
-    ms = util_i64_or(PQgetvalue(r, 0, 0), 0);
+    long long ms = util_i64_or(PQgetvalue(r, 0, 0), 0);
     if (duration_ms)
         *duration_ms = ms;
     PQclear(r);
     return 0;
+}
+
+int job_store_finish_success(PGconn *c, const char *id, const char *worker_id, long long records,
+                             json_t *result, long long *duration_ms, struct err *e)
+{
+    return finish_with_result(c, id, worker_id, records, result, NULL, duration_ms, e);
+}
+
+int job_store_finish_partial(PGconn *c, const char *id, const char *worker_id, long long records,
+                             json_t *result, const struct err *job_err, long long *duration_ms,
+                             struct err *e)
+{
+    return finish_with_result(c, id, worker_id, records, result, job_err, duration_ms, e);
 }
 
 int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
@@ -333,8 +355,9 @@ json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, struct e
     json_t *job = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
     const struct job_kind *k = job_kind_by_type(PQgetvalue(r, 0, 1));
     const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
-    /* The job's answer: result when it succeeded, error when it failed. */
-    if (st && strcmp(st, "success") == 0 && !PQgetisnull(r, 0, 2)) {
+    /* The job's answer: result when it produced one (success, or a partial failure), error when
+     * it failed. */
+    if (st && (strcmp(st, "success") == 0 || strcmp(st, "error") == 0) && !PQgetisnull(r, 0, 2)) {
         json_t *res = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
         if (res)
             json_object_set_new(job, "result", k ? k->present(res) : json_incref(res));

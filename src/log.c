@@ -231,6 +231,14 @@ void log_event(enum log_level level, const char *msg, ...)
     emit(level, msg, keys, values, n);
 }
 
+void log_eventv(enum log_level level, const char *msg, const char *const *keys,
+                const char *const *values, size_t n)
+{
+    if (!log_enabled(level))
+        return;
+    emit(level, msg, keys, values, n > MAX_FIELDS ? MAX_FIELDS : n);
+}
+
 void log_msgf(enum log_level level, const char *fmt, ...)
 {
     if (!log_enabled(level))

@@ -9,6 +9,7 @@
 #include "jobsd/job_store.h"
 #include "jobsd/jwt.h"
 #include "jobsd/log.h"
+#include "jobsd/ml_client.h"
 #include "jobsd/migrate.h"
 #include "jobsd/util.h"
 
@@ -39,6 +40,8 @@ static const char USAGE[] =
     "                             rebuild listing_metrics_daily for one tenant, in-process\n"
     "  token --tenant ID [--user ID] [--ttl SECONDS]\n"
     "                             mint a JWT with JWT_SECRET (local use: curl the status API)\n"
+    "  sync-mercadolivre --tenant ID [--days-back N] [--include listings,orders,visits]\n"
+    "                             pull listings, orders and visits from Mercado Livre\n"
     "  healthcheck                GET /healthz on PORT; exit 0 when it answers 200\n"
     "  check-config               validate the serve configuration and print it (secrets\n"
     "                             redacted)\n"
@@ -69,6 +72,17 @@ static const char USAGE_REBUILD[] =
     "progress on stderr when it is a terminal. Needs DATABASE_URL.\n"
     "Exit codes: 0 done, 1 the job failed, 2 bad arguments or configuration, 3 transient\n"
     "(database unavailable, or the same job is already running: its id is printed).\n";
+
+static const char USAGE_SYNC[] =
+    "usage: jobsd sync-mercadolivre --tenant ID [--days-back N] [--include "
+    "listings,orders,visits]\n"
+    "Pulls listings, orders (the last N business days, default 30) and daily visits from the\n"
+    "Mercado Livre API for every active connection of the tenant, in this process, recorded in\n"
+    "job_logs with trigger=cli. Needs DATABASE_URL, and ML_CLIENT_ID/ML_CLIENT_SECRET when a\n"
+    "token must be refreshed. Prints the result JSON on stdout.\n"
+    "Exit codes: 0 done, 1 failed or partly failed, 2 bad arguments, configuration, or a\n"
+    "connection that needs reauthorisation, 3 transient (Mercado Livre or the database\n"
+    "unavailable, or a sync of this tenant already running).\n";
 
 static const char USAGE_TOKEN[] =
     "usage: jobsd token --tenant ID [--user ID] [--ttl SECONDS]\n"
@@ -318,46 +332,62 @@ static int exit_code_for(const struct err *e)
 }
 
 /* Builds the request body from the options (the HTTP rules then apply unchanged). */
-static int rebuild_body(int argc, char **argv, json_t *body)
+static int job_body(const struct job_kind *kind, const char *usage, int argc, char **argv,
+                    json_t *body)
 {
+    bool rebuild = strcmp(kind->name, "rebuild-daily-metrics") == 0;
     for (int i = 0; i < argc; i++) {
         const char *opt = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         const char *field = NULL;
         if (strcmp(opt, "--tenant") == 0)
             field = "tenantId";
-        else if (strcmp(opt, "--from") == 0)
+        else if (rebuild && strcmp(opt, "--from") == 0)
             field = "from";
-        else if (strcmp(opt, "--to") == 0)
+        else if (rebuild && strcmp(opt, "--to") == 0)
             field = "to";
         else if (strcmp(opt, "--days-back") == 0)
             field = "daysBack";
+        else if (!rebuild && strcmp(opt, "--include") == 0)
+            field = "include";
         else
-            return usage_error(USAGE_REBUILD, "unknown option %s", opt);
+            return usage_error(usage, "unknown option %s", opt);
         if (!val)
-            return usage_error(USAGE_REBUILD, "%s needs a value", opt);
+            return usage_error(usage, "%s needs a value", opt);
         if (json_object_get(body, field))
-            return usage_error(USAGE_REBUILD, "%s given twice", opt);
+            return usage_error(usage, "%s given twice", opt);
         if (strcmp(field, "daysBack") == 0) {
             long long n;
             if (!util_parse_i64(val, 1, 100000, &n))
-                return usage_error(USAGE_REBUILD, "--days-back must be a positive integer (got %s)",
-                                   val);
+                return usage_error(usage, "--days-back must be a positive integer (got %s)", val);
             json_object_set_new(body, field, json_integer(n));
+        } else if (strcmp(field, "include") == 0) {
+            json_t *parts = json_array();
+            const char *p = val;
+            while (*p) {
+                size_t n = strcspn(p, ",");
+                char *part = util_strndup(p, n);
+                json_array_append_new(parts, json_string(part));
+                free(part);
+                p += n;
+                if (*p == ',')
+                    p++;
+            }
+            json_object_set_new(body, field, parts);
         } else {
             json_object_set_new(body, field, json_string(val));
         }
         i++;
     }
     if (!json_object_get(body, "tenantId"))
-        return usage_error(USAGE_REBUILD, "--tenant is required");
+        return usage_error(usage, "--tenant is required");
     return 0;
 }
 
-static int cmd_job(const struct job_kind *kind, int argc, char **argv)
+static int cmd_job(const struct job_kind *kind, const char *usage, int argc, char **argv)
 {
     json_t *body = json_object();
-    int rc = rebuild_body(argc, argv, body);
+    int rc = job_body(kind, usage, argc, argv, body);
     if (rc != 0) {
         json_decref(body);
         return rc;
@@ -374,7 +404,8 @@ static int cmd_job(const struct job_kind *kind, int argc, char **argv)
     struct job_request jr;
     memset(&jr, 0, sizeof jr);
     struct job_lease *lease = NULL;
-    PGconn *conn = db_connect(c.database_url, &e);
+    struct ml_client *ml = app_ml_client(&c, &e);
+    PGconn *conn = ml ? db_connect(c.database_url, &e) : NULL;
     char worker[JOB_WORKER_ID_MAX];
     job_worker_id(worker, sizeof worker, "cli");
     struct job_enqueued enq;
@@ -413,6 +444,7 @@ static int cmd_job(const struct job_kind *kind, int argc, char **argv)
     struct job_run run;
     memset(&run, 0, sizeof run);
     run.cfg = &c;
+    run.ml = ml;
     run.conn = conn;
     snprintf(run.id, sizeof run.id, "%s", enq.id);
     snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
@@ -455,10 +487,13 @@ static int cmd_job(const struct job_kind *kind, int argc, char **argv)
     char *text = json_dumps(ordered, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     printf("%s\n", text ? text : "{}");
     free(text);
+    bool partial = json_is_false(json_object_get(ordered, "success"));
     json_decref(ordered);
     json_decref(result);
-    log_event(LOG_INFO, LOG_JOB_TAG "job finished", "job", kind->name, "jobLogId", enq.id, NULL);
-    rc = EXIT_OK;
+    log_event(partial ? LOG_WARN : LOG_INFO,
+              partial ? LOG_JOB_TAG "job finished with errors" : LOG_JOB_TAG "job finished", "job",
+              kind->name, "jobLogId", enq.id, NULL);
+    rc = partial ? EXIT_JOB_FAILED : EXIT_OK;
     goto out;
 fail:
     if (conn)
@@ -467,6 +502,7 @@ fail:
     rc = exit_code_for(&e);
 out:
     job_lease_stop(lease);
+    ml_client_free(ml);
     job_request_clear(&jr);
     json_decref(body);
     if (conn)
@@ -506,9 +542,13 @@ int main(int argc, char **argv)
         rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_MIGRATE, stdout), EXIT_OK)
                                             : cmd_migrate(sub_argc, sub_argv);
     } else if (strcmp(cmd, "rebuild-daily-metrics") == 0) {
+        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_REBUILD, stdout), EXIT_OK)
+                                            : cmd_job(job_kind_by_name("rebuild-daily-metrics"),
+                                                      USAGE_REBUILD, sub_argc, sub_argv);
+    } else if (strcmp(cmd, "sync-mercadolivre") == 0) {
         rc = wants_help(sub_argc, sub_argv)
-                 ? (fputs(USAGE_REBUILD, stdout), EXIT_OK)
-                 : cmd_job(job_kind_by_name("rebuild-daily-metrics"), sub_argc, sub_argv);
+                 ? (fputs(USAGE_SYNC, stdout), EXIT_OK)
+                 : cmd_job(job_kind_by_name("sync-mercadolivre"), USAGE_SYNC, sub_argc, sub_argv);
     } else if (strcmp(cmd, "token") == 0) {
         rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_TOKEN, stdout), EXIT_OK)
                                             : cmd_token(sub_argc, sub_argv);

@@ -5,6 +5,7 @@
 static const struct route ROUTES[] = {
     /* method  path                                   guard                  body   job    handler */
     {"POST", "/api/v1/jobs/rebuild-daily-metrics", GUARD_INTERNAL,        true,  true,  api_post_rebuild},
+    {"POST", "/api/v1/jobs/sync-mercadolivre",     GUARD_INTERNAL,        true,  true,  api_post_sync},
     {"GET",  "/api/v1/jobs/status",                GUARD_JWT,             false, true,  api_get_status},
     {"GET",  "/api/v1/jobs/stats",                 GUARD_JWT,             false, true,  api_get_stats},
     {"GET",  "/api/v1/jobs/{id}",                  GUARD_INTERNAL_OR_JWT, false, true,  api_get_job},

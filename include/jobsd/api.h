@@ -26,6 +26,7 @@ const struct route *api_routes(size_t *n);
 
 /* Handlers (void *app is a struct api_ctx *). */
 void api_post_rebuild(void *app, struct http_request *req);
+void api_post_sync(void *app, struct http_request *req);
 void api_get_job(void *app, struct http_request *req);
 void api_get_status(void *app, struct http_request *req);
 void api_get_stats(void *app, struct http_request *req);

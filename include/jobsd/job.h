@@ -28,9 +28,12 @@ struct job_request {
 };
 void job_request_clear(struct job_request *r);
 
+struct ml_client;
+
 /* One run of a job, as a kind sees it. */
 struct job_run {
     const struct config *cfg;
+    struct ml_client *ml; /* the process's Mercado Livre client (NULL when not built) */
     PGconn *conn;
     char id[JOB_ID_LEN];
     char worker_id[JOB_WORKER_ID_MAX];

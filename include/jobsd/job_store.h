@@ -73,6 +73,12 @@ JOB_STORE_MUSTCHECK int job_store_claim(PGconn *c, const char *worker_id, struct
 JOB_STORE_MUSTCHECK int job_store_finish_success(PGconn *c, const char *id, const char *worker_id,
                                                  long long records, json_t *result,
                                                  long long *duration_ms, struct err *e);
+/* A job that ran to its end but partly failed: status error, its 200 body as result (callers
+ * get that body), job_err as metadata.error with httpStatus 200. */
+JOB_STORE_MUSTCHECK int job_store_finish_partial(PGconn *c, const char *id, const char *worker_id,
+                                                 long long records, json_t *result,
+                                                 const struct err *job_err, long long *duration_ms,
+                                                 struct err *e);
 /* Marks a job failed with job_err as metadata.error. 0 when the row was still ours. */
 JOB_STORE_MUSTCHECK int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
                                                const struct err *job_err, struct err *e);

@@ -22,6 +22,10 @@ void log_set_fd(int fd);
  * A NULL value prints as null / "-". */
 void log_event(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 
+/* The same with the fields in arrays (n pairs). */
+void log_eventv(enum log_level level, const char *msg, const char *const *keys,
+                const char *const *values, size_t n);
+
 /* printf-style message without fields. */
 void log_msgf(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
