@@ -64,8 +64,8 @@ if [ $# -eq 0 ]; then
     secs=${JOBSD_FUZZ_SECONDS:-15}
     echo "== fuzz (libFuzzer + ASan/UBSan, ${secs} s per harness, committed seed corpora)"
     CC=clang cmake -S . -B build/fuzz -DJOBSD_FUZZ=ON -DJOBSD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
-    cmake --build build/fuzz -j "$(nproc)" --target fuzz_jwt fuzz_body fuzz_prefer >/dev/null
-    for h in jwt body prefer; do
+    cmake --build build/fuzz -j "$(nproc)" --target fuzz_jwt fuzz_body fuzz_prefer fuzz_ml >/dev/null
+    for h in jwt body prefer ml; do
         work=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-fuzz.XXXXXX")
         if ! build/fuzz/fuzz_$h -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
             -artifact_prefix="$work/" -print_final_stats=1 "$work" "tests/fuzz/corpus/$h" \
