@@ -307,6 +307,11 @@ static int exec_simple(PGconn *c, const char *sql, struct err *e)
     return -1;
 }
 
+int db_exec_script(PGconn *c, const char *sql, struct err *e)
+{
+    return exec_simple(c, sql, e);
+}
+
 int db_begin(PGconn *c, long long timeout_ms, struct err *e)
 {
     char sql[160];

@@ -157,6 +157,14 @@ static int rebuild_resolve(const struct config *cfg, PGconn *c, json_t *body,
     return 0;
 }
 
+const char *rebuild_prologue(void)
+{
+    const struct embedded_file *f = embedded_find("rebuild_prologue.sql");
+    if (!f)
+        util_fatal("rebuild prologue missing from the binary");
+    return f->data;
+}
+
 const char *rebuild_statement(void)
 {
     const struct embedded_file *f = embedded_find("rebuild_daily_metrics.sql");

@@ -94,19 +94,6 @@ static int lock_and_bootstrap(PGconn *c, struct err *e)
     return 0;
 }
 
-static int run_sql(PGconn *c, const char *sql, struct err *e)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        db_classify(c, r, e);
-        PQclear(r);
-        return -1;
-    }
-    PQclear(r);
-    return 0;
-}
-
 int migrate_apply(PGconn *c, FILE *progress, struct err *e)
 {
     struct migration m[MAX_MIGRATIONS];
@@ -139,7 +126,7 @@ int migrate_apply(PGconn *c, FILE *progress, struct err *e)
         if (progress)
             fprintf(progress, "applying migration %s\n", m[i].name);
         const char *p3[] = {version, m[i].name, m[i].checksum};
-        if (run_sql(c, m[i].sql, e) != 0 ||
+        if (db_exec_script(c, m[i].sql, e) != 0 ||
             db_exec(c,
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
                     3, p3, e) != 0 ||

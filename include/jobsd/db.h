@@ -36,6 +36,9 @@ DB_MUSTCHECK PGresult *db_query(PGconn *c, const char *sql, int nparams, const c
 /* Runs a statement and discards its result. */
 DB_MUSTCHECK int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
                          struct err *e);
+/* Runs trusted, parameterless SQL (several statements allowed: simple query protocol). Only
+ * for SQL compiled into the binary. */
+DB_MUSTCHECK int db_exec_script(PGconn *c, const char *sql, struct err *e);
 /* BEGIN with SET LOCAL statement_timeout and lock_timeout (one round trip). */
 DB_MUSTCHECK int db_begin(PGconn *c, long long timeout_ms, struct err *e);
 DB_MUSTCHECK int db_commit(PGconn *c, struct err *e);
