@@ -60,7 +60,12 @@ start)
         } | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
     fi
     port=""
+    # Already running (a second start): reuse it.
+    if as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        port=$(sed -n 4p "$dir/data/postmaster.pid")
+    fi
     for _ in $(seq 1 30); do
+        [ -n "$port" ] && break
         candidate=$((20000 + RANDOM % 40000))
         if as_owner "$bin/pg_ctl" -D "$dir/data" -o "-p $candidate" -l "$dir/postgres.log" -w -t 60 start >/dev/null 2>&1; then
             port=$candidate
