@@ -20,6 +20,7 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=OFF >/dev/n
 cmake --build build/release -j "$(nproc)" --target jobsd >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-bench-http.XXXXXX")
+chmod 0755 "$work" # the postgres user runs the private cluster inside it
 jobsd_pid=""
 cleanup() {
     [ -n "$jobsd_pid" ] && kill "$jobsd_pid" 2>/dev/null && wait "$jobsd_pid" 2>/dev/null || true
@@ -67,14 +68,15 @@ token=$(build/release/jobsd token --tenant "$tenant" --ttl 3600)
 curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/jobs/status" >/dev/null
 
 run() { # name, path, header
-    local name=$1 path=$2 header=$3
+    local name=$1 path=$2 header=$3 out
+    out="$work/wrk-$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').txt"
     wrk -t2 -c"$conns" -d"${duration}s" --latency -H "$header" "http://127.0.0.1:$port$path" \
-        >"$work/$name.txt" 2>&1
+        >"$out" 2>&1
     local rps p50 p99 non2xx
-    rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
-    p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
-    p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
-    non2xx=$(awk '/Non-2xx/ {print $5}' "$work/$name.txt")
+    rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' "$out")
     printf '| %-44s | %10s | %8s | %8s | %s |\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
 

@@ -41,6 +41,11 @@ start)
         id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
         chown postgres "$dir"
         chmod 0755 "$dir"
+        runuser -u postgres -- test -x "$dir" || {
+            echo "pg.sh: the postgres user cannot reach $dir (a parent directory is private);" \
+                "use a directory under /tmp or /var/tmp" >&2
+            exit 1
+        }
     fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \

@@ -52,6 +52,7 @@ struct http_request {
     char remote[64];
     long long content_length; /* -1 = none (chunked or no body) */
     bool chunked;
+    bool may_have_body; /* any Transfer-Encoding or Content-Length other than one "0" */
     bool dispatched;
     struct buf body;
     json_t *json;
@@ -556,6 +557,11 @@ static bool authenticate(struct http_request *r, const struct header_scan *h)
 static void first_call_checks(struct http_request *r)
 {
     struct http_server *s = r->srv;
+    struct header_scan h;
+    memset(&h, 0, sizeof h);
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    r->may_have_body = h.te_count > 0 || h.content_length_count > 1 ||
+                       (h.content_length_count == 1 && strcmp(h.content_length, "0") != 0);
     r->route_result = router_match(s->cfg.routes, s->cfg.nroutes, r->method, r->path, &r->match);
     if (r->route_result == ROUTER_NOT_FOUND) {
         http_respond_error(r, 404, "not_found", "no route for %s %.200s", r->method, r->path);
@@ -580,9 +586,6 @@ static void first_call_checks(struct http_request *r)
                            r->match.allow);
         return;
     }
-    struct header_scan h;
-    memset(&h, 0, sizeof h);
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
     if (h.content_length_count > 1) {
         http_respond_error(r, 400, "bad_framing",
                            h.content_length_conflict ? "conflicting Content-Length headers"
@@ -717,7 +720,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r = request_new(s, conn, url, method);
         *con_cls = r;
         first_call_checks(r);
-        if (r->has_response)
+        /* A refusal is sent at once when a body may follow (413, or 401 before a large
+         * upload): libmicrohttpd then closes the connection instead of reading it. Without a
+         * body it waits for the next call, which keeps the connection alive. */
+        if (r->has_response && r->may_have_body)
             return queue(r);
         return MHD_YES;
     }
@@ -735,7 +741,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (!r->dispatched) {
         r->dispatched = true;
-        dispatch(r);
+        if (!r->has_response)
+            dispatch(r);
     }
     pthread_mutex_lock(&r->lock);
     bool ready = r->has_response && !r->queued;
