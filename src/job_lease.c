@@ -93,6 +93,10 @@ static void *run(void *arg)
     PGconn *c = NULL;
     long long next_reap = 0; /* reap at once */
     long long backoff = 500;
+    /* After this instance lost the database and got it back, it does not reap for one lease:
+     * other instances may have been cut off by the same outage and need a chance to renew. */
+    bool had_connection = false;
+    long long quiet_until = 0;
     pthread_mutex_lock(&l->lock);
     while (!l->stop) {
         unsigned long long kick = l->kicks_requested;
@@ -103,6 +107,10 @@ static void *run(void *arg)
             struct err e;
             err_clear(&e);
             c = db_connect(l->url, &e);
+            if (c && had_connection)
+                quiet_until = util_mono_ms() + l->lease_ms;
+            if (c)
+                had_connection = true;
             if (!c) {
                 log_event(LOG_WARN, "lease keeper cannot reach the database", "error", e.message,
                           NULL);
@@ -115,7 +123,7 @@ static void *run(void *arg)
             backoff = 500;
         }
         heartbeat(l, c);
-        if (l->reap && util_mono_ms() >= next_reap) {
+        if (l->reap && util_mono_ms() >= next_reap && util_mono_ms() >= quiet_until) {
             struct err e;
             err_clear(&e);
             if (job_store_reap(c, l->lease_ms / 1000, l->max_attempts, &e) < 0)

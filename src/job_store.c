@@ -282,6 +282,9 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, s
         "WITH expired AS ("
         "  SELECT id, worker_id AS old_worker, heartbeat_at AS old_heartbeat FROM job_logs "
         "  WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::int) "
+        /* A database that restarted less than a lease ago kept every instance from renewing:
+         * give them one lease to come back before concluding anything. */
+        "    AND pg_postmaster_start_time() < now() - make_interval(secs => $1::int) "
         "  FOR UPDATE SKIP LOCKED) "
         "UPDATE job_logs j SET "
         " status = CASE WHEN j.attempts >= $2::int THEN 'error' ELSE 'queued' END, "

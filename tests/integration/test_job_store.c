@@ -259,9 +259,18 @@ static void test_claim_lease_finish(void **state)
     PQfinish(b);
 }
 
+static bool server_up_a_lease(void *ctx)
+{
+    (void)ctx;
+    return tdb_int(db.conn,
+                   "SELECT (pg_postmaster_start_time() < now() - interval '3 seconds')::int") == 1;
+}
+
 static void test_reaper_and_requeue(void **state)
 {
     (void)state;
+    /* The reaper waits one lease after a database (re)start: wait for that to pass. */
+    assert_true(t_wait_until(server_up_a_lease, NULL, 10000));
     PGconn *c = conn();
     struct err e;
     err_clear(&e);
