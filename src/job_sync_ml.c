@@ -742,6 +742,8 @@ static void sync_visits(struct sync *s, json_t *counts, json_t *warnings)
         add_error(s, "visits", &e);
         return;
     }
+    /* The window is [ending - last, ending): ending tomorrow (UTC) includes today's partial
+     * count, which the next sync replaces. */
     long long last = s->days_back < VISITS_MAX_DAYS ? s->days_back : VISITS_MAX_DAYS;
     if (s->days_back > VISITS_MAX_DAYS)
         json_array_append_new(warnings,

@@ -82,6 +82,23 @@ void th_free(struct th_response *r);
 /* error.code of an error body, or "". */
 const char *th_error_code(const struct th_response *r);
 
+/* ------------------------------------------------------------------ fake Mercado Livre */
+struct fake_ml {
+    pid_t pid;
+    unsigned port;
+    char url[64]; /* http://127.0.0.1:PORT */
+};
+/* Starts tests/fake_ml (FAKE_ML_BIN) with a scenario file (a name under FAKE_ML_SCENARIOS, or
+ * a path) and extra arguments (NULL-terminated, e.g. "--latency-ms", "20"). */
+bool fake_ml_start(struct fake_ml *f, const char *scenario, const char *const *args);
+void fake_ml_stop(struct fake_ml *f);
+/* GET/POST/DELETE on the fake's control API; the parsed JSON answer (new ref) or NULL. */
+json_t *fake_ml_get(const struct fake_ml *f, const char *path);
+json_t *fake_ml_post(const struct fake_ml *f, const char *path, const char *json_body);
+int fake_ml_delete(const struct fake_ml *f, const char *path);
+/* A counter of GET /__fake/stats by dotted path ("max_in_flight", "requests.visits"). */
+long long fake_ml_stat(const struct fake_ml *f, const char *dotted);
+
 /* ------------------------------------------------------------------ fixtures */
 /* Inserts a tenant with a fixed id. */
 void fx_tenant(PGconn *c, const char *id);

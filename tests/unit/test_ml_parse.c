@@ -94,7 +94,8 @@ static void test_multiget(void **state)
         "{\"code\":404,\"body\":{\"message\":\"Item not found\",\"error\":\"not_found\","
         "\"status\":404}},"
         "{\"code\":403,\"body\":{\"code\":\"PA_UNAUTHORIZED_RESULT_FROM_POLICIES\",\"blocked_by\":"
-        "\"PolicyAgent\",\"message\":\"At least one policy returned UNAUTHORIZED.\",\"status\":403}},"
+        "\"PolicyAgent\",\"message\":\"At least one policy returned "
+        "UNAUTHORIZED.\",\"status\":403}},"
         "{\"status_code\":200,\"body\":{\"id\":\"MLB4\",\"status\":\"closed\",\"sub_status\":"
         "[\"deleted\"]}}]";
     json_t *els = parse_multiget(b, ids, 4);
@@ -113,7 +114,8 @@ static void test_multiget(void **state)
     assert_true(json_is_null(json_object_get(four, "title")));
     json_decref(els);
     /* A 403 that is not PolicyAgent is not a policy block. */
-    const char *other = "[{\"code\":403,\"body\":{\"error\":\"access_denied\",\"code\":\"FORBIDDEN\"}}]";
+    const char *other =
+        "[{\"code\":403,\"body\":{\"error\":\"access_denied\",\"code\":\"FORBIDDEN\"}}]";
     els = parse_multiget(other, ids, 1);
     assert_false(json_is_true(json_object_get(json_array_get(els, 0), "blocked")));
     json_decref(els);
@@ -130,7 +132,8 @@ static void test_orders(void **state)
         "\"2013-05-27T10:01:50.000-04:00\",\"date_closed\":\"2013-05-27T10:04:07.000-04:00\","
         "\"last_updated\":\"2013-05-27T10:04:07.000-04:00\",\"total_amount\":100.5,"
         "\"paid_amount\":100.5,\"currency_id\":\"BRL\",\"buyer\":{\"id\":9000000000000001},"
-        "\"payments\":[{\"status\":\"approved\",\"date_approved\":\"2013-05-27T10:02:00.000-04:00\"}],"
+        "\"payments\":[{\"status\":\"approved\",\"date_approved\":\"2013-05-27T10:02:00.000-04:"
+        "00\"}],"
         "\"shipping\":{\"id\":1,\"status\":\"delivered\"},"
         "\"order_items\":[{\"item\":{\"id\":\"MLB1\",\"title\":\"A\",\"variation_id\":null},"
         "\"quantity\":2,\"unit_price\":50.25,\"full_unit_price\":55}]},"
@@ -188,13 +191,13 @@ static void test_status_mapping(void **state)
     struct {
         const char *ml, *ship, *want;
     } cases[] = {
-        {"confirmed", NULL, "pending"},          {"payment_required", NULL, "pending"},
-        {"payment_in_process", NULL, "pending"}, {"paid", NULL, "paid"},
-        {"partially_paid", NULL, "paid"},        {"cancelled", NULL, "cancelled"},
-        {"invalid", NULL, "cancelled"},          {"pending_cancel", NULL, "cancelled"},
+        {"confirmed", NULL, "pending"},           {"payment_required", NULL, "pending"},
+        {"payment_in_process", NULL, "pending"},  {"paid", NULL, "paid"},
+        {"partially_paid", NULL, "paid"},         {"cancelled", NULL, "cancelled"},
+        {"invalid", NULL, "cancelled"},           {"pending_cancel", NULL, "cancelled"},
         {"partially_refunded", NULL, "refunded"}, {"paid", "shipped", "shipped"},
-        {"paid", "delivered", "delivered"},      {"cancelled", "delivered", "cancelled"},
-        {"something_new", NULL, "pending"},      {NULL, NULL, "pending"},
+        {"paid", "delivered", "delivered"},       {"cancelled", "delivered", "cancelled"},
+        {"something_new", NULL, "pending"},       {NULL, NULL, "pending"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_string_equal(ml_map_order_status(cases[i].ml, cases[i].ship), cases[i].want);
@@ -203,9 +206,9 @@ static void test_status_mapping(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_bodies), cmocka_unit_test(test_token),
-        cmocka_unit_test(test_search),       cmocka_unit_test(test_multiget),
-        cmocka_unit_test(test_orders),       cmocka_unit_test(test_visits),
+        cmocka_unit_test(test_error_bodies),   cmocka_unit_test(test_token),
+        cmocka_unit_test(test_search),         cmocka_unit_test(test_multiget),
+        cmocka_unit_test(test_orders),         cmocka_unit_test(test_visits),
         cmocka_unit_test(test_status_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,677 @@
+/* End-to-end tests of the Mercado Livre sync (SPEC 1.2) against the fake API (tests/fake_ml):
+ * a real jobsd, a real PostgreSQL, the fake's counters as the witness of how the client
+ * behaves (in flight, requests per second, limits, expired tokens). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testsupport.h"
+
+#define PATH          "/api/v1/jobs/sync-mercadolivre"
+#define CLIENT_ID     "4400112233445566"
+#define CLIENT_SECRET "sync-test-client-secret"
+
+static struct testdb db;
+
+static int setup(void **state)
+{
+    (void)state;
+    testdb_create(&db, "sync");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    testdb_drop(&db);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- worlds */
+
+struct seller {
+    const char *tenant;
+    long long user_id;
+    const char *access;  /* the fake's current access token */
+    const char *refresh; /* the fake's current refresh token */
+    long long access_expires_in;
+    json_t *extra; /* merged into the seller object (generators, explicit data) */
+};
+
+/* Writes a scenario file and returns its path (static buffer per call site slot). */
+static const char *write_world(const struct seller *sellers, size_t n, const char *tag)
+{
+    static char paths[4][256];
+    static unsigned slot;
+    char *path = paths[slot++ % 4];
+    snprintf(path, 256, "%s/jobsd-sync-%s-%d.json", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             tag, (int)getpid());
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char nick[32];
+        snprintf(nick, sizeof nick, "SELLER_%zu", i);
+        json_t *s =
+            json_pack("{s:I, s:s, s:s, s:s, s:I, s:s}", "user_id", (json_int_t)sellers[i].user_id,
+                      "nickname", nick, "client_id", CLIENT_ID, "access_token", sellers[i].access,
+                      "access_token_expires_in", (json_int_t)sellers[i].access_expires_in,
+                      "refresh_token", sellers[i].refresh);
+        if (sellers[i].extra)
+            json_object_update(s, sellers[i].extra);
+        json_array_append_new(list, s);
+    }
+    json_t *world = json_pack("{s:i, s:[{s:s, s:s}], s:o}", "seed", 7, "clients", "client_id",
+                              CLIENT_ID, "client_secret", CLIENT_SECRET, "sellers", list);
+    assert_int_equal(json_dump_file(world, path, JSON_INDENT(1)), 0);
+    json_decref(world);
+    return path;
+}
+
+/* The tenant and its connection as jobsd stores them. */
+static void connect_tenant(const struct seller *s, const char *access_in_db,
+                           const char *refresh_in_db, const char *expires_sql)
+{
+    tdb_execf(db.conn, "INSERT INTO tenants (id, name) VALUES ('%s', 't') ON CONFLICT DO NOTHING",
+              s->tenant);
+    tdb_execf(db.conn,
+              "INSERT INTO marketplace_connections (tenant_id, provider, seller_id, access_token, "
+              "refresh_token, expires_at, status) VALUES ('%s', 'mercadolivre', %lld, '%s', '%s', "
+              "%s, 'active') ON CONFLICT (tenant_id, provider, seller_id) DO UPDATE SET "
+              "access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token, "
+              "expires_at = EXCLUDED.expires_at, status = 'active', last_error_code = NULL",
+              s->tenant, s->user_id, access_in_db, refresh_in_db, expires_sql);
+}
+
+static bool start_jobsd(struct jobsd_proc *p, const struct fake_ml *f, const char *rps,
+                        const char *concurrency, bool with_client)
+{
+    char base[128], r[64], c[64];
+    snprintf(base, sizeof base, "ML_API_BASE_URL=%s", f->url);
+    snprintf(r, sizeof r, "ML_MAX_RPS=%s", rps);
+    snprintf(c, sizeof c, "ML_CONCURRENCY=%s", concurrency);
+    const char *env[] = {base,
+                         r,
+                         c,
+                         "ML_HTTP_TIMEOUT_MS=10000",
+                         "SYNC_WAIT_SECONDS=300",
+                         with_client ? "ML_CLIENT_ID=" CLIENT_ID : "ML_CLIENT_ID=",
+                         with_client ? "ML_CLIENT_SECRET=" CLIENT_SECRET : "ML_CLIENT_SECRET=",
+                         NULL};
+    return jobsd_start(p, db.url, env);
+}
+
+static int sync_now(const struct jobsd_proc *p, const char *tenant, const char *extra,
+                    struct th_response *r)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"tenantId\": \"%s\"%s}", tenant, extra ? extra : "");
+    assert_true(th_post_job(p->port, PATH, TEST_KEY, body, NULL, r));
+    return r->status;
+}
+
+static long long conn_stat(const struct th_response *r, const char *section, const char *key)
+{
+    json_t *c = json_array_get(json_object_get(r->json, "connections"), 0);
+    json_t *v =
+        section ? json_object_get(json_object_get(c, section), key) : json_object_get(c, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* The limits the fake saw: never broken, whatever the test. */
+static void assert_client_discipline(const struct fake_ml *f, long long rps, long long conc)
+{
+    long long in_flight = fake_ml_stat(f, "max_in_flight");
+    long long per_second = fake_ml_stat(f, "max_per_second");
+    if (in_flight > conc || per_second > rps)
+        fail_msg("in flight %lld (limit %lld), per second %lld (limit %lld)", in_flight, conc,
+                 per_second, rps);
+    long long limit = fake_ml_stat(f, "max_orders_limit");
+    assert_true(limit <= 51);
+    assert_true(fake_ml_stat(f, "max_multiget_ids") <= 20);
+    assert_int_equal(fake_ml_stat(f, "expired_token_requests"), 0);
+}
+
+/* ---------------------------------------------------------------- a big seller */
+
+static void test_big_seller(void **state)
+{
+    (void)state;
+    struct seller s = {"5a5a5a5a-0000-4000-8000-000000000001",
+                       5500000001LL,
+                       "APP_USR-big-access-1",
+                       "TG-big-refresh-1",
+                       21600,
+                       NULL};
+    s.extra = json_pack(
+        "{s:{s:i, s:s, s:I, s:i, s:i}, s:{s:i, s:i, s:i, s:{s:i, s:i}, s:i}, s:{s:i, s:i}}",
+        "generate_items", "count", 1200, "prefix", "MLB", "start", (json_int_t)7000000001LL,
+        "policy_blocked_every", 100, "missing_every", 150, "generate_orders", "count", 10500,
+        "days", 3, "items_per_order_max", 2, "status_mix", "paid", 90, "cancelled", 10,
+        "unknown_item_every", 500, "generate_visits", "days", 10, "max", 30);
+    const char *world = write_world(&s, 1, "big");
+    json_decref(s.extra);
+    struct fake_ml f;
+    assert_true(fake_ml_start(&f, world, NULL));
+    connect_tenant(&s, s.access, s.refresh, "now() + interval '6 hours'");
+    struct jobsd_proc p;
+    assert_true(start_jobsd(&p, &f, "400", "6", true));
+    struct th_response r;
+    assert_int_equal(sync_now(&p, s.tenant, ", \"daysBack\": 10", &r), 200);
+    assert_true(json_is_true(json_object_get(r.json, "success")));
+    /* More than 1,000 items: found through scan mode. 404 elements skipped, PolicyAgent
+     * elements kept as blocked listings. */
+    assert_int_equal(conn_stat(&r, "listings", "discovered"), 1200);
+    assert_int_equal(conn_stat(&r, "listings", "blocked"), 12);
+    /* Every 100th item is policy-blocked and every 150th missing; 300, 600, 900 and 1200 are
+     * both, and the block wins: 12 blocked, 4 missing. */
+    long long missing = 4;
+    assert_int_equal(conn_stat(&r, "listings", "upserted"), 1200 - 12 - missing);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM listings WHERE tenant_id = '%s' AND "
+                             "access_status = 'blocked_by_policy'",
+                             s.tenant),
+                     12);
+    /* More than 10,000 orders in the window: the range was split; every order arrived. */
+    assert_int_equal(conn_stat(&r, "orders", "upserted"), 10500);
+    assert_int_equal(
+        tdb_int(db.conn, "SELECT count(*) FROM orders WHERE tenant_id = '%s'", s.tenant), 10500);
+    /* Items of unknown listings are kept, attached to a minimal listing row. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM order_items WHERE tenant_id = '%s' AND "
+                             "listing_id IS NULL",
+                             s.tenant),
+                     0);
+    assert_true(tdb_int(db.conn,
+                        "SELECT count(*) FROM listings WHERE tenant_id = '%s' AND status = "
+                        "'unknown' AND access_status = 'accessible'",
+                        s.tenant) >= 1);
+    /* Visits: one row per listing-day returned, zeros included. */
+    assert_true(conn_stat(&r, "visits", "days") >= (1200 - 12 - missing) * 10);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM listing_visits_daily WHERE tenant_id = '%s'",
+                             s.tenant),
+                     conn_stat(&r, "visits", "days"));
+    assert_int_equal(json_integer_value(json_object_get(r.json, "recordsProcessed")),
+                     conn_stat(&r, "listings", "upserted") + 10500 +
+                         conn_stat(&r, "visits", "days"));
+    assert_client_discipline(&f, 400, 6);
+    /* The job's log line and row. */
+    assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] job finished"));
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE job_type = 'mercadolivre_sync' "
+                             "AND status = 'success' AND tenant_id = '%s'",
+                             s.tenant),
+                     1);
+    th_free(&r);
+    assert_int_equal(jobsd_stop(&p, 30000), 0);
+    fake_ml_stop(&f);
+    unlink(world);
+}
+
+/* ---------------------------------------------------------------- faults and tokens */
+
+static struct fake_ml small_fake;
+static struct jobsd_proc small_jobsd;
+static struct seller small = {"5b5b5b5b-0000-4000-8000-000000000002",
+                              5500000002LL,
+                              "APP_USR-small-access-1",
+                              "TG-small-refresh-1",
+                              21600,
+                              NULL};
+static const char *small_world;
+
+static int small_setup(void **state)
+{
+    (void)state;
+    small.extra = json_pack("{s:{s:i, s:s, s:I, s:i, s:i}, s:{s:i, s:i, s:i, s:{s:i}}, "
+                            "s:{s:i, s:i}}",
+                            "generate_items", "count", 40, "prefix", "MLB", "start",
+                            (json_int_t)8000000001LL, "policy_blocked_every", 20, "missing_every",
+                            13, "generate_orders", "count", 120, "days", 5, "items_per_order_max",
+                            3, "status_mix", "paid", 100, "generate_visits", "days", 7, "max", 20);
+    small_world = write_world(&small, 1, "small");
+    json_decref(small.extra);
+    small.extra = NULL;
+    if (!fake_ml_start(&small_fake, small_world, NULL))
+        return -1;
+    connect_tenant(&small, small.access, small.refresh, "now() + interval '6 hours'");
+    return start_jobsd(&small_jobsd, &small_fake, "200", "4", true) ? 0 : -1;
+}
+
+static int small_teardown(void **state)
+{
+    (void)state;
+    int rc = jobsd_stop(&small_jobsd, 30000);
+    fake_ml_stop(&small_fake);
+    unlink(small_world);
+    return rc == 0 ? 0 : -1;
+}
+
+static void test_retries_429_and_5xx(void **state)
+{
+    (void)state;
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    json_decref(fake_ml_post(
+        &small_fake, "/__fake/faults",
+        "[{\"endpoint\": \"items_multiget\", \"status\": 429, \"retry_after\": 1, \"count\": 2},"
+        " {\"endpoint\": \"orders_search\", \"status\": 429, \"count\": 2},"
+        " {\"endpoint\": \"visits\", \"status\": 503, \"count\": 3},"
+        " {\"endpoint\": \"items_search\", \"status\": 500, \"count\": 1}]"));
+    struct th_response r;
+    long long t0 = t_now_ms();
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 200);
+    assert_true(json_is_true(json_object_get(r.json, "success")));
+    assert_int_equal(json_array_size(json_object_get(
+                         json_array_get(json_object_get(r.json, "connections"), 0), "errors")),
+                     0);
+    /* Retry-After: 1 was honoured (at least a second of waiting). */
+    assert_true(t_now_ms() - t0 >= 1000);
+    assert_int_equal(fake_ml_stat(&small_fake, "faults_served"), 8);
+    assert_client_discipline(&small_fake, 200, 4);
+    th_free(&r);
+    assert_int_equal(fake_ml_delete(&small_fake, "/__fake/faults"), 200);
+}
+
+static void test_unavailable_is_503(void **state)
+{
+    (void)state;
+    /* Mercado Livre down for everything: 503 ml_unavailable with Retry-After. */
+    json_decref(fake_ml_post(&small_fake, "/__fake/faults",
+                             "[{\"endpoint\": \"any\", \"status\": 503, \"count\": 100000}]"));
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 503);
+    assert_string_equal(th_error_code(&r), "ml_unavailable");
+    char *ra = th_header(&r, "Retry-After");
+    assert_non_null(ra);
+    free(ra);
+    th_free(&r);
+    assert_int_equal(fake_ml_delete(&small_fake, "/__fake/faults"), 200);
+    /* The connection is still active: transient errors never mark it. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM marketplace_connections WHERE tenant_id = '%s' "
+                             "AND status = 'active'",
+                             small.tenant),
+                     1);
+}
+
+static char *db_token(const char *col, const char *tenant)
+{
+    return tdb_value(db.conn, "SELECT %s FROM marketplace_connections WHERE tenant_id = '%s'", col,
+                     tenant);
+}
+
+static char *fake_token(const struct fake_ml *f, long long user, const char *key)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/__fake/sellers/%lld/tokens", user);
+    json_t *t = fake_ml_get(f, path);
+    assert_non_null(t);
+    char *v = strdup(json_string_value(json_object_get(t, key)));
+    json_decref(t);
+    return v;
+}
+
+static void test_expired_token_refreshed_before_calls(void **state)
+{
+    (void)state;
+    /* The stored token expires within 5 minutes: refresh first, never call with it. */
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() + interval '1 minute' "
+              "WHERE tenant_id = '%s'",
+              small.tenant);
+    char *old_refresh = db_token("refresh_token", small.tenant);
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, ", \"include\": [\"orders\"]", &r), 200);
+    assert_true(json_is_true(json_object_get(
+        json_array_get(json_object_get(r.json, "connections"), 0), "tokenRefreshed")));
+    th_free(&r);
+    assert_int_equal(fake_ml_stat(&small_fake, "refreshes"), 1);
+    assert_int_equal(fake_ml_stat(&small_fake, "invalid_token_requests"), 0);
+    /* The rotated pair is what jobsd stored. */
+    char *fa = fake_token(&small_fake, small.user_id, "access_token");
+    char *fr = fake_token(&small_fake, small.user_id, "refresh_token");
+    char *da = db_token("access_token", small.tenant);
+    char *dr = db_token("refresh_token", small.tenant);
+    assert_string_equal(fa, da);
+    assert_string_equal(fr, dr);
+    assert_string_not_equal(dr, old_refresh);
+    assert_true(tdb_int(db.conn,
+                        "SELECT count(*) FROM marketplace_connections WHERE tenant_id = '%s' AND "
+                        "expires_at > now() + interval '5 hours'",
+                        small.tenant) == 1);
+    /* ...and reused on the next run: expire it again, the stored (rotated) refresh token
+     * works. */
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() - interval '1 minute' "
+              "WHERE tenant_id = '%s'",
+              small.tenant);
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, ", \"include\": [\"orders\"]", &r), 200);
+    th_free(&r);
+    assert_int_equal(fake_ml_stat(&small_fake, "refreshes"), 2);
+    assert_int_equal(fake_ml_stat(&small_fake, "invalid_grants"), 0);
+    assert_client_discipline(&small_fake, 200, 4);
+    free(fa);
+    free(fr);
+    free(da);
+    free(dr);
+    free(old_refresh);
+}
+
+static void test_401_forces_one_refresh(void **state)
+{
+    (void)state;
+    /* The token looks valid to jobsd but the API expired it: 401, one refresh, one retry. */
+    char path[128];
+    snprintf(path, sizeof path, "/__fake/sellers/%lld/expire-access-token", small.user_id);
+    json_decref(fake_ml_post(&small_fake, path, NULL));
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, ", \"include\": [\"listings\"]", &r),
+                     200);
+    assert_true(json_is_true(json_object_get(r.json, "success")));
+    assert_true(json_is_true(json_object_get(
+        json_array_get(json_object_get(r.json, "connections"), 0), "tokenRefreshed")));
+    th_free(&r);
+    assert_int_equal(fake_ml_stat(&small_fake, "refreshes"), 1);
+    char *fa = fake_token(&small_fake, small.user_id, "access_token");
+    char *da = db_token("access_token", small.tenant);
+    assert_string_equal(fa, da);
+    free(fa);
+    free(da);
+}
+
+static void test_dead_refresh_token_needs_reauth(void **state)
+{
+    (void)state;
+    /* A refresh token that was already used (rotated away): invalid_grant → 422, the
+     * connection marked reauth_required, and later syncs answer 422 without calling. */
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET refresh_token = 'TG-small-refresh-1', "
+              "expires_at = now() - interval '1 hour' WHERE tenant_id = '%s'",
+              small.tenant);
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 422);
+    assert_string_equal(th_error_code(&r), "reauth_required");
+    assert_non_null(json_object_get(r.json, "jobLogId"));
+    th_free(&r);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM marketplace_connections WHERE tenant_id = '%s' "
+                             "AND status = 'reauth_required' AND last_error_code = "
+                             "'invalid_grant' AND last_error_at IS NOT NULL",
+                             small.tenant),
+                     1);
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 422);
+    assert_string_equal(th_error_code(&r), "reauth_required");
+    th_free(&r);
+    assert_int_equal(fake_ml_stat(&small_fake, "requests_total"), 0);
+    /* Reconnect (what the product's OAuth flow would store) for the next tests. */
+    char *fa = fake_token(&small_fake, small.user_id, "access_token");
+    char *fr = fake_token(&small_fake, small.user_id, "refresh_token");
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET access_token = '%s', refresh_token = '%s', "
+              "expires_at = now() + interval '5 hours', status = 'active' WHERE tenant_id = '%s'",
+              fa, fr, small.tenant);
+    free(fa);
+    free(fr);
+}
+
+static void test_validation_and_no_connection(void **state)
+{
+    (void)state;
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, ", \"include\": [\"orderz\"]", &r), 400);
+    th_free(&r);
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, ", \"daysBack\": 366", &r), 400);
+    th_free(&r);
+    assert_int_equal(sync_now(&small_jobsd, "5b5b5b5b-0000-4000-8000-0000000000ff", NULL, &r), 404);
+    assert_string_equal(th_error_code(&r), "tenant_not_found");
+    th_free(&r);
+    tdb_exec(db.conn, "INSERT INTO tenants (id) VALUES ('5b5b5b5b-0000-4000-8000-0000000000fe')");
+    assert_int_equal(sync_now(&small_jobsd, "5b5b5b5b-0000-4000-8000-0000000000fe", NULL, &r), 422);
+    assert_string_equal(th_error_code(&r), "no_active_connection");
+    th_free(&r);
+}
+
+/* ---------------------------------------------------------------- re-sync */
+
+static void test_resync_reflects_changes_and_keeps_visits(void **state)
+{
+    (void)state;
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 200);
+    th_free(&r);
+    /* An order changes status and one of its items is corrected. */
+    char *ext = tdb_value(db.conn,
+                          "SELECT o.external_id FROM orders o JOIN order_items i ON i.order_id = "
+                          "o.id WHERE o.tenant_id = '%s' AND o.status = 'paid' GROUP BY "
+                          "o.external_id HAVING count(*) = 1 LIMIT 1",
+                          small.tenant);
+    char *item = tdb_value(db.conn,
+                           "SELECT i.listing_external_id FROM order_items i JOIN orders o ON "
+                           "o.id = i.order_id WHERE o.external_id = %s",
+                           ext);
+    char *created =
+        tdb_value(db.conn,
+                  "SELECT to_char(ordered_at AT TIME ZONE 'UTC', "
+                  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM orders WHERE external_id = %s",
+                  ext);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "[{\"id\": %s, \"status\": \"cancelled\", \"date_created\": "
+             "\"%s\", \"total_amount\": 10, \"paid_amount\": 0, \"currency_id\": \"BRL\", "
+             "\"buyer\": {\"id\": 1}, \"seller\": {\"id\": %lld}, \"order_items\": [{\"item\": "
+             "{\"id\": \"%s\", \"title\": \"x\"}, \"quantity\": 7, \"unit_price\": 1.25}]}]",
+             ext, created, small.user_id, item);
+    char path[128];
+    snprintf(path, sizeof path, "/__fake/sellers/%lld/orders", small.user_id);
+    json_decref(fake_ml_post(&small_fake, path, body));
+    free(created);
+    /* Visits: remember the stored values, then make every visits call fail. */
+    long long before = tdb_int(db.conn,
+                               "SELECT coalesce(sum(visits), -1) FROM listing_visits_daily "
+                               "WHERE tenant_id = '%s'",
+                               small.tenant);
+    long long rows_before = tdb_int(
+        db.conn, "SELECT count(*) FROM listing_visits_daily WHERE tenant_id = '%s'", small.tenant);
+    assert_true(rows_before > 0);
+    json_decref(fake_ml_post(&small_fake, "/__fake/faults",
+                             "[{\"endpoint\": \"visits\", \"status\": 500, \"count\": 100000}]"));
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 200);
+    /* Partial: the body says so and names the failures; the job is recorded as error. */
+    assert_true(json_is_false(json_object_get(r.json, "success")));
+    json_t *errors =
+        json_object_get(json_array_get(json_object_get(r.json, "connections"), 0), "errors");
+    assert_true(json_array_size(errors) >= 1);
+    const char *jid = json_string_value(json_object_get(r.json, "jobLogId"));
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = "
+                             "'error' AND metadata ? 'result'",
+                             jid),
+                     1);
+    th_free(&r);
+    assert_int_equal(fake_ml_delete(&small_fake, "/__fake/faults"), 200);
+    /* Known visits were not overwritten by NULL or 0. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT coalesce(sum(visits), -1) FROM listing_visits_daily WHERE "
+                             "tenant_id = '%s'",
+                             small.tenant),
+                     before);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM listing_visits_daily WHERE tenant_id = '%s'",
+                             small.tenant),
+                     rows_before);
+    /* The order change and the item correction are in. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM orders WHERE external_id = %s AND status = "
+                             "'cancelled' AND external_status = 'cancelled'",
+                             ext),
+                     1);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT sum(quantity) FROM order_items i JOIN orders o ON o.id = "
+                             "i.order_id WHERE o.external_id = %s",
+                             ext),
+                     7);
+    free(ext);
+    free(item);
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+struct caller {
+    unsigned port;
+    const char *tenant;
+    struct th_response r;
+};
+
+static void *call(void *arg)
+{
+    struct caller *c = arg;
+    char body[128];
+    snprintf(body, sizeof body, "{\"tenantId\": \"%s\"}", c->tenant);
+    assert_true(th_post_job(c->port, PATH, TEST_KEY, body, NULL, &c->r));
+    return NULL;
+}
+
+static void test_concurrent_syncs_one_run_one_refresh(void **state)
+{
+    (void)state;
+    /* Two instances, the same tenant at once, a token that needs refreshing: one job, one
+     * refresh. */
+    struct jobsd_proc other;
+    assert_true(start_jobsd(&other, &small_fake, "200", "4", true));
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() - interval '1 minute' "
+              "WHERE tenant_id = '%s'",
+              small.tenant);
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    long long jobs_before =
+        tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE job_type = 'mercadolivre_sync'");
+    struct caller a = {small_jobsd.port, small.tenant, {0}};
+    struct caller b = {other.port, small.tenant, {0}};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, call, &a);
+    pthread_create(&tb, NULL, call, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.r.status, 200);
+    assert_int_equal(b.r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(a.r.json, "jobLogId")),
+                        json_string_value(json_object_get(b.r.json, "jobLogId")));
+    th_free(&a.r);
+    th_free(&b.r);
+    assert_int_equal(
+        tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE job_type = 'mercadolivre_sync'"),
+        jobs_before + 1);
+    assert_int_equal(fake_ml_stat(&small_fake, "refreshes"), 1);
+    assert_int_equal(fake_ml_stat(&small_fake, "invalid_grants"), 0);
+    assert_int_equal(jobsd_stop(&other, 30000), 0);
+}
+
+static void test_missing_client_credentials(void **state)
+{
+    (void)state;
+    struct jobsd_proc p;
+    assert_true(start_jobsd(&p, &small_fake, "200", "4", false));
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() - interval '1 minute' "
+              "WHERE tenant_id = '%s'",
+              small.tenant);
+    struct th_response r;
+    assert_int_equal(sync_now(&p, small.tenant, NULL, &r), 422);
+    assert_string_equal(th_error_code(&r), "ml_not_configured");
+    th_free(&r);
+    /* Not the seller's fault: the connection stays active. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM marketplace_connections WHERE tenant_id = '%s' "
+                             "AND status = 'active'",
+                             small.tenant),
+                     1);
+    assert_int_equal(jobsd_stop(&p, 30000), 0);
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() + interval '5 hours' WHERE "
+              "tenant_id = '%s'",
+              small.tenant);
+}
+
+/* ---------------------------------------------------------------- the default rate */
+
+static void test_default_rate_across_two_tenants(void **state)
+{
+    (void)state;
+    /* ML_MAX_RPS=5 (the default) holds for the process, across two concurrent syncs of two
+     * tenants. */
+    struct seller two[2] = {
+        {"5c5c5c5c-0000-4000-8000-000000000003", 5500000003LL, "APP_USR-r1", "TG-r1", 21600, NULL},
+        {"5d5d5d5d-0000-4000-8000-000000000004", 5500000004LL, "APP_USR-r2", "TG-r2", 21600, NULL},
+    };
+    for (int i = 0; i < 2; i++)
+        two[i].extra = json_pack("{s:{s:i, s:s, s:I}, s:{s:i, s:i}, s:{s:i, s:i}}",
+                                 "generate_items", "count", 12, "prefix", "MLB", "start",
+                                 (json_int_t)(9000000001LL + i * 1000), "generate_orders", "count",
+                                 20, "days", 2, "generate_visits", "days", 3, "max", 5);
+    const char *world = write_world(two, 2, "rate");
+    for (int i = 0; i < 2; i++)
+        json_decref(two[i].extra);
+    struct fake_ml f;
+    assert_true(fake_ml_start(&f, world, NULL));
+    connect_tenant(&two[0], two[0].access, two[0].refresh, "now() + interval '6 hours'");
+    connect_tenant(&two[1], two[1].access, two[1].refresh, "now() + interval '6 hours'");
+    struct jobsd_proc p;
+    char base[128];
+    snprintf(base, sizeof base, "ML_API_BASE_URL=%s", f.url);
+    const char *env[] = {base, "SYNC_WAIT_SECONDS=300", "JOB_WORKERS=2", NULL};
+    assert_true(jobsd_start(&p, db.url, env));
+    struct caller a = {p.port, two[0].tenant, {0}};
+    struct caller b = {p.port, two[1].tenant, {0}};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, call, &a);
+    pthread_create(&tb, NULL, call, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.r.status, 200);
+    assert_int_equal(b.r.status, 200);
+    th_free(&a.r);
+    th_free(&b.r);
+    long long total = fake_ml_stat(&f, "requests_total");
+    assert_true(total >= 30);
+    long long per_second = fake_ml_stat(&f, "max_per_second");
+    if (per_second > 5)
+        fail_msg("the fake saw %lld requests in one second (ML_MAX_RPS=5)", per_second);
+    assert_client_discipline(&f, 5, 4);
+    assert_int_equal(jobsd_stop(&p, 30000), 0);
+    fake_ml_stop(&f);
+    unlink(world);
+}
+
+int main(void)
+{
+    const struct CMUnitTest big[] = {cmocka_unit_test(test_big_seller)};
+    const struct CMUnitTest small_tests[] = {
+        cmocka_unit_test(test_retries_429_and_5xx),
+        cmocka_unit_test(test_unavailable_is_503),
+        cmocka_unit_test(test_expired_token_refreshed_before_calls),
+        cmocka_unit_test(test_401_forces_one_refresh),
+        cmocka_unit_test(test_dead_refresh_token_needs_reauth),
+        cmocka_unit_test(test_validation_and_no_connection),
+        cmocka_unit_test(test_resync_reflects_changes_and_keeps_visits),
+        cmocka_unit_test(test_concurrent_syncs_one_run_one_refresh),
+        cmocka_unit_test(test_missing_client_credentials),
+    };
+    const struct CMUnitTest rate[] = {cmocka_unit_test(test_default_rate_across_two_tenants)};
+    if (setup(NULL) != 0)
+        return 1;
+    int failed = cmocka_run_group_tests_name("sync_big_seller", big, NULL, NULL);
+    failed +=
+        cmocka_run_group_tests_name("sync_faults_tokens", small_tests, small_setup, small_teardown);
+    failed += cmocka_run_group_tests_name("sync_rate", rate, NULL, NULL);
+    teardown(NULL);
+    return failed;
+}
