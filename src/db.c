@@ -333,3 +333,98 @@ void db_rollback(PGconn *c)
     PGresult *res = PQexec(c, "ROLLBACK");
     PQclear(res);
 }
+
+/* ------------------------------------------------------------------ pipelined transactions */
+
+int db_tx_send(PGconn *c, long long timeout_ms, const struct db_stmt *stmts, size_t n,
+               struct err *e)
+{
+    char timeouts[128];
+    util_fmt(timeouts, sizeof timeouts, "%lld", timeout_ms);
+    if (PQenterPipelineMode(c) != 1) {
+        db_classify(c, NULL, e);
+        return -1;
+    }
+    const char *p[] = {timeouts};
+    bool ok = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+              PQsendQueryParams(c,
+                                "SELECT set_config('statement_timeout', $1, true), "
+                                "set_config('lock_timeout', $1, true)",
+                                1, NULL, p, NULL, NULL, 0) == 1;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = PQsendQueryParams(c, stmts[i].sql, stmts[i].nparams, NULL, stmts[i].params, NULL, NULL,
+                               0) == 1;
+    ok = ok && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+         PQpipelineSync(c) == 1 && PQflush(c) == 0;
+    if (!ok) {
+        db_classify(c, NULL, e);
+        /* Drain what was sent, then leave pipeline mode. */
+        PGresult *r;
+        for (int guard = 0; guard < 1000; guard++) {
+            r = PQgetResult(c);
+            if (!r) {
+                if (PQpipelineStatus(c) == PQ_PIPELINE_OFF || PQexitPipelineMode(c) == 1)
+                    break;
+                continue;
+            }
+            PQclear(r);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int db_tx_wait(PGconn *c, size_t n, PGresult **res, struct err *e)
+{
+    /* Results arrive in order: BEGIN, the settings, the statements, COMMIT, then the sync;
+     * each but the sync is followed by a NULL. */
+    size_t total = n + 3;
+    size_t idx = 0;
+    bool failed = false;
+    for (size_t i = 0; i < n; i++)
+        if (res)
+            res[i] = NULL;
+    for (int guard = 0; guard < 100000; guard++) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (idx >= total + 1)
+                break;
+            if (PQstatus(c) != CONNECTION_OK) {
+                failed = true;
+                if (!err_is_set(e))
+                    db_classify(c, NULL, e);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            idx = total + 1;
+            continue;
+        }
+        if (st == PGRES_FATAL_ERROR && !failed) {
+            failed = true;
+            db_classify(c, r, e);
+        } else if (st == PGRES_PIPELINE_ABORTED) {
+            failed = true;
+        }
+        if (!failed && idx >= 2 && idx < 2 + n && res)
+            res[idx - 2] = r;
+        else
+            PQclear(r);
+        idx++;
+    }
+    PQexitPipelineMode(c);
+    if (failed) {
+        for (size_t i = 0; res && i < n; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+        db_rollback(c);
+        if (!err_is_set(e))
+            err_set(e, 503, "database_unavailable", "the write did not complete");
+        return -1;
+    }
+    return 0;
+}

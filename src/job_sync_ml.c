@@ -19,11 +19,14 @@
 #define MULTIGET_IDS      20
 #define ORDERS_PAGE       50
 #define ORDERS_OFFSET_CAP 10000
-#define SCAN_LIMIT        100
-#define VISITS_MAX_DAYS   150
-#define VISITS_CHUNK      500
-#define MAX_ERRORS        50
-#define WRITE_TIMEOUT_MS  60000
+/* Pages are written together, up to this many orders per transaction (each order with its
+ * items is still replaced atomically). */
+#define ORDERS_WRITE_BATCH 1000
+#define SCAN_LIMIT         100
+#define VISITS_MAX_DAYS    150
+#define VISITS_WRITE_ROWS  20000 /* visits rows per pipelined write */
+#define MAX_ERRORS         50
+#define WRITE_TIMEOUT_MS   60000
 
 /* ------------------------------------------------------------------ request body */
 
@@ -128,7 +131,26 @@ struct sync {
     long long ml_failed;
     struct err worst; /* the most serious failure seen (503 beats 422) */
     long long records;
+    long long db_ms; /* time spent writing, for the phase log lines */
+    /* The write in flight (a pipelined transaction the server runs while requests go on). */
+    bool writing;
+    const char *write_step; /* "orders" or "visits" */
+    json_t *write_counts;   /* the counters it will add to (borrowed) */
+    long long write_rows;   /* visits rows sent */
 };
+
+/* A debug line per phase: how long it took and how much of it was database writes. */
+static void phase_done(struct sync *s, const char *phase, long long t0, long long db0)
+{
+    if (!log_enabled(LOG_DEBUG))
+        return;
+    char total[24], db[24], ok[24];
+    util_fmt(total, sizeof total, "%lld", util_mono_ms() - t0);
+    util_fmt(db, sizeof db, "%lld", s->db_ms - db0);
+    util_fmt(ok, sizeof ok, "%lld", s->ml_ok);
+    log_event(LOG_DEBUG, "sync phase done", "jobLogId", s->run->id, "phase", phase, "ms", total,
+              "dbMs", db, "requestsOk", ok, NULL);
+}
 
 static void progress(struct sync *s, const char *phase)
 {
@@ -197,6 +219,8 @@ static void http_error(struct sync *s, const char *step, struct ml_request *r)
     add_error(s, step, &e);
 }
 
+static void finish_write(struct sync *s);
+
 /* ---- tokens */
 
 /* Returns a valid access token for the connection. With failed_token (after a 401): a new
@@ -207,6 +231,7 @@ static int ensure_token(struct sync *s, const char *failed_token, char *out, siz
                         struct err *e)
 {
     PGconn *c = s->c;
+    finish_write(s);
     long long timeout = s->run->cfg->ml_http_timeout_ms * 6 + 30000;
     if (db_begin(c, timeout, e) != 0)
         return -1;
@@ -310,14 +335,18 @@ static int on_401(void *ctx, const char *failed, char *out, size_t cap, struct e
 static int write_tx(struct sync *s, const char *sql, int n, const char *const *params,
                     PGresult **res, struct err *e)
 {
+    finish_write(s);
+    long long t0 = util_mono_ms();
     if (db_begin(s->c, WRITE_TIMEOUT_MS, e) != 0)
         return -1;
     PGresult *r = db_query(s->c, sql, n, params, e);
     if (!r || db_commit(s->c, e) != 0) {
         PQclear(r);
         db_rollback(s->c);
+        s->db_ms += util_mono_ms() - t0;
         return -1;
     }
+    s->db_ms += util_mono_ms() - t0;
     if (res)
         *res = r;
     else
@@ -409,6 +438,57 @@ static const char UPSERT_VISITS[] =
     "SELECT $1, listing_id, date, visits, now() FROM x "
     "ON CONFLICT (tenant_id, listing_id, date) DO UPDATE SET visits = EXCLUDED.visits, "
     "  fetched_at = EXCLUDED.fetched_at";
+
+/* ---- writes that overlap with requests */
+
+static void bump(json_t *counts, const char *key, long long n)
+{
+    json_object_set_new(counts, key,
+                        json_integer(json_integer_value(json_object_get(counts, key)) + n));
+}
+
+/* Collects the write in flight, if any. Called before any other use of the connection. */
+static void finish_write(struct sync *s)
+{
+    if (!s->writing)
+        return;
+    s->writing = false;
+    long long t0 = util_mono_ms();
+    PGresult *res[2] = {NULL, NULL};
+    struct err e;
+    err_clear(&e);
+    bool orders = strcmp(s->write_step, "orders") == 0;
+    if (db_tx_wait(s->c, orders ? 2 : 1, res, &e) != 0) {
+        add_error(s, s->write_step, &e);
+    } else if (orders) {
+        long long up = count_col(res[1], 0);
+        bump(s->write_counts, "upserted", up);
+        bump(s->write_counts, "items", count_col(res[1], 1));
+        s->records += up;
+    } else {
+        bump(s->write_counts, "days", s->write_rows);
+        s->records += s->write_rows;
+    }
+    PQclear(res[0]);
+    PQclear(res[1]);
+    s->db_ms += util_mono_ms() - t0;
+}
+
+static void send_write(struct sync *s, const char *step, const struct db_stmt *stmts, size_t n,
+                       json_t *counts, long long rows)
+{
+    finish_write(s);
+    struct err e;
+    err_clear(&e);
+    if (db_tx_send(s->c, WRITE_TIMEOUT_MS, stmts, n, &e) != 0) {
+        add_error(s, step, &e);
+        return;
+    }
+    s->writing = true;
+    s->write_step = step;
+    s->write_counts = counts;
+    s->write_rows = rows;
+}
 
 /* ---- listings */
 
@@ -584,32 +664,18 @@ static char *orders_path(const struct sync *s, long long from, long long to, lon
     return util_strdup(path);
 }
 
+/* Sends a batch of orders (with their items and any unknown listings) as one pipelined
+ * transaction; the counts are added when it is collected. */
 static void write_orders(struct sync *s, json_t *orders, json_t *counts)
 {
     if (json_array_size(orders) == 0)
         return;
     char *text = json_dumps(orders, JSON_COMPACT);
     const char *p[] = {s->tenant, s->conn_id, text};
-    struct err e;
-    err_clear(&e);
-    PGresult *r = NULL;
-    bool ok = db_begin(s->c, WRITE_TIMEOUT_MS, &e) == 0 &&
-              db_exec(s->c, UPSERT_ORDERS_LISTINGS, 3, p, &e) == 0 &&
-              (r = db_query(s->c, UPSERT_ORDERS, 3, p, &e)) != NULL && db_commit(s->c, &e) == 0;
-    if (ok) {
-        long long up = count_col(r, 0), items = count_col(r, 1);
-        json_object_set_new(
-            counts, "upserted",
-            json_integer(json_integer_value(json_object_get(counts, "upserted")) + up));
-        json_object_set_new(
-            counts, "items",
-            json_integer(json_integer_value(json_object_get(counts, "items")) + items));
-        s->records += up;
-    } else {
-        db_rollback(s->c);
-        add_error(s, "orders", &e);
-    }
-    PQclear(r);
+    const struct db_stmt stmts[] = {{UPSERT_ORDERS_LISTINGS, 3, p}, {UPSERT_ORDERS, 3, p}};
+    long long t0 = util_mono_ms();
+    send_write(s, "orders", stmts, 2, counts, 0);
+    s->db_ms += util_mono_ms() - t0;
     free(text);
 }
 
@@ -618,6 +684,42 @@ static void add_fetched(json_t *counts, size_t n)
     json_object_set_new(
         counts, "fetched",
         json_integer(json_integer_value(json_object_get(counts, "fetched")) + (json_int_t)n));
+}
+
+struct orders_batch {
+    struct sync *s;
+    json_t *counts;
+    json_t *pending; /* parsed orders not written yet */
+};
+
+/* Each page as it arrives: parsed, queued, written (pipelined) every ORDERS_WRITE_BATCH. */
+static void on_orders_page(void *ctx, size_t i, struct ml_request *r)
+{
+    (void)i;
+    struct orders_batch *ob = ctx;
+    struct sync *s = ob->s;
+    int o = outcome(s, "orders", r);
+    if (o == 0)
+        http_error(s, "orders", r);
+    if (o == 1) {
+        struct err e;
+        err_clear(&e);
+        long long total;
+        json_t *p = ml_parse_orders(r->body, r->len, &total, &e);
+        if (p) {
+            add_fetched(ob->counts, json_array_size(p));
+            json_array_extend(ob->pending, p);
+            json_decref(p);
+            if (json_array_size(ob->pending) >= ORDERS_WRITE_BATCH) {
+                write_orders(s, ob->pending, ob->counts);
+                json_decref(ob->pending);
+                ob->pending = json_array();
+            }
+        } else {
+            add_error(s, "orders", &e);
+        }
+    }
+    ml_request_clear(r);
 }
 
 /* Fetches [from, to) (hour-aligned epoch seconds); splits the range while it holds more than
@@ -665,37 +767,26 @@ static void fetch_orders(struct sync *s, long long from, long long to, json_t *c
         add_error(s, "orders", &e);
     }
     add_fetched(counts, json_array_size(page));
-    write_orders(s, page, counts);
-    json_decref(page);
+    json_t *pending = page;
     long long last = total < ORDERS_OFFSET_CAP ? total : ORDERS_OFFSET_CAP;
     size_t nreq = last > ORDERS_PAGE ? (size_t)((last - 1) / ORDERS_PAGE) : 0;
-    if (nreq == 0)
+    if (nreq == 0) {
+        write_orders(s, pending, counts);
+        json_decref(pending);
         return;
+    }
     struct ml_request *reqs = util_calloc(nreq, sizeof *reqs);
     for (size_t i = 0; i < nreq; i++)
         reqs[i].path_query = orders_path(s, from, to, (long long)(i + 1) * ORDERS_PAGE);
-    (void)ml_run(s->run->ml, reqs, nreq, &s->auth, s->run->cancel);
+    struct orders_batch ob = {s, counts, pending};
+    (void)ml_run_each(s->run->ml, reqs, nreq, &s->auth, s->run->cancel, on_orders_page, &ob);
     for (size_t i = 0; i < nreq; i++) {
-        int oo = outcome(s, "orders", &reqs[i]);
-        if (oo == 0)
-            http_error(s, "orders", &reqs[i]);
-        if (oo == 1) {
-            struct err e;
-            err_clear(&e);
-            long long t2;
-            json_t *p = ml_parse_orders(reqs[i].body, reqs[i].len, &t2, &e);
-            if (p) {
-                add_fetched(counts, json_array_size(p));
-                write_orders(s, p, counts);
-                json_decref(p);
-            } else {
-                add_error(s, "orders", &e);
-            }
-        }
         ml_request_clear(&reqs[i]);
         free(reqs[i].path_query);
     }
     free(reqs);
+    write_orders(s, ob.pending, counts);
+    json_decref(ob.pending);
 }
 
 static void sync_orders(struct sync *s, json_t *counts)
@@ -721,23 +812,87 @@ static void sync_orders(struct sync *s, json_t *counts)
     long long from = count_col(r, 0), to = count_col(r, 1);
     PQclear(r);
     fetch_orders(s, from, to, counts, 0);
+    finish_write(s);
 }
 
 /* ---- visits */
 
+struct visits_batch {
+    struct sync *s;
+    PGresult *listings; /* id, external_id */
+    json_t *counts;
+    json_t *rows;    /* rows not written yet */
+    json_t *blocked; /* listing ids answered with a PolicyAgent 403 */
+    long long ok;    /* listings fetched */
+};
+
+static void flush_visits(struct visits_batch *vb)
+{
+    struct sync *s = vb->s;
+    size_t n = json_array_size(vb->rows);
+    if (n == 0)
+        return;
+    char *text = json_dumps(vb->rows, JSON_COMPACT);
+    const char *p[] = {s->tenant, text};
+    const struct db_stmt stmt = {UPSERT_VISITS, 2, p};
+    long long t0 = util_mono_ms();
+    send_write(s, "visits", &stmt, 1, vb->counts, (long long)n);
+    s->db_ms += util_mono_ms() - t0;
+    free(text);
+    json_decref(vb->rows);
+    vb->rows = json_array();
+}
+
+/* Each listing's answer as it arrives. A failed fetch writes nothing: known values are never
+ * replaced by NULL or 0. */
+static void on_visits(void *ctx, size_t i, struct ml_request *r)
+{
+    struct visits_batch *vb = ctx;
+    struct sync *s = vb->s;
+    const char *listing = PQgetvalue(vb->listings, (int)i, 0);
+    int o = outcome(s, "visits", r);
+    if (o == 0) {
+        if (r->status == 403)
+            json_array_append_new(vb->blocked, json_string(listing));
+        else if (r->status != 404)
+            http_error(s, "visits", r);
+    } else if (o == 1) {
+        struct err pe;
+        err_clear(&pe);
+        json_t *v = ml_parse_visits(r->body, r->len, &pe);
+        if (!v) {
+            add_error(s, "visits", &pe);
+        } else {
+            vb->ok++;
+            size_t j;
+            json_t *d;
+            json_array_foreach(v, j, d)
+            {
+                json_object_set_new(d, "listing_id", json_string(listing));
+                json_array_append(vb->rows, d);
+            }
+            json_decref(v);
+            if (json_array_size(vb->rows) >= VISITS_WRITE_ROWS)
+                flush_visits(vb);
+        }
+    }
+    ml_request_clear(r);
+}
+
 static void sync_visits(struct sync *s, json_t *counts, json_t *warnings)
 {
     progress(s, "visits: fetching");
+    finish_write(s);
     const char *p[] = {s->tenant, s->conn_id};
     struct err e;
     err_clear(&e);
-    PGresult *r =
-        db_query(s->c,
-                 "SELECT id, external_id, to_char((now() AT TIME ZONE 'UTC')::date, "
-                 " 'YYYY-MM-DD') FROM listings WHERE tenant_id = $1 AND connection_id = $2 "
-                 "AND marketplace = 'mercadolivre' AND access_status = 'accessible' "
-                 "AND status <> 'deleted' ORDER BY external_id",
-                 2, p, &e);
+    PGresult *r = db_query(s->c,
+                           "SELECT id, external_id, "
+                           " to_char((now() AT TIME ZONE 'UTC')::date + 1, 'YYYY-MM-DD') "
+                           "FROM listings WHERE tenant_id = $1 AND connection_id = $2 "
+                           "AND marketplace = 'mercadolivre' AND access_status = 'accessible' "
+                           "AND status <> 'deleted' ORDER BY external_id",
+                           2, p, &e);
     if (!r) {
         add_error(s, "visits", &e);
         return;
@@ -749,84 +904,38 @@ static void sync_visits(struct sync *s, json_t *counts, json_t *warnings)
         json_array_append_new(warnings,
                               json_string("visits are limited to the last 150 days by the API"));
     size_t n = (size_t)PQntuples(r);
-    long long ok_listings = 0, days = 0;
-    for (size_t start = 0; start < n && !cancelled(s); start += VISITS_CHUNK) {
-        size_t k = n - start < VISITS_CHUNK ? n - start : VISITS_CHUNK;
-        struct ml_request *reqs = util_calloc(k, sizeof *reqs);
-        for (size_t i = 0; i < k; i++) {
-            char esc[160], path[400];
-            url_escape(PQgetvalue(r, (int)(start + i), 1), esc, sizeof esc);
-            util_fmt(path, sizeof path, "/items/%s/visits/time_window?last=%lld&unit=day&ending=%s",
-                     esc, last, PQgetvalue(r, 0, 2));
-            reqs[i].path_query = util_strdup(path);
-        }
-        (void)ml_run(s->run->ml, reqs, k, &s->auth, s->run->cancel);
-        json_t *rows = json_array();
-        json_t *blocked = json_array();
-        for (size_t i = 0; i < k; i++) {
-            const char *listing = PQgetvalue(r, (int)(start + i), 0);
-            int o = outcome(s, "visits", &reqs[i]);
-            if (o == 0) {
-                struct ml_error me;
-                ml_parse_error(reqs[i].body, reqs[i].len, &me);
-                if (reqs[i].status == 403)
-                    json_array_append_new(blocked, json_string(listing));
-                else if (reqs[i].status != 404)
-                    http_error(s, "visits", &reqs[i]);
-            } else if (o == 1) {
-                struct err pe;
-                err_clear(&pe);
-                json_t *v = ml_parse_visits(reqs[i].body, reqs[i].len, &pe);
-                if (!v) {
-                    add_error(s, "visits", &pe);
-                } else {
-                    ok_listings++;
-                    size_t j;
-                    json_t *d;
-                    json_array_foreach(v, j, d)
-                    {
-                        json_object_set_new(d, "listing_id", json_string(listing));
-                        json_array_append(rows, d);
-                    }
-                    json_decref(v);
-                }
-            }
-            /* A failed fetch writes nothing: known values are never replaced by NULL or 0. */
-            ml_request_clear(&reqs[i]);
-            free(reqs[i].path_query);
-        }
-        free(reqs);
-        char *text = json_dumps(rows, JSON_COMPACT);
-        const char *pv[] = {s->tenant, text};
-        PGresult *w = NULL;
-        err_clear(&e);
-        if (json_array_size(rows) > 0) {
-            if (write_tx(s, UPSERT_VISITS, 2, pv, &w, &e) == 0) {
-                days += (long long)json_array_size(rows);
-                s->records += (long long)json_array_size(rows);
-                PQclear(w);
-            } else {
-                add_error(s, "visits", &e);
-            }
-        }
-        free(text);
-        if (json_array_size(blocked) > 0) {
-            char *bt = json_dumps(blocked, JSON_COMPACT);
-            const char *pb[] = {s->tenant, bt};
-            if (write_tx(s,
-                         "UPDATE listings SET access_status = 'blocked_by_policy', updated_at = "
-                         "now() WHERE tenant_id = $1 AND id IN (SELECT b::uuid FROM "
-                         "jsonb_array_elements_text($2::jsonb) b)",
-                         2, pb, NULL, &e) != 0)
-                add_error(s, "visits", &e);
-            free(bt);
-        }
-        json_decref(rows);
-        json_decref(blocked);
+    struct ml_request *reqs = util_calloc(n ? n : 1, sizeof *reqs);
+    for (size_t i = 0; i < n; i++) {
+        char esc[160], path[400];
+        url_escape(PQgetvalue(r, (int)i, 1), esc, sizeof esc);
+        util_fmt(path, sizeof path, "/items/%s/visits/time_window?last=%lld&unit=day&ending=%s",
+                 esc, last, PQgetvalue(r, 0, 2));
+        reqs[i].path_query = util_strdup(path);
     }
+    struct visits_batch vb = {s, r, counts, json_array(), json_array(), 0};
+    (void)ml_run_each(s->run->ml, reqs, n, &s->auth, s->run->cancel, on_visits, &vb);
+    flush_visits(&vb);
+    finish_write(s);
+    for (size_t i = 0; i < n; i++) {
+        ml_request_clear(&reqs[i]);
+        free(reqs[i].path_query);
+    }
+    free(reqs);
+    if (json_array_size(vb.blocked) > 0) {
+        char *bt = json_dumps(vb.blocked, JSON_COMPACT);
+        const char *pb[] = {s->tenant, bt};
+        if (write_tx(s,
+                     "UPDATE listings SET access_status = 'blocked_by_policy', updated_at = now() "
+                     "WHERE tenant_id = $1 AND id IN (SELECT b::uuid FROM "
+                     "jsonb_array_elements_text($2::jsonb) b)",
+                     2, pb, NULL, &e) != 0)
+            add_error(s, "visits", &e);
+        free(bt);
+    }
+    json_decref(vb.rows);
+    json_decref(vb.blocked);
     PQclear(r);
-    json_object_set_new(counts, "listings", json_integer(ok_listings));
-    json_object_set_new(counts, "days", json_integer(days));
+    json_object_set_new(counts, "listings", json_integer(vb.ok));
 }
 
 /* ---- one connection */
@@ -848,12 +957,24 @@ static json_t *sync_connection(struct sync *s, json_t *warnings)
     if (fatal) {
         add_error(s, "token", &e);
     } else {
-        if ((s->include & SYNC_LISTINGS) && !cancelled(s))
+        long long t0 = util_mono_ms(), d0 = s->db_ms;
+        if ((s->include & SYNC_LISTINGS) && !cancelled(s)) {
             sync_listings(s, listings);
-        if ((s->include & SYNC_ORDERS) && !cancelled(s))
+            phase_done(s, "listings", t0, d0);
+        }
+        t0 = util_mono_ms();
+        d0 = s->db_ms;
+        if ((s->include & SYNC_ORDERS) && !cancelled(s)) {
             sync_orders(s, orders);
-        if ((s->include & SYNC_VISITS) && !cancelled(s))
+            phase_done(s, "orders", t0, d0);
+        }
+        t0 = util_mono_ms();
+        d0 = s->db_ms;
+        if ((s->include & SYNC_VISITS) && !cancelled(s)) {
             sync_visits(s, visits, warnings);
+            phase_done(s, "visits", t0, d0);
+        }
+        finish_write(s);
         if (err_is_set(&s->auth.refresh_err))
             add_error(s, "token", &s->auth.refresh_err);
         const char *p[] = {s->conn_id};

@@ -29,6 +29,11 @@ struct ml_client {
     int max_attempts;
     long long backoff_base_ms;
 
+    /* Connections, DNS answers and TLS sessions shared by every batch of every thread: a
+     * sync's many small batches reuse warm connections instead of opening new ones. */
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
     pthread_mutex_t lock;
     long long *starts; /* ring of the last max_rps start times (mono ms) */
     size_t next;       /* ring position of the oldest entry */
@@ -48,6 +53,21 @@ static bool loopback_http(const char *url)
             return true;
     }
     return false;
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    (void)h;
+    (void)access;
+    struct ml_client *c = ud;
+    pthread_mutex_lock(&c->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+    (void)h;
+    struct ml_client *c = ud;
+    pthread_mutex_unlock(&c->share_locks[data]);
 }
 
 struct ml_client *ml_client_new(const struct ml_client_config *cfg, struct err *e)
@@ -75,6 +95,17 @@ struct ml_client *ml_client_new(const struct ml_client_config *cfg, struct err *
     c->backoff_base_ms = cfg->backoff_base_ms > 0 ? cfg->backoff_base_ms : 500;
     c->starts = util_calloc((size_t)c->max_rps, sizeof *c->starts);
     pthread_mutex_init(&c->lock, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->share_locks[i], NULL);
+    c->share = curl_share_init();
+    if (!c->share)
+        util_fatal("curl_share_init failed");
+    curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     return c;
 }
 
@@ -89,6 +120,9 @@ void ml_client_free(struct ml_client *c)
     free(c->client_id);
     free(c->base_url);
     free(c->starts);
+    curl_share_cleanup(c->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&c->share_locks[i]);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -225,7 +259,8 @@ static CURL *make_easy(struct ml_client *c, struct transfer *t, const char *path
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -236,6 +271,7 @@ static CURL *make_easy(struct ml_client *c, struct transfer *t, const char *path
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
     struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
     if (token) {
         char auth[600];
@@ -307,6 +343,13 @@ static void fail_final(struct ml_request *r, long status, CURLcode rc, bool too_
 int ml_run(struct ml_client *c, struct ml_request *reqs, size_t n, struct ml_auth *auth,
            const volatile int *cancel)
 {
+    return ml_run_each(c, reqs, n, auth, cancel, NULL, NULL);
+}
+
+int ml_run_each(struct ml_client *c, struct ml_request *reqs, size_t n, struct ml_auth *auth,
+                const volatile int *cancel,
+                void (*on_done)(void *ctx, size_t i, struct ml_request *r), void *ctx)
+{
     if (n == 0)
         return 0;
     struct job *jobs = util_calloc(n, sizeof *jobs);
@@ -362,7 +405,9 @@ int ml_run(struct ml_client *c, struct ml_request *reqs, size_t n, struct ml_aut
         curl_multi_perform(multi, &running);
         CURLMsg *msg;
         int left;
+        bool finished_any = false;
         while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+            finished_any = true;
             if (msg->msg != CURLMSG_DONE)
                 continue;
             struct transfer *t = NULL;
@@ -418,9 +463,14 @@ int ml_run(struct ml_client *c, struct ml_request *reqs, size_t n, struct ml_aut
             transfer_free(t);
             j->state = DONE;
             done++;
+            if (on_done)
+                on_done(ctx, (size_t)(j - jobs), r);
         }
         if (done >= n)
             break;
+        /* A slot just freed up: start the next request now rather than after a poll. */
+        if (finished_any)
+            continue;
         long long timeout = wake - util_mono_ms();
         if (timeout < 1)
             timeout = 1;

@@ -45,6 +45,20 @@ DB_MUSTCHECK int db_commit(PGconn *c, struct err *e);
 /* Best effort; never fails loudly. */
 void db_rollback(PGconn *c);
 
+/* A transaction sent without waiting (libpq pipeline mode): BEGIN, SET LOCAL timeouts, the
+ * statements, COMMIT. The server runs it while the caller does other work; db_tx_wait
+ * collects it. Nothing else may use the connection in between. */
+struct db_stmt {
+    const char *sql;
+    int nparams;
+    const char *const *params; /* copied into libpq's buffer by db_tx_send */
+};
+DB_MUSTCHECK int db_tx_send(PGconn *c, long long timeout_ms, const struct db_stmt *stmts, size_t n,
+                            struct err *e);
+/* Waits for the transaction of db_tx_send; res[i] (may be NULL) receives statement i's result
+ * (caller PQclear). On failure everything was rolled back and e says why. */
+DB_MUSTCHECK int db_tx_wait(PGconn *c, size_t n, PGresult **res, struct err *e);
+
 /* Fills e from a failed result (or the connection when res is NULL). */
 void db_classify(PGconn *c, const PGresult *res, struct err *e);
 /* Is the connection unusable (broken, must be dropped)? */

@@ -59,6 +59,12 @@ struct ml_auth {
  * -1 when *cancel became non-zero (unfinished requests get err "interrupted"). */
 int ml_run(struct ml_client *c, struct ml_request *reqs, size_t n, struct ml_auth *auth,
            const volatile int *cancel);
+/* The same, calling on_done(ctx, i, &reqs[i]) as soon as request i has its final answer (the
+ * callback may take the body: ml_request_clear), so answers are processed while the rest are
+ * still in flight. */
+int ml_run_each(struct ml_client *c, struct ml_request *reqs, size_t n, struct ml_auth *auth,
+                const volatile int *cancel,
+                void (*on_done)(void *ctx, size_t i, struct ml_request *r), void *ctx);
 
 /* POST /oauth/token (grant_type=refresh_token). 0 with out filled; -1 with e: 422
  * reauth_required when Mercado Livre says invalid_grant (mlerr has its words), 422
