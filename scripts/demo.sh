@@ -3,15 +3,18 @@
 #
 #   scripts/demo.sh          install what is missing, build a release binary, start a private
 #                            PostgreSQL and `jobsd serve` (http://127.0.0.1:8080, or another
-#                            free port), load the demo data (sql/demo/seed.sql), run the
-#                            runbook's manual rebuild with curl, print the runbook's
-#                            validation queries, and say how to go on
+#                            free port) with a fake Mercado Livre API beside it
+#                            (tests/fake_ml, scenario demo.json), load the demo data
+#                            (sql/demo/seed.sql), sync the demo seller from the fake API,
+#                            run the runbook's manual rebuild with curl, print the runbook's
+#                            validation queries and status/stats calls with a minted JWT,
+#                            and say how to go on
 #   scripts/demo.sh stop     stop jobsd and the private PostgreSQL; keeps .demo/ (database,
 #                            key, log), so the next `scripts/demo.sh` reuses them
 #   scripts/demo.sh purge    stop, then delete .demo/ (database, key, log)
 #
 # Everything lives in .demo/ at the root of the checkout (git-ignored): pg/ (the cluster),
-# env (the key and URLs, mode 600), jobsd.log, jobsd.pid. Running it again restarts both
+# env (the keys and URLs, mode 600), jobsd.log, jobsd.pid, fake_ml.log, fake_ml.pid. Running it again restarts both
 # servers cleanly and reloads the demo data (job_logs history is kept). Exits non-zero, naming
 # the failed step, when anything goes wrong, including a rebuild that is not "success": true.
 set -euo pipefail
@@ -20,7 +23,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$root"
 demo=$root/.demo
 jobsd=$root/build/release/jobsd
+fake_ml=$root/build/release/tests/fake_ml/fake_ml
 tenant=00000000-0000-4000-8000-000000000001
+# The demo seller of tests/fake_ml/scenarios/demo.json (and of sql/demo/seed.sql).
+ml_client_id=1234567890123456
+ml_client_secret=demo-client-secret
+ml_seller=987654321
+ml_access=APP_USR-1234567890123456-010124-dddddddddddddddddddddddddddddddd-987654321
+ml_refresh=TG-demo00000000000000000000001-987654321
 tz=America/Sao_Paulo
 
 step="starting"
@@ -82,8 +92,25 @@ stop_jobsd() {
     rm -f "$demo/jobsd.pid"
 }
 
+stop_fake() {
+    local pid
+    [ -f "$demo/fake_ml.pid" ] || return 0
+    pid=$(cat "$demo/fake_ml.pid")
+    if [[ $pid =~ ^[0-9]+$ ]] && case "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" in
+        "$fake_ml" | "$fake_ml (deleted)") true ;; *) false ;; esac; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        echo "stopped the fake Mercado Livre API (pid $pid)"
+    fi
+    rm -f "$demo/fake_ml.pid"
+}
+
 stop_all() {
     stop_jobsd
+    stop_fake
     if [ -f "$demo/pgdir" ]; then
         local d
         d=$(cat "$demo/pgdir")
@@ -163,12 +190,13 @@ stop_all >/dev/null
 
 step="building the release binary (build/release)"
 say "$step"
-if ! { cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=OFF &&
-    cmake --build build/release -j"$(nproc)"; } >"$demo/build.log" 2>&1; then
+if ! { cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=ON &&
+    cmake --build build/release -j"$(nproc)" --target jobsd fake_ml; } >"$demo/build.log" 2>&1; then
     tail -n 40 "$demo/build.log" >&2
     die "the build failed (full output: $demo/build.log)"
 fi
 [ -x "$jobsd" ] || die "the build produced no $jobsd"
+[ -x "$fake_ml" ] || die "the build produced no $fake_ml"
 "$jobsd" version | sed -n 1p
 
 step="starting the private PostgreSQL"
@@ -193,15 +221,37 @@ key=""
 if [ -f "$demo/env" ]; then
     key=$(sed -n 's/^export INTERNAL_JOBS_KEY=//p' "$demo/env")
 fi
+random_hex() {
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
 if [ "${#key}" -lt 32 ]; then
-    if command -v openssl >/dev/null; then
-        key=$(openssl rand -hex 32)
-    else
-        key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    fi
+    key=$(random_hex)
     [ "${#key}" = 64 ] || die "could not generate a key"
     echo "generated a new INTERNAL_JOBS_KEY in $demo/env"
 fi
+jwt_secret=""
+if [ -f "$demo/env" ]; then
+    jwt_secret=$(sed -n 's/^export JWT_SECRET=//p' "$demo/env")
+fi
+if [ "${#jwt_secret}" -lt 32 ]; then
+    jwt_secret=$(random_hex)
+    echo "generated a new JWT_SECRET in $demo/env"
+fi
+
+step="starting the fake Mercado Livre API (tests/fake_ml, demo.json)"
+say "$step"
+: >"$demo/fake_ml.log"
+setsid "$fake_ml" --scenario tests/fake_ml/scenarios/demo.json --port 0 >>"$demo/fake_ml.log" 2>&1 </dev/null &
+echo "$!" >"$demo/fake_ml.pid"
+fake_port=""
+for _ in $(seq 1 100); do
+    fake_port=$(sed -n 's/.*fake_ml listening port=\([0-9][0-9]*\).*/\1/p' "$demo/fake_ml.log" | head -n 1)
+    [ -n "$fake_port" ] && break
+    sleep 0.1
+done
+[ -n "$fake_port" ] || die "the fake Mercado Livre API did not start (see $demo/fake_ml.log)"
+ml_url=http://127.0.0.1:$fake_port
+echo "fake Mercado Livre API at $ml_url (seller $ml_seller)"
 
 # Port 8080 when nothing listens there, else any free port (PORT=0; the log tells which).
 port=8080
@@ -218,7 +268,11 @@ write_env() {
 # jobsd demo (scripts/demo.sh). Holds the internal key: keep it private (mode 600).
 # Use it from a shell:  . .demo/env
 export INTERNAL_JOBS_KEY=$key
+export JWT_SECRET=$jwt_secret
 export DATABASE_URL=$database_url
+export ML_API_BASE_URL=$ml_url
+export ML_CLIENT_ID=$ml_client_id
+export ML_CLIENT_SECRET=$ml_client_secret
 export PORT=$1
 export JOBSD_URL=http://127.0.0.1:$1
 export JOBS_TIMEZONE=$tz
@@ -235,6 +289,8 @@ start_jobsd() { # $1 = PORT to ask for; sets $listen_port, or returns 1 when it 
     : >"$demo/jobsd.log"
     env -i PATH="$PATH" HOME="${HOME:-/}" LANG=C.UTF-8 \
         DATABASE_URL="$database_url" INTERNAL_JOBS_KEY="$key" PORT="$1" \
+        JWT_SECRET="$jwt_secret" ML_API_BASE_URL="$ml_url" ML_CLIENT_ID="$ml_client_id" \
+        ML_CLIENT_SECRET="$ml_client_secret" \
         BIND_ADDRESS=127.0.0.1 JOBS_TIMEZONE="$tz" MIGRATE_ON_START=true LOG_FORMAT=text \
         setsid "$jobsd" serve >>"$demo/jobsd.log" 2>&1 </dev/null &
     local pid=$!
@@ -283,6 +339,11 @@ step="loading the demo data (sql/demo/seed.sql)"
 say "$step"
 psql_q -d "$database_url" -f sql/demo/seed.sql -P footer=off | sed '/setseed/,/^$/d'
 
+# The seller connected (what the product's OAuth flow would have stored).
+psql_q -d "$database_url" -c "UPDATE marketplace_connections SET access_token = '$ml_access',
+    refresh_token = '$ml_refresh', expires_at = now() + interval '5 hours', status = 'active'
+    WHERE tenant_id = '$tenant' AND seller_id = $ml_seller" >/dev/null
+
 # ---------------------------------------------------------------- the runbook's rebuild
 pretty() { # pretty-prints a JSON file: jq, else python3, else as is
     if command -v jq >/dev/null && jq . "$1" 2>/dev/null; then
@@ -303,6 +364,26 @@ json_success() { # is .success true?
         grep -Eq '"success"[[:space:]]*:[[:space:]]*true' "$1"
     fi
 }
+
+step="syncing the demo seller from the (fake) Mercado Livre API"
+say "sync listings, orders (last 30 days) and visits from Mercado Livre (here: the fake API)"
+cat <<CMD
+curl -X POST "$url/api/v1/jobs/sync-mercadolivre" \\
+  -H "X-Internal-Key: \$INTERNAL_JOBS_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{"tenantId": "$tenant", "daysBack": 30}'
+
+CMD
+sync_result=$demo/sync.json
+http_code=$(curl -X POST "$url/api/v1/jobs/sync-mercadolivre" \
+    -H "X-Internal-Key: $key" -H "Content-Type: application/json" \
+    -d '{"tenantId": "'"$tenant"'", "daysBack": 30}' \
+    -sS --max-time 150 -o "$sync_result" -w '%{http_code}') ||
+    die "curl failed (is jobsd still running? see $demo/jobsd.log)"
+pretty "$sync_result"
+echo "(HTTP $http_code)"
+[ "$http_code" = 200 ] || die "the sync answered HTTP $http_code, not 200"
+json_success "$sync_result" || die "the sync did not answer \"success\": true"
 
 step="running the runbook's manual rebuild (curl)"
 today=$(psql_q -At -d "$database_url" -c "SELECT (now() AT TIME ZONE '$tz')::date")
@@ -385,12 +466,27 @@ GROUP BY date, source
 ORDER BY date DESC
 LIMIT 7;"
 
+step="calling the web app's status and stats endpoints with a minted JWT"
+token=$(JWT_SECRET="$jwt_secret" "$jobsd" token --tenant "$tenant" --user demo-user --ttl 86400)
+say "the web app's view (JWT of the demo tenant, minted with: jobsd token --tenant $tenant)"
+cat <<CMD
+TOKEN=\$(build/release/jobsd token --tenant $tenant)   # uses JWT_SECRET from .demo/env
+curl "$url/api/v1/jobs/status?jobType=metrics_aggregation&limit=10" -H "Authorization: Bearer \$TOKEN"
+curl "$url/api/v1/jobs/stats" -H "Authorization: Bearer \$TOKEN"
+
+CMD
+curl -sS --max-time 10 "$url/api/v1/jobs/status?limit=2" -H "Authorization: Bearer $token" -o "$demo/status.json"
+pretty "$demo/status.json"
+curl -sS --max-time 10 "$url/api/v1/jobs/stats" -H "Authorization: Bearer $token" -o "$demo/stats.json"
+pretty "$demo/stats.json"
+
 step="done"
 cat <<DONE
 
 == jobsd demo is running
   server     $url   (bound to 127.0.0.1; health: $url/healthz, readiness: $url/readyz)
-  key        $demo/env  (INTERNAL_JOBS_KEY, DATABASE_URL, PORT; mode 600)
+  keys       $demo/env  (INTERNAL_JOBS_KEY, JWT_SECRET, DATABASE_URL, PORT, ML_*; mode 600)
+  fake ML    $ml_url  (tests/fake_ml; control API: $ml_url/__fake/stats)
   log        $demo/jobsd.log
   database   $database_url   (psql "\$DATABASE_URL" after loading .demo/env)
   tenant     $tenant  (Loja Demo)
@@ -408,6 +504,14 @@ Try (in a shell, from $root):
     -d '{"tenantId": "$tenant", "daysBack": 2}'
   # one job, by id
   curl -s "\$JOBSD_URL/api/v1/jobs/$job_id" -H "X-Internal-Key: \$INTERNAL_JOBS_KEY"
+  # the web app's calls, with a JWT minted from JWT_SECRET
+  TOKEN=\$(build/release/jobsd token --tenant $tenant)
+  curl -s "\$JOBSD_URL/api/v1/jobs/status?limit=5" -H "Authorization: Bearer \$TOKEN"
+  curl -s "\$JOBSD_URL/api/v1/jobs/stats?window=24h" -H "Authorization: Bearer \$TOKEN"
+  # sync again (only what changed is rewritten)
+  curl -X POST "\$JOBSD_URL/api/v1/jobs/sync-mercadolivre" \\
+    -H "X-Internal-Key: \$INTERNAL_JOBS_KEY" -H "Content-Type: application/json" \\
+    -d '{"tenantId": "$tenant", "daysBack": 7}'
   # the same job from the command line (no server needed)
   build/release/jobsd rebuild-daily-metrics --tenant $tenant --days-back 7
   psql "\$DATABASE_URL" -c "SELECT * FROM listing_metrics_daily WHERE tenant_id = '$tenant' AND orders > 0 ORDER BY date DESC, gmv DESC LIMIT 10"
