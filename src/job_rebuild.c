@@ -4,6 +4,7 @@
 #include "jobsd/db.h"
 #include "jobsd/embedded.h"
 #include "jobsd/job_store.h"
+#include "jobsd/log.h"
 #include "jobsd/util.h"
 
 #include <stdio.h>
@@ -202,16 +203,22 @@ static json_t *rebuild_run(struct job_run *run, struct err *e)
     progress(run, "waiting for the tenant's rebuild lock");
     if (db_begin(c, timeout_ms, e) != 0)
         goto fail;
-    /* Hash aggregation of a year-long window stays in memory. */
-    if (db_exec(c, "SET LOCAL work_mem = '64MB'", 0, NULL, e) != 0 ||
+    /* The transaction's settings: sql/queries/rebuild_prologue.sql (shared with the bench). */
+    if (db_exec_script(c, rebuild_prologue(), e) != 0 ||
         db_exec(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobsd:metrics:' || $1, 0))", 1,
                 p1, e) != 0)
         goto fail;
     progress(run, "computing and writing the window");
     const char *params[] = {tenant, from, to, run->cfg->jobs_timezone, run->id};
+    long long t0 = util_mono_ms();
     PGresult *r = db_query(c, rebuild_statement(), 5, params, e);
     if (!r)
         goto fail;
+    if (log_enabled(LOG_DEBUG)) {
+        char ms[24];
+        util_fmt(ms, sizeof ms, "%lld", util_mono_ms() - t0);
+        log_event(LOG_DEBUG, "rebuild statement done", "jobLogId", run->id, "ms", ms, NULL);
+    }
     long long upserted = int_at(r, 0), deleted = int_at(r, 1), listings = int_at(r, 2),
               days = int_at(r, 3);
     PQclear(r);
