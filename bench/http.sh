@@ -7,7 +7,7 @@
 # with wrk on loopback (64 connections, 2 threads, 10 s each). Release build, private
 # PostgreSQL, cleaned up on exit.
 #
-#   bench/http.sh                 prints a table (and bench/out/http.txt)
+#   bench/http.sh [--no-readme]   prints a table and writes it into bench/README.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -81,6 +81,8 @@ run() { # name, path, header
 }
 
 mkdir -p bench/out
+update_readme=yes
+[ "${1:-}" = "--no-readme" ] && update_readme=no
 {
     echo "machine: $(nproc) cores, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "wrk -t2 -c$conns -d${duration}s, jobsd HTTP_THREADS=4 (default), release build"
@@ -91,3 +93,13 @@ mkdir -p bench/out
     run "GET /healthz" "/healthz" "X-Bench: 1"
     echo "jobsd RSS after the runs: $(awk '/VmRSS/ {print $2, $3}' /proc/$jobsd_pid/status)"
 } | tee bench/out/http.txt
+
+if [ "$update_readme" = yes ]; then
+    python3 - bench/out/http.txt <<'PY'
+import re, sys
+text = open("bench/README.md").read()
+block = "<!-- http-results:start -->\n" + open(sys.argv[1]).read() + "<!-- http-results:end -->"
+text = re.sub(r"<!-- http-results:start -->.*?<!-- http-results:end -->", lambda m: block, text, flags=re.S)
+open("bench/README.md", "w").write(text)
+PY
+fi
