@@ -9,6 +9,7 @@
 #include "jobsd/job_wait.h"
 #include "jobsd/jwt.h"
 #include "jobsd/log.h"
+#include "jobsd/metrics.h"
 #include "jobsd/migrate.h"
 #include "jobsd/ml_client.h"
 #include "jobsd/util.h"
@@ -91,6 +92,7 @@ struct serve_state {
     struct internal_key *key;
     struct jwt_verifier *jwt;
     struct ml_client *ml;
+    struct metrics *metrics;
     struct db_pool *pool;
     struct job_lease *lease;
     struct job_waiters *waiters;
@@ -150,6 +152,7 @@ static void shutdown_all(struct serve_state *s)
     internal_key_free(s->key);
     jwt_verifier_free(s->jwt);
     ml_client_free(s->ml);
+    metrics_free(s->metrics);
     config_free(&s->cfg);
 }
 
@@ -205,12 +208,14 @@ int app_serve(void)
         shutdown_all(&s);
         return rc;
     }
+    s.metrics = metrics_new();
     s.pool = db_pool_new(s.cfg.database_url, (size_t)s.cfg.db_pool_size);
-    s.lease =
-        job_lease_start(s.cfg.database_url, s.cfg.job_lease_seconds, s.cfg.job_max_attempts, true);
+    s.lease = job_lease_start(s.cfg.database_url, s.cfg.job_lease_seconds, s.cfg.job_max_attempts,
+                              true, s.metrics);
     s.waiters = job_waiters_start(s.pool);
-    s.runner = job_runner_start(&s.cfg, s.pool, s.lease, s.waiters, s.ml, (int)s.cfg.job_workers);
-    s.api = (struct api_ctx){&s.cfg, s.pool, s.waiters, s.runner};
+    s.runner = job_runner_start(&s.cfg, s.pool, s.lease, s.waiters, s.ml, s.metrics,
+                                (int)s.cfg.job_workers);
+    s.api = (struct api_ctx){&s.cfg, s.pool, s.waiters, s.runner, s.metrics, s.ml};
 
     size_t nroutes;
     const struct route *routes = api_routes(&nroutes);
@@ -229,6 +234,7 @@ int app_serve(void)
         .jwt_verify = s.jwt ? verify_jwt : NULL,
         .jwt_ctx = s.jwt,
         .cors_allowed_origins = s.cfg.cors_allowed_origins,
+        .metrics = s.metrics,
     };
     struct err e;
     err_clear(&e);

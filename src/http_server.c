@@ -6,6 +6,7 @@
 #include "jobsd/buf.h"
 #include "jobsd/internal_key.h"
 #include "jobsd/log.h"
+#include "jobsd/metrics.h"
 #include "jobsd/util.h"
 
 #include <arpa/inet.h>
@@ -770,8 +771,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     char status[8], dur[24];
+    long long ms = util_mono_ms() - r->start_mono;
     util_fmt(status, sizeof status, "%u", r->status);
-    util_fmt(dur, sizeof dur, "%lld", util_mono_ms() - r->start_mono);
+    util_fmt(dur, sizeof dur, "%lld", ms);
+    metrics_http(r->srv->cfg.metrics,
+                 r->cors_route ? r->cors_route->path
+                               : (r->match.route ? r->match.route->path : "unmatched"),
+                 r->method, r->status, (double)ms / 1000.0);
     const char *ua = header_value(conn, "User-Agent");
     bool job = r->match.route && r->match.route->job_route;
     log_event(LOG_INFO, job ? LOG_JOB_TAG "request" : "request", "method", r->method, "path",

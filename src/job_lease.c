@@ -4,6 +4,7 @@
 #include "jobsd/job.h"
 #include "jobsd/job_store.h"
 #include "jobsd/log.h"
+#include "jobsd/metrics.h"
 #include "jobsd/util.h"
 
 #include <pthread.h>
@@ -22,6 +23,7 @@ struct job_lease {
     long long lease_ms;
     long long max_attempts;
     bool reap;
+    struct metrics *metrics;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -126,8 +128,12 @@ static void *run(void *arg)
         if (l->reap && util_mono_ms() >= next_reap && util_mono_ms() >= quiet_until) {
             struct err e;
             err_clear(&e);
-            if (job_store_reap(c, l->lease_ms / 1000, l->max_attempts, &e) < 0)
+            int failed = 0;
+            int reaped = job_store_reap(c, l->lease_ms / 1000, l->max_attempts, &failed, &e);
+            if (reaped < 0)
                 log_event(LOG_WARN, "reaper failed", "error", e.message, NULL);
+            for (int i = 0; i < reaped; i++)
+                metrics_reaped(l->metrics, i < failed);
             next_reap = util_mono_ms() + l->lease_ms;
         }
         pthread_mutex_lock(&l->lock);
@@ -145,9 +151,10 @@ static void *run(void *arg)
 }
 
 struct job_lease *job_lease_start(const char *db_url, long long lease_seconds,
-                                  long long max_attempts, bool reap)
+                                  long long max_attempts, bool reap, struct metrics *metrics)
 {
     struct job_lease *l = util_calloc(1, sizeof *l);
+    l->metrics = metrics;
     l->url = util_strdup(db_url);
     l->lease_ms = lease_seconds * 1000;
     l->max_attempts = max_attempts;

@@ -5,6 +5,7 @@
 #include "jobsd/job_store.h"
 #include "jobsd/job_wait.h"
 #include "jobsd/log.h"
+#include "jobsd/metrics.h"
 #include "jobsd/util.h"
 
 #include <pthread.h>
@@ -28,6 +29,7 @@ struct worker {
 struct job_runner {
     const struct config *cfg;
     struct ml_client *ml;
+    struct metrics *metrics;
     struct db_pool *pool;
     struct job_lease *lease;
     struct job_waiters *waiters;
@@ -133,7 +135,9 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     run.cancel = &w->cancelled;
     struct err e;
     err_clear(&e);
+    long long started = util_mono_ms();
     json_t *result = job_runner_execute(&run, kind, &e);
+    double seconds = (double)(util_mono_ms() - started) / 1000.0;
 
     pthread_mutex_lock(&r->lock);
     PQfreeCancel(w->cancel);
@@ -159,6 +163,7 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
             values[n++] = nums[k++];
         }
         bool partial = json_is_false(json_object_get(result, "success"));
+        metrics_job(r->metrics, kind->type, partial ? "error" : "success", seconds);
         log_eventv(partial ? LOG_WARN : LOG_INFO,
                    partial ? LOG_JOB_TAG "job finished with errors" : LOG_JOB_TAG "job finished",
                    keys, values, n);
@@ -171,6 +176,7 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
                   claim->request_id, NULL);
         if (strcmp(e.code, "interrupted") != 0)
             record_failure(r, c, claim->id, w->id, &e);
+        metrics_job(r->metrics, kind->type, "error", seconds);
     }
     job_lease_remove(r->lease, claim->id);
     job_waiters_notify(r->waiters);
@@ -224,11 +230,12 @@ static void *worker_main(void *arg)
 
 struct job_runner *job_runner_start(const struct config *cfg, struct db_pool *pool,
                                     struct job_lease *lease, struct job_waiters *waiters,
-                                    struct ml_client *ml, int workers)
+                                    struct ml_client *ml, struct metrics *metrics, int workers)
 {
     struct job_runner *r = util_calloc(1, sizeof *r);
     r->cfg = cfg;
     r->ml = ml;
+    r->metrics = metrics;
     r->pool = pool;
     r->lease = lease;
     r->waiters = waiters;

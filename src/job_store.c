@@ -276,7 +276,8 @@ int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *wo
     return 0;
 }
 
-int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, struct err *e)
+int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, int *failed_out,
+                   struct err *e)
 {
     static const char SQL[] =
         "WITH expired AS ("
@@ -321,9 +322,13 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, s
     if (!r)
         return -1;
     int n = PQntuples(r);
+    if (failed_out)
+        *failed_out = 0;
     for (int i = 0; i < n; i++) {
         const struct job_kind *k = job_kind_by_type(PQgetvalue(r, i, 2));
         bool failed = strcmp(PQgetvalue(r, i, 1), "error") == 0;
+        if (failed && failed_out)
+            (*failed_out)++;
         log_event(failed ? LOG_ERROR : LOG_WARN,
                   failed ? LOG_JOB_TAG "job interrupted too many times: failed"
                          : LOG_JOB_TAG "job interrupted: requeued",

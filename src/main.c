@@ -1,6 +1,7 @@
 /* main: the subcommands of SPEC section 5. `serve` is app.c; the others are here. Exit
  * codes: 0 success, 1 the job failed, 2 usage or configuration error, 3 transient (database
  * unavailable, duplicate job running). */
+#include "jobsd/api.h"
 #include "jobsd/app.h"
 #include "jobsd/db.h"
 #include "jobsd/job.h"
@@ -431,7 +432,7 @@ static int cmd_job(const struct job_kind *kind, const char *usage, int argc, cha
     }
     log_event(LOG_INFO, LOG_JOB_TAG "job started", "job", kind->name, "jobLogId", enq.id,
               "tenantId", jr.tenant_id, "trigger", "cli", "workerId", worker, NULL);
-    lease = job_lease_start(c.database_url, c.job_lease_seconds, c.job_max_attempts, false);
+    lease = job_lease_start(c.database_url, c.job_lease_seconds, c.job_max_attempts, false, NULL);
     job_lease_add(lease, enq.id, worker);
 
     struct sigaction sa;
@@ -524,6 +525,17 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
         return cmd_version();
+    if (strcmp(cmd, "routes") == 0) {
+        /* The route table, one "METHOD PATH GUARD" per line (docs/openapi.yaml is checked
+         * against it). */
+        static const char *const guards[] = {"none", "internal-key", "jwt", "internal-key-or-jwt",
+                                             "internal-key"};
+        size_t n;
+        const struct route *routes = api_routes(&n);
+        for (size_t i = 0; i < n; i++)
+            printf("%s %s %s\n", routes[i].method, routes[i].path, guards[routes[i].guard]);
+        return EXIT_OK;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         fprintf(stderr, "jobsd: libcurl initialisation failed\n");
         return 1;

@@ -11,6 +11,7 @@ static const struct route ROUTES[] = {
     {"GET",  "/api/v1/jobs/{id}",                  GUARD_INTERNAL_OR_JWT, false, true,  api_get_job},
     {"GET",  "/healthz",                           GUARD_NONE,            false, false, api_healthz},
     {"GET",  "/readyz",                            GUARD_NONE,            false, false, api_readyz},
+    {"GET",  "/metrics",                           GUARD_METRICS,         false, false, api_metrics},
 };
 /* clang-format on */
 

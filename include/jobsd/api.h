@@ -13,12 +13,16 @@ struct db_pool;
 struct job_waiters;
 struct job_runner;
 struct http_request;
+struct metrics;
+struct ml_client;
 
 struct api_ctx {
     const struct config *cfg;
     struct db_pool *pool;
     struct job_waiters *waiters;
     struct job_runner *runner;
+    struct metrics *metrics;
+    struct ml_client *ml;
 };
 
 /* The whole route table (routes.c). */
@@ -32,5 +36,6 @@ void api_get_status(void *app, struct http_request *req);
 void api_get_stats(void *app, struct http_request *req);
 void api_healthz(void *app, struct http_request *req);
 void api_readyz(void *app, struct http_request *req);
+void api_metrics(void *app, struct http_request *req);
 
 #endif

@@ -17,6 +17,7 @@
 #include "jobsd/router.h"
 
 struct internal_key;
+struct metrics;
 struct http_server;
 struct http_request;
 
@@ -50,6 +51,7 @@ struct http_server_config {
     http_jwt_verify_fn jwt_verify;
     void *jwt_ctx;
     const char *cors_allowed_origins; /* comma-separated, NULL = CORS off */
+    struct metrics *metrics;          /* may be NULL */
 };
 
 /* Starts listening. Returns NULL and fills e on failure. */

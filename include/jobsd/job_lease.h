@@ -10,8 +10,10 @@
 
 struct job_lease;
 
+struct metrics;
+
 struct job_lease *job_lease_start(const char *db_url, long long lease_seconds,
-                                  long long max_attempts, bool reap);
+                                  long long max_attempts, bool reap, struct metrics *metrics);
 /* Starts renewing the lease of a job owned by worker_id. */
 void job_lease_add(struct job_lease *l, const char *id, const char *worker_id);
 void job_lease_remove(struct job_lease *l, const char *id);

@@ -17,10 +17,11 @@ struct job_waiters;
 struct job_runner;
 
 struct ml_client;
+struct metrics;
 
 struct job_runner *job_runner_start(const struct config *cfg, struct db_pool *pool,
                                     struct job_lease *lease, struct job_waiters *waiters,
-                                    struct ml_client *ml, int workers);
+                                    struct ml_client *ml, struct metrics *metrics, int workers);
 /* A job was queued locally: claim it now rather than at the next poll. */
 void job_runner_wake(struct job_runner *r);
 /* Stops claiming; waits up to grace_ms for running jobs; cancels the rest (their

@@ -93,9 +93,10 @@ JOB_STORE_MUSTCHECK int job_store_heartbeat(PGconn *c, const char *const *ids,
                                             struct err *e);
 
 /* Requeues running jobs whose lease expired (or fails them as `interrupted` once they had
- * max_attempts claims). Returns how many were reaped, or -1. */
+ * max_attempts claims). Returns how many were reaped (failed receives how many of them were
+ * failed; may be NULL), or -1. */
 JOB_STORE_MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
-                                       struct err *e);
+                                       int *failed, struct err *e);
 
 /* One job as SPEC 2.5 shows it (new reference), or NULL with e: 404 job_not_found when it
  * does not exist or (tenant_id not NULL) belongs to another tenant. */

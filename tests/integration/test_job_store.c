@@ -281,13 +281,13 @@ static void test_reaper_and_requeue(void **state)
     struct job_claim cl;
     assert_int_equal(job_store_claim(c, "dead:1:w1", &cl, &e), 1);
     /* A fresh lease is not reaped. */
-    assert_int_equal(job_store_reap(c, 3, 3, &e), 0);
+    assert_int_equal(job_store_reap(c, 3, 3, NULL, &e), 0);
     /* An expired one is requeued, with the interruption recorded. */
     tdb_execf(db.conn,
               "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' WHERE "
               "id = '%s'",
               cl.id);
-    assert_int_equal(job_store_reap(c, 3, 3, &e), 1);
+    assert_int_equal(job_store_reap(c, 3, 3, NULL, &e), 1);
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'queued' "
                              "AND worker_id IS NULL AND jsonb_array_length(metadata->"
@@ -304,7 +304,7 @@ static void test_reaper_and_requeue(void **state)
                   "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' "
                   "WHERE id = '%s'",
                   cl.id);
-        assert_int_equal(job_store_reap(c, 3, 3, &e), 1);
+        assert_int_equal(job_store_reap(c, 3, 3, NULL, &e), 1);
     }
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'error' "

@@ -1,0 +1,33 @@
+/* metrics: process counters for GET /metrics (Prometheus text format 0.0.4): HTTP requests
+ * by route, method and status with a duration histogram, jobs by type and outcome with a
+ * duration histogram, reaper outcomes. Thread-safe; owned by the app and passed to whoever
+ * counts (no global). Gauges that live elsewhere (pool, queue, Mercado Livre client) are
+ * rendered by the caller with metrics_gauge/metrics_counter. */
+#ifndef JOBSD_METRICS_H
+#define JOBSD_METRICS_H
+
+#include <stdbool.h>
+
+#include "jobsd/buf.h"
+
+struct metrics;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/* route: the route pattern ("/api/v1/jobs/{id}") or "unmatched". */
+void metrics_http(struct metrics *m, const char *route, const char *method, unsigned status,
+                  double seconds);
+void metrics_job(struct metrics *m, const char *job_type, const char *status, double seconds);
+/* A running job whose lease expired: requeued, or failed after its last attempt. */
+void metrics_reaped(struct metrics *m, bool failed);
+
+/* Appends every counter and histogram. */
+void metrics_render(struct metrics *m, struct buf *out);
+
+/* Helpers for the caller's own series: "# HELP/# TYPE" once, then samples. labels may be
+ * NULL or `key="value",...` (already escaped). */
+void metrics_family(struct buf *out, const char *name, const char *type, const char *help);
+void metrics_sample(struct buf *out, const char *name, const char *labels, double value);
+
+#endif

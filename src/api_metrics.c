@@ -1,0 +1,91 @@
+/* api_metrics: GET /metrics (Prometheus text format 0.0.4, internal key). The process's
+ * counters, plus gauges read at scrape time: the database pool, the job queue (from
+ * job_logs, all instances) and the Mercado Livre client. */
+#include "jobsd/api.h"
+#include "jobsd/buf.h"
+#include "jobsd/db.h"
+#include "jobsd/http.h"
+#include "jobsd/job_runner.h"
+#include "jobsd/metrics.h"
+#include "jobsd/ml_client.h"
+#include "jobsd/util.h"
+
+#include <stdlib.h>
+
+static void queue_gauges(struct api_ctx *a, struct buf *out)
+{
+    struct err e;
+    err_clear(&e);
+    metrics_family(out, "jobsd_jobs_in_queue", "gauge",
+                   "Jobs queued or running in job_logs (every instance), by type and status.");
+    PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
+    bool ok = false;
+    if (c) {
+        PGresult *r = NULL;
+        if (db_begin(c, a->cfg->db_query_timeout_ms, &e) == 0)
+            r = db_query(c,
+                         "SELECT t.job_type, s.status, count(j.id) "
+                         "FROM (VALUES ('metrics_aggregation'), ('mercadolivre_sync')) t(job_type) "
+                         "CROSS JOIN (VALUES ('queued'), ('running')) s(status) "
+                         "LEFT JOIN job_logs j ON j.job_type = t.job_type AND j.status = s.status "
+                         "GROUP BY 1, 2 ORDER BY 1, 2",
+                         0, NULL, &e);
+        for (int i = 0; r && i < PQntuples(r); i++) {
+            char labels[128];
+            util_fmt(labels, sizeof labels, "job_type=\"%s\",status=\"%s\"", PQgetvalue(r, i, 0),
+                     PQgetvalue(r, i, 1));
+            metrics_sample(out, "jobsd_jobs_in_queue", labels,
+                           (double)util_i64_or(PQgetvalue(r, i, 2), 0));
+        }
+        ok = r != NULL;
+        PQclear(r);
+        db_rollback(c);
+        db_pool_release(a->pool, c);
+    }
+    metrics_family(out, "jobsd_database_up", "gauge",
+                   "1 when the last scrape could query the database.");
+    metrics_sample(out, "jobsd_database_up", NULL, ok ? 1 : 0);
+}
+
+void api_metrics(void *app, struct http_request *req)
+{
+    struct api_ctx *a = app;
+    struct buf out;
+    buf_init(&out, (size_t)4 << 20);
+    metrics_render(a->metrics, &out);
+
+    size_t in_use = 0, idle = 0;
+    unsigned long long waits = 0;
+    db_pool_stats(a->pool, &in_use, &idle, &waits);
+    metrics_family(&out, "jobsd_db_pool_connections", "gauge",
+                   "Database pool connections by state.");
+    metrics_sample(&out, "jobsd_db_pool_connections", "state=\"in_use\"", (double)in_use);
+    metrics_sample(&out, "jobsd_db_pool_connections", "state=\"idle\"", (double)idle);
+    metrics_family(&out, "jobsd_db_pool_waits_total", "counter",
+                   "Times a caller had to wait for a free pool connection.");
+    metrics_sample(&out, "jobsd_db_pool_waits_total", NULL, (double)waits);
+
+    metrics_family(&out, "jobsd_jobs_running_here", "gauge",
+                   "Jobs running in this instance's workers.");
+    metrics_sample(&out, "jobsd_jobs_running_here", NULL, (double)job_runner_busy(a->runner));
+    queue_gauges(a, &out);
+
+    if (a->ml) {
+        struct ml_client_stats st;
+        ml_client_stats(a->ml, &st);
+        metrics_family(&out, "jobsd_ml_requests_total", "counter",
+                       "Mercado Livre API requests by outcome.");
+        metrics_sample(&out, "jobsd_ml_requests_total", "outcome=\"2xx\"", (double)st.status_2xx);
+        metrics_sample(&out, "jobsd_ml_requests_total", "outcome=\"4xx\"", (double)st.status_4xx);
+        metrics_sample(&out, "jobsd_ml_requests_total", "outcome=\"429\"", (double)st.status_429);
+        metrics_sample(&out, "jobsd_ml_requests_total", "outcome=\"5xx\"", (double)st.status_5xx);
+        metrics_sample(&out, "jobsd_ml_requests_total", "outcome=\"transport_error\"",
+                       (double)st.transport_errors);
+        metrics_family(&out, "jobsd_ml_retries_total", "counter",
+                       "Mercado Livre requests retried (429, 5xx, network errors, 401 refresh).");
+        metrics_sample(&out, "jobsd_ml_retries_total", NULL, (double)st.retries);
+    }
+    char *text = buf_take(&out);
+    http_respond_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+    free(text);
+}

@@ -1,0 +1,228 @@
+/* metrics: see metrics.h. Series are few (a dozen routes, two job types): fixed arrays and
+ * linear lookups under one mutex are simpler and faster than anything cleverer. */
+#include "jobsd/metrics.h"
+#include "jobsd/util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SERIES 256
+#define MAX_HISTS  48
+
+static const double HTTP_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                      0.5,   1,      2.5,   5,    10,    30,   100};
+static const double JOB_BUCKETS[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
+#define NHTTP (sizeof HTTP_BUCKETS / sizeof HTTP_BUCKETS[0])
+#define NJOB  (sizeof JOB_BUCKETS / sizeof JOB_BUCKETS[0])
+
+struct counter {
+    char labels[192];
+    unsigned long long value;
+};
+
+struct hist {
+    char labels[160];
+    unsigned long long buckets[16];
+    unsigned long long count;
+    double sum;
+};
+
+struct metrics {
+    pthread_mutex_t lock;
+    struct counter http[MAX_SERIES];
+    size_t nhttp;
+    struct hist http_hist[MAX_HISTS];
+    size_t nhttp_hist;
+    struct counter jobs[MAX_HISTS];
+    size_t njobs;
+    struct hist job_hist[MAX_HISTS];
+    size_t njob_hist;
+    unsigned long long reaped_requeued, reaped_failed;
+};
+
+struct metrics *metrics_new(void)
+{
+    struct metrics *m = util_calloc(1, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* Label values come from our own route table and method names; anything else is dropped to
+ * keep the output well-formed. */
+static void clean(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; in && *in && o + 1 < cap; in++) {
+        char c = *in;
+        if (c == '"' || c == '\\' || c == '\n' || (unsigned char)c < 0x20)
+            continue;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+}
+
+static struct counter *find_counter(struct counter *arr, size_t *n, size_t cap, const char *labels)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(arr[i].labels, labels) == 0)
+            return &arr[i];
+    if (*n >= cap)
+        return NULL;
+    struct counter *c = &arr[(*n)++];
+    snprintf(c->labels, sizeof c->labels, "%s", labels);
+    return c;
+}
+
+static struct hist *find_hist(struct hist *arr, size_t *n, size_t cap, const char *labels)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(arr[i].labels, labels) == 0)
+            return &arr[i];
+    if (*n >= cap)
+        return NULL;
+    struct hist *h = &arr[(*n)++];
+    snprintf(h->labels, sizeof h->labels, "%s", labels);
+    return h;
+}
+
+static void observe(struct hist *h, const double *bounds, size_t nb, double v)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < nb; i++)
+        if (v <= bounds[i])
+            h->buckets[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+void metrics_http(struct metrics *m, const char *route, const char *method, unsigned status,
+                  double seconds)
+{
+    if (!m)
+        return;
+    char r[96], me[16], labels[192], hlabels[160];
+    clean(route, r, sizeof r);
+    clean(method, me, sizeof me);
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%u\"", r, me, status);
+    snprintf(hlabels, sizeof hlabels, "route=\"%s\"", r);
+    pthread_mutex_lock(&m->lock);
+    struct counter *c = find_counter(m->http, &m->nhttp, MAX_SERIES, labels);
+    if (c)
+        c->value++;
+    observe(find_hist(m->http_hist, &m->nhttp_hist, MAX_HISTS, hlabels), HTTP_BUCKETS, NHTTP,
+            seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_job(struct metrics *m, const char *job_type, const char *status, double seconds)
+{
+    if (!m)
+        return;
+    char t[64], st[24], labels[192], hlabels[160];
+    clean(job_type, t, sizeof t);
+    clean(status, st, sizeof st);
+    snprintf(labels, sizeof labels, "job_type=\"%s\",status=\"%s\"", t, st);
+    snprintf(hlabels, sizeof hlabels, "job_type=\"%s\"", t);
+    pthread_mutex_lock(&m->lock);
+    struct counter *c = find_counter(m->jobs, &m->njobs, MAX_HISTS, labels);
+    if (c)
+        c->value++;
+    observe(find_hist(m->job_hist, &m->njob_hist, MAX_HISTS, hlabels), JOB_BUCKETS, NJOB, seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_reaped(struct metrics *m, bool failed)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if (failed)
+        m->reaped_failed++;
+    else
+        m->reaped_requeued++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void put(struct buf *out, const char *s)
+{
+    if (!buf_append_str(out, s))
+        util_fatal("metrics output too large");
+}
+
+void metrics_family(struct buf *out, const char *name, const char *type, const char *help)
+{
+    char line[512];
+    util_fmt(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    put(out, line);
+}
+
+void metrics_sample(struct buf *out, const char *name, const char *labels, double value)
+{
+    char line[512];
+    if (labels && *labels)
+        util_fmt(line, sizeof line, "%s{%s} %.17g\n", name, labels, value);
+    else
+        util_fmt(line, sizeof line, "%s %.17g\n", name, value);
+    put(out, line);
+}
+
+static void render_hist(struct buf *out, const char *name, const struct hist *h,
+                        const double *bounds, size_t nb)
+{
+    char labels[256], bucket[64];
+    for (size_t i = 0; i < nb; i++) {
+        util_fmt(bucket, sizeof bucket, "%g", bounds[i]);
+        util_fmt(labels, sizeof labels, "%s,le=\"%s\"", h->labels, bucket);
+        char n[128];
+        util_fmt(n, sizeof n, "%s_bucket", name);
+        metrics_sample(out, n, labels, (double)h->buckets[i]);
+    }
+    util_fmt(labels, sizeof labels, "%s,le=\"+Inf\"", h->labels);
+    char n[128];
+    util_fmt(n, sizeof n, "%s_bucket", name);
+    metrics_sample(out, n, labels, (double)h->count);
+    util_fmt(n, sizeof n, "%s_sum", name);
+    metrics_sample(out, n, h->labels, h->sum);
+    util_fmt(n, sizeof n, "%s_count", name);
+    metrics_sample(out, n, h->labels, (double)h->count);
+}
+
+void metrics_render(struct metrics *m, struct buf *out)
+{
+    pthread_mutex_lock(&m->lock);
+    metrics_family(out, "jobsd_http_requests_total", "counter",
+                   "HTTP requests by route pattern, method and status.");
+    for (size_t i = 0; i < m->nhttp; i++)
+        metrics_sample(out, "jobsd_http_requests_total", m->http[i].labels,
+                       (double)m->http[i].value);
+    metrics_family(out, "jobsd_http_request_duration_seconds", "histogram",
+                   "Time from a request's headers to its answer being handed to the socket.");
+    for (size_t i = 0; i < m->nhttp_hist; i++)
+        render_hist(out, "jobsd_http_request_duration_seconds", &m->http_hist[i], HTTP_BUCKETS,
+                    NHTTP);
+    metrics_family(out, "jobsd_jobs_total", "counter",
+                   "Jobs run by this instance, by type and final status.");
+    for (size_t i = 0; i < m->njobs; i++)
+        metrics_sample(out, "jobsd_jobs_total", m->jobs[i].labels, (double)m->jobs[i].value);
+    metrics_family(out, "jobsd_job_duration_seconds", "histogram",
+                   "Duration of the jobs this instance ran.");
+    for (size_t i = 0; i < m->njob_hist; i++)
+        render_hist(out, "jobsd_job_duration_seconds", &m->job_hist[i], JOB_BUCKETS, NJOB);
+    metrics_family(out, "jobsd_reaper_jobs_total", "counter",
+                   "Jobs whose lease expired, requeued or failed by this instance's reaper.");
+    metrics_sample(out, "jobsd_reaper_jobs_total", "outcome=\"requeued\"",
+                   (double)m->reaped_requeued);
+    metrics_sample(out, "jobsd_reaper_jobs_total", "outcome=\"failed\"", (double)m->reaped_failed);
+    pthread_mutex_unlock(&m->lock);
+}
