@@ -113,6 +113,13 @@ struct db_pool {
     size_t nidle;
     size_t in_use;
     unsigned long long waits;
+    /* Circuit breaker: after a failed connect, callers fail fast (503) until down_until;
+     * then one caller at a time probes, with a backoff that doubles up to 5 s. Nobody waits
+     * connect_timeout on a database that is known to be down. */
+    long long down_until;
+    long long backoff_ms;
+    bool probing;
+    char last_error[ERR_MESSAGE_MAX];
 };
 
 struct db_pool *db_pool_new(const char *url, size_t size)
@@ -179,19 +186,48 @@ PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e)
     p->in_use++;
     pthread_mutex_unlock(&p->lock);
 
-    if (c && PQstatus(c) != CONNECTION_OK) {
+    /* An idle connection may have been closed by the server meanwhile (restart, terminated
+     * backend): reading what is pending makes libpq notice, instead of the caller's query. */
+    if (c && (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK)) {
         PQfinish(c);
         c = NULL;
     }
     if (!c) {
+        long long now = util_mono_ms();
+        pthread_mutex_lock(&p->lock);
+        /* Only once a connect failed: a pool growing under load connects in parallel. */
+        bool fail_fast = p->backoff_ms > 0 && (p->probing || now < p->down_until);
+        if (fail_fast) {
+            long long wait = p->down_until > now ? p->down_until - now : 1000;
+            char why[ERR_MESSAGE_MAX];
+            snprintf(why, sizeof why, "%s", p->last_error[0] ? p->last_error : "connecting");
+            p->in_use--;
+            pthread_cond_signal(&p->freed);
+            pthread_mutex_unlock(&p->lock);
+            err_set(e, 503, "database_unavailable", "%s (next attempt in %lld ms)", why, wait);
+            e->retry_after = (int)(wait / 1000 + 1);
+            return NULL;
+        }
+        p->probing = true;
+        pthread_mutex_unlock(&p->lock);
         c = db_connect(p->url, e);
+        pthread_mutex_lock(&p->lock);
+        p->probing = false;
         if (!c) {
-            pthread_mutex_lock(&p->lock);
+            p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : 250;
+            if (p->backoff_ms > 5000)
+                p->backoff_ms = 5000;
+            p->down_until = util_mono_ms() + p->backoff_ms;
+            snprintf(p->last_error, sizeof p->last_error, "%s", e->message);
             p->in_use--;
             pthread_cond_signal(&p->freed);
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
+        p->backoff_ms = 0;
+        p->down_until = 0;
+        p->last_error[0] = '\0';
+        pthread_mutex_unlock(&p->lock);
     }
     return c;
 }
