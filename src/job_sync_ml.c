@@ -8,6 +8,7 @@
 #include "jobsd/log.h"
 #include "jobsd/ml_client.h"
 #include "jobsd/ml_parse.h"
+#include "jobsd/token_crypt.h"
 #include "jobsd/util.h"
 
 #include <openssl/crypto.h>
@@ -125,7 +126,8 @@ struct sync {
     long long seller_id;
     struct ml_auth auth;
     bool refreshed;
-    json_t *errors; /* of this connection */
+    struct token_crypt *crypt; /* TOKEN_ENCRYPTION_KEY (passthrough when unset) */
+    json_t *errors;            /* of this connection */
     /* across the job */
     long long ml_ok;
     long long ml_failed;
@@ -249,13 +251,28 @@ static int ensure_token(struct sync *s, const char *failed_token, char *out, siz
         db_rollback(c);
         return -1;
     }
-    char access[512], refresh[512];
-    snprintf(access, sizeof access, "%s", PQgetvalue(r, 0, 0));
-    snprintf(refresh, sizeof refresh, "%s", PQgetvalue(r, 0, 1));
+    char access[512] = "", refresh[512] = "";
+    char *a = token_crypt_open(s->crypt, PQgetvalue(r, 0, 0), s->conn_id, "access_token", e);
+    char *b =
+        a ? token_crypt_open(s->crypt, PQgetvalue(r, 0, 1), s->conn_id, "refresh_token", e) : NULL;
     bool fresh = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
     bool active = strcmp(PQgetvalue(r, 0, 3), "active") == 0;
     PQclear(r);
+    if (a && b) {
+        snprintf(access, sizeof access, "%s", a);
+        snprintf(refresh, sizeof refresh, "%s", b);
+    }
+    if (a) {
+        OPENSSL_cleanse(a, strlen(a));
+        free(a);
+    }
+    if (b) {
+        OPENSSL_cleanse(b, strlen(b));
+        free(b);
+    }
     int rc = -1;
+    if (err_is_set(e))
+        goto out;
     if (!active) {
         err_set(e, 422, "reauth_required", "the Mercado Livre connection needs to be reconnected");
         goto out;
@@ -297,14 +314,21 @@ static int ensure_token(struct sync *s, const char *failed_token, char *out, siz
     }
     char expires[24];
     util_fmt(expires, sizeof expires, "%lld", tok.expires_in);
-    const char *p4[] = {s->conn_id, tok.access_token, tok.refresh_token, expires};
-    if (db_exec(c,
+    char *sealed_access = token_crypt_seal(s->crypt, tok.access_token, s->conn_id, "access_token");
+    char *sealed_refresh =
+        token_crypt_seal(s->crypt, tok.refresh_token, s->conn_id, "refresh_token");
+    const char *p4[] = {s->conn_id, sealed_access, sealed_refresh, expires};
+    bool stored =
+        db_exec(c,
                 "UPDATE marketplace_connections SET access_token = $2, refresh_token = $3, "
                 " expires_at = now() + make_interval(secs => $4::int), last_error_code = NULL, "
                 " last_error_message = NULL, last_error_at = NULL, updated_at = now() "
                 "WHERE id = $1",
-                4, p4, e) != 0 ||
-        db_commit(c, e) != 0) {
+                4, p4, e) == 0 &&
+        db_commit(c, e) == 0;
+    free(sealed_access);
+    free(sealed_refresh);
+    if (!stored) {
         /* The new pair was issued but not stored: the old refresh token is spent. This is
          * the one window a crash can lose a rotation in; it is as short as a COMMIT. */
         log_event(LOG_ERROR, LOG_JOB_TAG "could not store a rotated Mercado Livre token",
@@ -991,7 +1015,7 @@ static json_t *sync_connection(struct sync *s, json_t *warnings)
                      "visits", visits, "errors", s->errors);
 }
 
-static json_t *sync_run(struct job_run *run, struct err *e)
+static json_t *sync_run_with(struct job_run *run, struct token_crypt *crypt, struct err *e)
 {
     struct sync s;
     memset(&s, 0, sizeof s);
@@ -1002,6 +1026,7 @@ static json_t *sync_run(struct job_run *run, struct err *e)
         err_set(e, 500, "internal_error", "job %s has an invalid stored request", run->id);
         return NULL;
     }
+    s.crypt = crypt;
     s.days_back = (long long)json_integer_value(json_object_get(run->params, "daysBack"));
     if (s.days_back < 1 || s.days_back > 365)
         s.days_back = 30;
@@ -1093,6 +1118,16 @@ static json_t *sync_run(struct job_run *run, struct err *e)
         return NULL;
     }
     json_object_set_new(result, "duration", json_integer(duration));
+    return result;
+}
+
+static json_t *sync_run(struct job_run *run, struct err *e)
+{
+    struct token_crypt *crypt = token_crypt_new(run->cfg->token_encryption_key, e);
+    if (!crypt)
+        return NULL;
+    json_t *result = sync_run_with(run, crypt, e);
+    token_crypt_free(crypt);
     return result;
 }
 

@@ -601,6 +601,51 @@ static void test_missing_client_credentials(void **state)
               small.tenant);
 }
 
+static void test_tokens_encrypted_at_rest(void **state)
+{
+    (void)state;
+    /* With TOKEN_ENCRYPTION_KEY, a refresh stores the rotated pair sealed (AES-256-GCM), and
+     * the next run reads it back. */
+    char base[128];
+    snprintf(base, sizeof base, "ML_API_BASE_URL=%s", small_fake.url);
+    const char *env[] = {base,
+                         "ML_CLIENT_ID=" CLIENT_ID,
+                         "ML_CLIENT_SECRET=" CLIENT_SECRET,
+                         "SYNC_WAIT_SECONDS=300",
+                         "TOKEN_ENCRYPTION_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                         NULL};
+    struct jobsd_proc p;
+    assert_true(jobsd_start(&p, db.url, env));
+    for (int round = 0; round < 2; round++) {
+        tdb_execf(db.conn,
+                  "UPDATE marketplace_connections SET expires_at = now() - interval '1 minute' "
+                  "WHERE tenant_id = '%s'",
+                  small.tenant);
+        struct th_response r;
+        assert_int_equal(sync_now(&p, small.tenant, ", \"include\": [\"orders\"]", &r), 200);
+        th_free(&r);
+        char *da = db_token("access_token", small.tenant);
+        char *dr = db_token("refresh_token", small.tenant);
+        char *fa = fake_token(&small_fake, small.user_id, "access_token");
+        assert_int_equal(strncmp(da, "enc:v1:", 7), 0);
+        assert_int_equal(strncmp(dr, "enc:v1:", 7), 0);
+        assert_null(strstr(da, fa));
+        free(da);
+        free(dr);
+        free(fa);
+    }
+    assert_int_equal(jobsd_stop(&p, 30000), 0);
+    /* Leave plaintext tokens for the other tests (what the product's OAuth flow writes). */
+    char *fa = fake_token(&small_fake, small.user_id, "access_token");
+    char *fr = fake_token(&small_fake, small.user_id, "refresh_token");
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET access_token = '%s', refresh_token = '%s', "
+              "expires_at = now() + interval '5 hours' WHERE tenant_id = '%s'",
+              fa, fr, small.tenant);
+    free(fa);
+    free(fr);
+}
+
 /* ---------------------------------------------------------------- the default rate */
 
 static void test_default_rate_across_two_tenants(void **state)
@@ -664,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_resync_reflects_changes_and_keeps_visits),
         cmocka_unit_test(test_concurrent_syncs_one_run_one_refresh),
         cmocka_unit_test(test_missing_client_credentials),
+        cmocka_unit_test(test_tokens_encrypted_at_rest),
     };
     const struct CMUnitTest rate[] = {cmocka_unit_test(test_default_rate_across_two_tenants)};
     if (setup(NULL) != 0)
