@@ -53,7 +53,8 @@ struct http_request {
     char remote[64];
     long long content_length; /* -1 = none (chunked or no body) */
     bool chunked;
-    bool may_have_body; /* any Transfer-Encoding or Content-Length other than one "0" */
+    bool may_have_body;     /* any Transfer-Encoding or Content-Length other than one "0" */
+    char reject_reason[64]; /* why authentication failed, for the access line */
     bool dispatched;
     struct buf body;
     json_t *json;
@@ -452,12 +453,11 @@ static bool is_json_media_type(const char *ctype)
     return util_strcaseeq(tmp, want);
 }
 
+/* The rejection is logged once, by the request's access line (which carries [INTERNAL-JOB]
+ * on job routes) with the reason: one line per request, also under a flood of bad keys. */
 static void reject_unauthorized(struct http_request *r, const char *reason, bool bearer)
 {
-    if (r->match.route && r->match.route->job_route)
-        log_event(LOG_WARN, LOG_JOB_TAG "rejected unauthenticated request", "method", r->method,
-                  "path", r->path, "reason", reason, "remote", r->remote, "requestId",
-                  r->request_id, NULL);
+    snprintf(r->reject_reason, sizeof r->reject_reason, "%s", reason);
     if (bearer)
         http_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
     http_respond_error(r, 401, "unauthorized", UNAUTHORIZED_MESSAGE);
@@ -517,9 +517,9 @@ static bool check_jwt(struct http_request *r, const struct header_scan *h)
     err_clear(&e);
     if (cfg->jwt_verify(cfg->jwt_ctx, token, &r->auth, &e) != 0) {
         if (e.http_status == 401 || e.http_status == 0) {
-            log_event(LOG_INFO, "rejected token", "path", r->path, "reason", e.message, "requestId",
-                      r->request_id, NULL);
-            reject_unauthorized(r, "invalid_token", true);
+            char reason[64];
+            snprintf(reason, sizeof reason, "invalid_token: %.40s", e.message);
+            reject_unauthorized(r, reason, true);
         } else {
             http_respond_err(r, &e, NULL);
         }
@@ -780,10 +780,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  r->method, r->status, (double)ms / 1000.0);
     const char *ua = header_value(conn, "User-Agent");
     bool job = r->match.route && r->match.route->job_route;
-    log_event(LOG_INFO, job ? LOG_JOB_TAG "request" : "request", "method", r->method, "path",
-              r->path, "status", status, "durationMs", dur, "remote", r->remote, "userAgent",
-              ua ? ua : "", "requestId", r->request_id, "completed",
-              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted", NULL);
+    const char *keys[] = {"method",    "path",      "status",    "durationMs", "remote",
+                          "userAgent", "requestId", "completed", "reason"};
+    const char *values[] = {
+        r->method,       r->path,
+        status,          dur,
+        r->remote,       ua ? ua : "",
+        r->request_id,   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted",
+        r->reject_reason};
+    log_eventv(r->status >= 500 ? LOG_WARN : LOG_INFO, job ? LOG_JOB_TAG "request" : "request",
+               keys, values, r->reject_reason[0] ? 9 : 8);
     request_free(r);
 }
 

@@ -432,7 +432,10 @@ static void test_unauthorized_401_same_body(void **state)
         th_free(&r);
     }
     free(first);
-    assert_true(jobsd_log_contains(&proc, "[INTERNAL-JOB] rejected unauthenticated request"));
+    assert_true(jobsd_log_contains(
+        &proc, "[INTERNAL-JOB] request method=POST path=/api/v1/jobs/rebuild-daily-metrics "
+               "status=401"));
+    assert_true(jobsd_log_contains(&proc, "reason=missing"));
 }
 
 static void test_header_name_case_insensitive_key_accepted(void **state)
