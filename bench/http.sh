@@ -16,7 +16,7 @@ scripts/bootstrap.sh wrk
 duration=${BENCH_DURATION:-10}
 conns=${BENCH_CONNECTIONS:-64}
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=OFF >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=ON >/dev/null
 cmake --build build/release -j "$(nproc)" --target jobsd >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-bench-http.XXXXXX")

@@ -109,8 +109,8 @@ step="installing the packages (scripts/bootstrap.sh)"
 scripts/bootstrap.sh
 step="building the release binary (build/release)"
 log "$step"
-if ! { cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=OFF &&
-    cmake --build build/release -j"$(nproc)"; } >"$work/build.log" 2>&1; then
+if ! { cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=ON &&
+    cmake --build build/release -j"$(nproc)" --target jobsd; } >"$work/build.log" 2>&1; then
     tail -n 40 "$work/build.log" >&2
     die "the build failed"
 fi
