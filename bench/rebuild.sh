@@ -39,15 +39,18 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$root"
 
 update_readme=yes
+days=31
 for arg in "$@"; do
     case "$arg" in
     --no-readme) update_readme=no ;;
+    --days=31) days=31 ;;
+    --days=366) days=366 ;;
     -h | --help)
         awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         exit 0
         ;;
     *)
-        echo "usage: bench/rebuild.sh [--no-readme]" >&2
+        echo "usage: bench/rebuild.sh [--no-readme] [--days=31|--days=366]" >&2
         exit 2
         ;;
     esac
@@ -67,8 +70,8 @@ done
 tenant=b0000000-0000-4000-8000-000000000001
 noise=b0000000-0000-4000-8000-000000000002
 from=2024-01-01
-to=2024-01-31
-days=31
+# The window: January 2024, or the whole of 2024 (366 days) with --days=366.
+if [ "$days" = 366 ]; then to=2024-12-31; else to=2024-01-31; fi
 tz=America/Sao_Paulo
 db_a=bench_jobsd
 db_b=bench_psql
@@ -179,7 +182,7 @@ SELECT bt.tenant_id, bt.nlistings, n, md5(bt.tenant_id || ':o:' || n)::uuid AS i
             WHEN r < 0.88 THEN 'delivered' WHEN r < 0.96 THEN 'cancelled'
             WHEN r < 0.98 THEN 'pending' ELSE 'refunded' END AS status,
        timestamptz '2024-01-01 00:00-03' - interval '3 hours'
-           + random() * interval '31 days 6 hours' AS ordered_at,
+           + random() * interval '$days days 6 hours' AS ordered_at,
        CASE WHEN random() < 0.2 THEN 2 ELSE 1 END AS nitems
 FROM bt CROSS JOIN LATERAL generate_series(1, bt.norders) AS n
 CROSS JOIN LATERAL (SELECT random() AS r, n AS per_row) rr;
@@ -269,8 +272,13 @@ run_psql() {
 }
 
 # ---------------------------------------------------------------- the jobsd side
+jobsd_hwm=0
 stop_jobsd() {
     [ -n "$jobsd_pid" ] || return 0
+    # The process's peak resident memory (kB), kept across restarts.
+    local hwm
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$jobsd_pid/status" 2>/dev/null || echo 0)
+    [ "${hwm:-0}" -gt "$jobsd_hwm" ] && jobsd_hwm=$hwm
     kill -TERM "$jobsd_pid" 2>/dev/null || true
     for _ in $(seq 1 300); do
         kill -0 "$jobsd_pid" 2>/dev/null || break
@@ -490,6 +498,8 @@ report="Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/rebuild.sh\` (commi
 
 $table
 
+- throughput of jobsd's first run: $(awk -v r="$expected_rows" -v ms="${med_j[first]}" 'BEGIN { printf "%.0f", r / (ms / 1000) }') rows/s written; rerun: $(awk -v r="$expected_rows" -v ms="${med_j[rerun]}" 'BEGIN { printf "%.0f", r / (ms / 1000) }') rows/s compared
+- jobsd's peak resident memory over all runs: $((jobsd_hwm / 1024)) MB (the work happens in PostgreSQL)
 - target jobsd <= 1.15 x psql in every phase: $target_ok
 - first run no slower than the rewrite after DELETE + VACUUM (same write volume into an empty
   heap, with statistics): jobsd $first_vs_j, psql $first_vs_p
@@ -504,8 +514,13 @@ echo "$report"
 
 if [ "$update_readme" = yes ]; then
     readme=bench/README.md
-    begin='<!-- results:begin (written by bench/rebuild.sh) -->'
-    end='<!-- results:end -->'
+    if [ "$days" = 366 ]; then
+        begin='<!-- results-366:begin (written by bench/rebuild.sh --days=366) -->'
+        end='<!-- results-366:end -->'
+    else
+        begin='<!-- results:begin (written by bench/rebuild.sh) -->'
+        end='<!-- results:end -->'
+    fi
     if [ -f "$readme" ] && grep -qF "$begin" "$readme" && grep -qF "$end" "$readme"; then
         printf '%s\n' "$report" >"$work/report.md"
         awk -v b="$begin" -v e="$end" -v f="$work/report.md" '
