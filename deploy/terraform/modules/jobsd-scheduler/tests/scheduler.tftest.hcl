@@ -1,0 +1,145 @@
+# `terraform test` (Terraform >= 1.7) with a mocked AWS provider: plans the module offline and
+# checks what matters to jobsd. scripts/check-deploy.sh runs it when a provider mirror is set.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
+
+  mock_data "aws_secretsmanager_secret_version" {
+    defaults = {
+      secret_string = "mock-internal-jobs-key-0123456789abcdef"
+    }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+}
+
+variables {
+  enable_scheduler    = true
+  scheduler_tenant_id = "3F1C2A4E-8B7D-4C1E-9A2B-5D6E7F8A9B0C"
+  tenant_ids          = ["00000000-0000-4000-8000-000000000001", "3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"]
+  jobsd_base_url      = "https://jobs.example.com/"
+}
+
+run "disabled_creates_only_the_secret_and_the_topic" {
+  command = plan
+
+  variables {
+    enable_scheduler = false
+  }
+
+  assert {
+    condition     = length(aws_secretsmanager_secret.internal_key) == 1 && aws_secretsmanager_secret.internal_key[0].name == "prod/INTERNAL_JOBS_KEY"
+    error_message = "the secret prod/INTERNAL_JOBS_KEY must exist even without the scheduler"
+  }
+
+  assert {
+    condition     = length(aws_scheduler_schedule.rebuild) == 0 && length(aws_cloudwatch_event_bus.jobs) == 0 && length(aws_cloudwatch_event_connection.jobsd) == 0
+    error_message = "enable_scheduler = false must create no schedule, bus or connection"
+  }
+}
+
+run "one_schedule_per_tenant_at_03_00_sao_paulo" {
+  command = plan
+
+  assert {
+    condition     = length(aws_scheduler_schedule.rebuild) == 2 && length(aws_scheduler_schedule.sync) == 2
+    error_message = "tenants are deduplicated case-insensitively: two rebuild and two sync schedules"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].schedule_expression == "cron(0 3 * * ? *)"
+    error_message = "the rebuild runs at cron(0 3 * * ? *)"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].schedule_expression_timezone == "America/Sao_Paulo"
+    error_message = "schedules are evaluated in America/Sao_Paulo"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].flexible_time_window[0].mode == "OFF"
+    error_message = "the flexible time window is off"
+  }
+
+  assert {
+    condition     = jsondecode(aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].input).tenantId == "3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"
+    error_message = "the event detail names the tenant"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].retry_policy[0].maximum_retry_attempts == 3 && aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].retry_policy[0].maximum_event_age_in_seconds == 3600
+    error_message = "the schedule retries 3 times within 1 hour"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].eventbridge_parameters[0].source == "jobsd.scheduler"
+    error_message = "the event source is jobsd.scheduler"
+  }
+}
+
+run "the_rule_sends_what_jobsd_expects" {
+  command = plan
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild[0].input_transformer[0].input_template == "{\"tenantId\": <tenantId>, \"to\": <eventTime>, \"daysBack\": 2}"
+    error_message = "the rebuild body is {tenantId, to: event time, daysBack: 2}"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild[0].input_transformer[0].input_paths["eventTime"] == "$.time" && aws_cloudwatch_event_target.rebuild[0].input_transformer[0].input_paths["tenantId"] == "$.detail.tenantId"
+    error_message = "to comes from the event's time, tenantId from its detail"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild[0].http_target[0].header_parameters["Prefer"] == "respond-async, wait=3"
+    error_message = "the API destination sends Prefer: respond-async, wait=3"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild[0].retry_policy[0].maximum_retry_attempts == 3 && aws_cloudwatch_event_target.rebuild[0].retry_policy[0].maximum_event_age_in_seconds == 3600
+    error_message = "the rule target retries 3 times within 1 hour"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_api_destination.rebuild[0].invocation_endpoint == "https://jobs.example.com/api/v1/jobs/rebuild-daily-metrics" && aws_cloudwatch_event_api_destination.rebuild[0].http_method == "POST"
+    error_message = "the API destination POSTs to the rebuild endpoint (trailing slash of the base URL removed)"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_api_destination.sync[0].invocation_endpoint == "https://jobs.example.com/api/v1/jobs/sync-mercadolivre"
+    error_message = "the sync API destination POSTs to the sync endpoint"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.sync[0].input_transformer[0].input_template == "{\"tenantId\": <tenantId>, \"daysBack\": 30}"
+    error_message = "the sync body is {tenantId, daysBack: 30}"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_connection.jobsd[0].authorization_type == "API_KEY" && aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].key == "X-Internal-Key"
+    error_message = "the connection sends the API key as X-Internal-Key"
+  }
+
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_rule.rebuild[0].event_pattern)["detail-type"][0] == "jobsd.rebuild-daily-metrics"
+    error_message = "the rebuild rule matches the rebuild detail-type"
+  }
+}
+
+run "the_scheduler_needs_a_base_url" {
+  command = plan
+
+  variables {
+    jobsd_base_url = ""
+  }
+
+  expect_failures = [aws_cloudwatch_event_bus.jobs]
+}
