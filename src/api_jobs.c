@@ -179,26 +179,21 @@ void api_post_sync(void *app, struct http_request *req)
     post_job(app, req, &job_sync_ml_kind);
 }
 
+struct get_job {
+    const char *id;
+    const char *tenant; /* NULL for the internal key */
+};
+
+static json_t *read_job(PGconn *c, void *ctx, struct err *e)
+{
+    struct get_job *g = ctx;
+    return job_store_get(c, g->id, g->tenant, e);
+}
+
 void api_get_job(void *app, struct http_request *req)
 {
-    struct api_ctx *a = app;
     const struct http_auth *auth = http_request_auth(req);
-    const char *tenant = auth->kind == HTTP_AUTH_JWT ? auth->tenant_id : NULL;
-    struct err e;
-    err_clear(&e);
-    PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
-    if (!c) {
-        http_respond_err(req, &e, NULL);
-        return;
-    }
-    json_t *job = NULL;
-    if (db_begin(c, a->cfg->db_query_timeout_ms, &e) == 0)
-        job = job_store_get(c, http_request_param(req), tenant, &e);
-    db_rollback(c);
-    db_pool_release(a->pool, c);
-    if (!job) {
-        http_respond_err(req, &e, NULL);
-        return;
-    }
-    http_respond_json(req, 200, job);
+    struct get_job g = {http_request_param(req),
+                        auth->kind == HTTP_AUTH_JWT ? auth->tenant_id : NULL};
+    api_read(app, req, read_job, &g);
 }

@@ -50,10 +50,8 @@ static const char *one_of(const char *v, const char *const *values)
     return NULL;
 }
 
-/* Runs fn with a pooled connection inside a read-only transaction bounded by
- * DB_QUERY_TIMEOUT_MS, then answers. */
-static void answer(struct api_ctx *a, struct http_request *req,
-                   json_t *(*fn)(PGconn *, void *, struct err *), void *ctx)
+void api_read(struct api_ctx *a, struct http_request *req,
+              json_t *(*fn)(PGconn *c, void *ctx, struct err *e), void *ctx)
 {
     struct err e;
     err_clear(&e);
@@ -115,7 +113,7 @@ void api_get_status(void *app, struct http_request *req)
         http_respond_err(req, &e, NULL);
         return;
     }
-    answer(app, req, run_status, &q);
+    api_read(app, req, run_status, &q);
 }
 
 struct stats_args {
@@ -147,5 +145,5 @@ void api_get_stats(void *app, struct http_request *req)
         http_respond_error(req, 400, "invalid_field", "window must be 24h, 7d or 30d");
         return;
     }
-    answer(a, req, run_stats, &s);
+    api_read(a, req, run_stats, &s);
 }

@@ -129,11 +129,7 @@ struct db_pool *db_pool_new(const char *url, size_t size)
     p->size = size;
     p->idle = util_calloc(size, sizeof *p->idle);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->freed, &ca);
-    pthread_condattr_destroy(&ca);
+    util_cond_init(&p->freed);
     return p;
 }
 
@@ -170,15 +166,7 @@ PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e)
                     "all %zu database connections are busy (DB_POOL_SIZE)", p->size);
             return NULL;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+        util_cond_wait_ms(&p->freed, &p->lock, left);
     }
     PGconn *c = NULL;
     if (p->nidle > 0)

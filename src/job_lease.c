@@ -33,19 +33,6 @@ struct job_lease {
     size_t n, cap;
 };
 
-static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, long long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(cv, m, &ts);
-}
-
 static void heartbeat(struct job_lease *l, PGconn *c)
 {
     pthread_mutex_lock(&l->lock);
@@ -118,7 +105,7 @@ static void *run(void *arg)
                           NULL);
                 pthread_mutex_lock(&l->lock);
                 if (!l->stop)
-                    timed_wait(&l->cond, &l->lock, backoff);
+                    util_cond_wait_ms(&l->cond, &l->lock, backoff);
                 backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
                 continue;
             }
@@ -140,7 +127,7 @@ static void *run(void *arg)
         l->kicks_done = kick;
         pthread_cond_broadcast(&l->cond);
         if (!l->stop && l->kicks_requested == kick)
-            timed_wait(&l->cond, &l->lock, l->lease_ms / 3);
+            util_cond_wait_ms(&l->cond, &l->lock, l->lease_ms / 3);
     }
     l->kicks_done = l->kicks_requested;
     pthread_cond_broadcast(&l->cond);
@@ -160,11 +147,7 @@ struct job_lease *job_lease_start(const char *db_url, long long lease_seconds,
     l->max_attempts = max_attempts;
     l->reap = reap;
     pthread_mutex_init(&l->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    util_cond_init(&l->cond);
     if (pthread_create(&l->thread, NULL, run, l) != 0)
         util_fatal("cannot start the lease thread");
     return l;
@@ -219,7 +202,7 @@ void job_lease_kick(struct job_lease *l)
     unsigned long long want = ++l->kicks_requested;
     pthread_cond_broadcast(&l->cond);
     while (l->kicks_done < want && !l->stop)
-        timed_wait(&l->cond, &l->lock, 100);
+        util_cond_wait_ms(&l->cond, &l->lock, 100);
     pthread_mutex_unlock(&l->lock);
 }
 

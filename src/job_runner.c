@@ -41,19 +41,6 @@ struct job_runner {
     int nworkers;
 };
 
-static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, long long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(cv, m, &ts);
-}
-
 json_t *job_runner_execute(struct job_run *run, const struct job_kind *kind, struct err *e)
 {
     json_t *result = kind->run(run, e);
@@ -222,7 +209,7 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_lock(&r->lock);
         if (!r->stopping && r->wakes == wakes)
-            timed_wait(&r->cond, &r->lock, wait);
+            util_cond_wait_ms(&r->cond, &r->lock, wait);
         pthread_mutex_unlock(&r->lock);
     }
     return NULL;
@@ -242,11 +229,7 @@ struct job_runner *job_runner_start(const struct config *cfg, struct db_pool *po
     r->nworkers = workers;
     r->workers = util_calloc((size_t)workers, sizeof *r->workers);
     pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    util_cond_init(&r->cond);
     for (int i = 0; i < workers; i++) {
         struct worker *w = &r->workers[i];
         w->r = r;

@@ -30,19 +30,6 @@ struct job_waiters {
     size_t count;
 };
 
-static void timed_wait(struct job_waiters *w, long long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-}
-
 /* A finished job's state, owned (job_state only borrows). */
 struct finished {
     char *id, *job_type, *result, *error;
@@ -184,7 +171,7 @@ static void *run(void *arg)
                 if (x->deadline - now < wait)
                     wait = x->deadline - now;
             if (wait > 0)
-                timed_wait(w, wait);
+                util_cond_wait_ms(&w->cond, &w->lock, wait);
         }
         w->poll_now = false;
         if (w->stop)
@@ -202,11 +189,7 @@ struct job_waiters *job_waiters_start(struct db_pool *pool)
     struct job_waiters *w = util_calloc(1, sizeof *w);
     w->pool = pool;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    util_cond_init(&w->cond);
     if (pthread_create(&w->thread, NULL, run, w) != 0)
         util_fatal("cannot start the waiter thread");
     return w;

@@ -4,9 +4,12 @@
 #ifndef JOBSD_API_H
 #define JOBSD_API_H
 
+#include <jansson.h>
+#include <libpq-fe.h>
 #include <stddef.h>
 
 #include "jobsd/config.h"
+#include "jobsd/err.h"
 #include "jobsd/router.h"
 
 struct db_pool;
@@ -24,6 +27,12 @@ struct api_ctx {
     struct metrics *metrics;
     struct ml_client *ml;
 };
+
+/* Answers a read: runs fn with a pooled connection inside a transaction bounded by
+ * DB_QUERY_TIMEOUT_MS (rolled back), then responds 200 with its JSON (stolen) or with the
+ * error it set. */
+void api_read(struct api_ctx *a, struct http_request *req,
+              json_t *(*fn)(PGconn *c, void *ctx, struct err *e), void *ctx);
 
 /* The whole route table (routes.c). */
 const struct route *api_routes(size_t *n);

@@ -5,9 +5,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #define UTIL_MUSTCHECK __attribute__((warn_unused_result))
+
+/* A condition variable on the monotonic clock (waits are not fooled by clock changes). */
+void util_cond_init(pthread_cond_t *cv);
+/* Waits on cv for at most ms milliseconds (the mutex held, as pthread_cond_timedwait). */
+void util_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *m, long long ms);
 
 /* Wall clock in milliseconds since the epoch; monotonic clock in milliseconds. */
 long long util_now_ms(void);
