@@ -153,7 +153,7 @@ static const char STATS_SQL[] =
                                                                             "today - max_date) "
                                                                             "FROM fresh))::text";
 
-json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *timezone,
+json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
                       const char *now_rfc3339, struct err *e)
 {
     const char *interval = NULL;
@@ -167,7 +167,7 @@ json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, cons
         err_set(e, 400, "invalid_field", "window must be 24h, 7d or 30d");
         return NULL;
     }
-    const char *params[] = {tenant_id, interval, timezone, now_rfc3339};
+    const char *params[] = {tenant_id, interval, tz, now_rfc3339};
     PGresult *r = db_query(c, STATS_SQL, 4, params, e);
     if (!r)
         return NULL;

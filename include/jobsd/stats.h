@@ -26,7 +26,7 @@ int stats_cursor_check(const char *cursor, struct err *e);
 
 /* The stats body for window "24h" | "7d" | "30d". now_rfc3339 pins the clock (tests); NULL
  * means the database's now(). New reference, or NULL with e. */
-json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *timezone,
+json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
                       const char *now_rfc3339, struct err *e);
 
 #endif
