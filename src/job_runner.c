@@ -75,7 +75,10 @@ static void record_failure(struct job_runner *r, PGconn **c, const char *id, con
               "jobLogId", id, "error", e.message, NULL);
 }
 
-static void requeue(struct job_runner *r, PGconn **c, const char *id, const char *worker)
+/* Puts the job back in the queue: after a shutdown cancelled it (the attempt does not count),
+ * or after its database connection was lost (it counts). */
+static void requeue(struct job_runner *r, PGconn **c, const char *id, const char *worker,
+                    const char *reason, bool count_attempt)
 {
     struct err e;
     err_clear(&e);
@@ -84,13 +87,25 @@ static void requeue(struct job_runner *r, PGconn **c, const char *id, const char
             db_pool_release(r->pool, *c);
         *c = db_pool_acquire(r->pool, 2000, &e);
     }
-    if (*c && job_store_requeue(*c, id, worker, "shutdown", &e) == 0) {
-        log_event(LOG_WARN, LOG_JOB_TAG "job cancelled by shutdown: requeued", "jobLogId", id,
-                  NULL);
+    if (*c && job_store_requeue(*c, id, worker, reason, count_attempt, &e) == 0) {
+        if (count_attempt)
+            log_event(LOG_WARN, LOG_JOB_TAG "job requeued: its database connection was lost",
+                      "jobLogId", id, "reason", reason, NULL);
+        else
+            log_event(LOG_WARN, LOG_JOB_TAG "job cancelled by shutdown: requeued", "jobLogId", id,
+                      "reason", reason, NULL);
         return;
     }
-    log_event(LOG_ERROR, LOG_JOB_TAG "could not requeue a cancelled job (the reaper will)",
-              "jobLogId", id, "error", e.message, NULL);
+    log_event(LOG_ERROR, LOG_JOB_TAG "could not requeue the job (the reaper will)", "jobLogId", id,
+              "reason", reason, "error", e.message, NULL);
+}
+
+/* A failure that says nothing about the job: its connection to the database went away
+ * (restart, terminated backend, network). Statement timeouts are not this: they are the
+ * job's own outcome. */
+static bool connection_lost(PGconn *c, const struct err *e)
+{
+    return strcmp(e->code, "database_unavailable") == 0 && db_is_broken(c);
 }
 
 static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
@@ -156,7 +171,11 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
                    keys, values, n);
         json_decref(result);
     } else if (cancelled) {
-        requeue(r, c, claim->id, w->id);
+        requeue(r, c, claim->id, w->id, "shutdown", false);
+    } else if (connection_lost(*c, &e) && claim->attempts < r->cfg->job_max_attempts) {
+        log_event(LOG_WARN, LOG_JOB_TAG "job lost its database connection", "job", kind->name,
+                  "jobLogId", claim->id, "attempt", attempt, "error", e.message, NULL);
+        requeue(r, c, claim->id, w->id, "database connection lost", true);
     } else {
         log_event(LOG_ERROR, LOG_JOB_TAG "job failed", "job", kind->name, "jobLogId", claim->id,
                   "tenantId", claim->tenant_id, "code", e.code, "error", e.message, "requestId",

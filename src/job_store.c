@@ -235,18 +235,19 @@ int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
 }
 
 int job_store_requeue(PGconn *c, const char *id, const char *worker_id, const char *reason,
-                      struct err *e)
+                      bool count_attempt, struct err *e)
 {
     static const char SQL[] =
-        "UPDATE job_logs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
+        "UPDATE job_logs SET status = 'queued', "
+        " attempts = CASE WHEN $4::bool THEN attempts ELSE greatest(attempts - 1, 0) END, "
         " worker_id = NULL, heartbeat_at = NULL, "
         " metadata = metadata || jsonb_build_object('requeues', "
         "   coalesce(metadata->'requeues', '[]'::jsonb) || jsonb_build_array(jsonb_build_object("
         "     'at', " JOB_STORE_TS(
             "now()") ", 'workerId', worker_id::text, 'reason', $3::text)))"
                      "WHERE id = $1 AND worker_id = $2 AND status = 'running'";
-    const char *params[] = {id, worker_id, reason};
-    return db_exec(c, SQL, 3, params, e);
+    const char *params[] = {id, worker_id, reason, count_attempt ? "true" : "false"};
+    return db_exec(c, SQL, 4, params, e);
 }
 
 int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *workers, size_t n,

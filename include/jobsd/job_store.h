@@ -82,9 +82,10 @@ JOB_STORE_MUSTCHECK int job_store_finish_partial(PGconn *c, const char *id, cons
 /* Marks a job failed with job_err as metadata.error. 0 when the row was still ours. */
 JOB_STORE_MUSTCHECK int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
                                                const struct err *job_err, struct err *e);
-/* Puts a running job back in the queue without counting the attempt (shutdown). */
+/* Puts a running job back in the queue: without counting the attempt (shutdown), or counting
+ * it (the job's database connection was lost). */
 JOB_STORE_MUSTCHECK int job_store_requeue(PGconn *c, const char *id, const char *worker_id,
-                                          const char *reason, struct err *e);
+                                          const char *reason, bool count_attempt, struct err *e);
 
 /* Renews the leases of (ids[i], workers[i]); lost[i] becomes true for a job that is no
  * longer running under that worker. */

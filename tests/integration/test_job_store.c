@@ -318,7 +318,7 @@ static void test_reaper_and_requeue(void **state)
     assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r2, &ORIGIN, NULL, &j, &e), 0);
     job_claim_clear(&cl);
     assert_int_equal(job_store_claim(c, "me:1:w1", &cl, &e), 1);
-    assert_int_equal(job_store_requeue(c, cl.id, "me:1:w1", "shutdown", &e), 0);
+    assert_int_equal(job_store_requeue(c, cl.id, "me:1:w1", "shutdown", false, &e), 0);
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'queued' "
                              "AND attempts = 0 AND metadata->'requeues'->0->>'reason' = 'shutdown'",
