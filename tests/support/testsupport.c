@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,9 +45,29 @@ static void sleep_ms(long long ms)
     nanosleep(&ts, NULL);
 }
 
+void t_sleep_ms(long long ms)
+{
+    sleep_ms(ms);
+}
+
+static bool under_valgrind(void)
+{
+    const char *v = getenv("JOBSD_VALGRIND");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+long long t_scale(void)
+{
+    const char *s = getenv("JOBSD_TEST_TIMEOUT_SCALE");
+    long long n = s && *s ? strtoll(s, NULL, 10) : 0;
+    if (n >= 1)
+        return n;
+    return under_valgrind() ? 10 : 1;
+}
+
 bool t_wait_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms)
 {
-    long long end = t_now_ms() + timeout_ms;
+    long long end = t_now_ms() + timeout_ms * t_scale();
     for (;;) {
         if (cond(ctx))
             return true;
@@ -146,10 +167,12 @@ long long tdb_int(PGconn *c, const char *fmt, ...)
     return n;
 }
 
-void testdb_create(struct testdb *db, const char *prefix)
+void testdb_create_at(struct testdb *db, const char *admin_url, const char *prefix)
 {
     memset(db, 0, sizeof *db);
-    PGconn *admin = connect_or_die(testdb_admin_url());
+    if (admin_url)
+        snprintf(db->admin, sizeof db->admin, "%s", admin_url);
+    PGconn *admin = connect_or_die(admin_url ? admin_url : testdb_admin_url());
     PQsetNoticeProcessor(admin, quiet, NULL);
     unsigned rnd = (unsigned)(t_now_ms() ^ (getpid() << 8)) % 100000u;
     snprintf(db->name, sizeof db->name, "jt_%.24s_%d_%u", prefix, (int)getpid(), rnd);
@@ -165,15 +188,31 @@ void testdb_create(struct testdb *db, const char *prefix)
         die("migrations failed: %s", e.message);
 }
 
+void testdb_create(struct testdb *db, const char *prefix)
+{
+    testdb_create_at(db, NULL, prefix);
+}
+
 void testdb_drop(struct testdb *db)
 {
     if (db->conn)
         PQfinish(db->conn);
     db->conn = NULL;
-    PGconn *admin = connect_or_die(testdb_admin_url());
+    PGconn *admin = connect_or_die(db->admin[0] ? db->admin : testdb_admin_url());
     PQsetNoticeProcessor(admin, quiet, NULL);
     tdb_execf(admin, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
     PQfinish(admin);
+}
+
+bool testdb_reconnect(struct testdb *db)
+{
+    if (db->conn)
+        PQfinish(db->conn);
+    db->conn = PQconnectdb(db->url);
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return false;
+    PQsetNoticeProcessor(db->conn, quiet, NULL);
+    return true;
 }
 
 /* ------------------------------------------------------------------ processes */
@@ -186,7 +225,72 @@ const char *jobsd_bin(void)
     return b;
 }
 
-/* The child's environment: a few inherited variables, then defaults, then overrides. */
+static const char *tmp_dir(void)
+{
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+/* JOBSD_TEST_PIDDIR: a file per running child, so scripts/test.sh can end what a crashed
+ * test program left behind (it checks /proc/<pid>/cmdline against the recorded path). */
+static void pid_record(pid_t pid, const char *exe)
+{
+    const char *dir = getenv("JOBSD_TEST_PIDDIR");
+    if (!dir || !*dir || pid <= 0)
+        return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%d", dir, (int)pid);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "%s\n", exe);
+    fclose(f);
+}
+
+static void pid_forget(pid_t pid)
+{
+    const char *dir = getenv("JOBSD_TEST_PIDDIR");
+    if (!dir || !*dir || pid <= 0)
+        return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%d", dir, (int)pid);
+    unlink(path);
+}
+
+/* "scheme://[userinfo@]host:port/..." → the host:port part. */
+static bool url_hostport(const char *url, const char **hp, size_t *len)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return false;
+    p += 3;
+    const char *end = p + strcspn(p, "/?");
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        p = at + 1;
+    *hp = p;
+    *len = (size_t)(end - p);
+    return *len > 0;
+}
+
+const char *jobsd_db_url(const char *db_url, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", db_url);
+    const char *port = getenv("JOBSD_TEST_PGBOUNCER_PORT");
+    const char *admin = getenv("JOBSD_TEST_PG_URL");
+    if (!port || !*port || !admin || !*admin)
+        return out;
+    const char *ahp, *hp;
+    size_t alen, len;
+    if (!url_hostport(admin, &ahp, &alen) || !url_hostport(db_url, &hp, &len) || alen != len ||
+        strncmp(ahp, hp, len) != 0)
+        return out;
+    snprintf(out, cap, "%.*s127.0.0.1:%s%s", (int)(hp - db_url), db_url, port, hp + len);
+    return out;
+}
+
+/* The child's environment: a few inherited variables, then defaults, then overrides. A
+ * DATABASE_URL is routed through PgBouncer when the run asks for it (jobsd_db_url). */
 static char **child_env(const char *const *defaults, const char *const *env)
 {
     static const char *inherit[] = {"PATH",          "HOME",         "TMPDIR", "ASAN_OPTIONS",
@@ -209,6 +313,13 @@ static char **child_env(const char *const *defaults, const char *const *env)
         for (size_t i = 0; lists[l] && lists[l][i]; i++) {
             const char *kv = lists[l][i];
             size_t klen = strcspn(kv, "=");
+            char routed[1100];
+            if (strncmp(kv, "DATABASE_URL=", 13) == 0) {
+                char url[1024];
+                jobsd_db_url(kv + 13, url, sizeof url);
+                snprintf(routed, sizeof routed, "DATABASE_URL=%s", url);
+                kv = routed;
+            }
             /* Override an earlier entry with the same name. */
             size_t j;
             for (j = 0; j < n; j++)
@@ -255,6 +366,77 @@ static char *read_file(const char *path)
     return s;
 }
 
+/* ---- valgrind (JOBSD_VALGRIND=1) */
+
+static void find_in_path(const char *name, char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    snprintf(out, cap, "/usr/bin/%s", name);
+    for (const char *p = path; p && *p;) {
+        size_t n = strcspn(p, ":");
+        char cand[1024];
+        snprintf(cand, sizeof cand, "%.*s/%s", (int)n, p, name);
+        if (n > 0 && access(cand, X_OK) == 0) {
+            snprintf(out, cap, "%s", cand);
+            return;
+        }
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+}
+
+static void valgrind_log_path(pid_t pid, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/valgrind-%d.log", tmp_dir(), (int)pid);
+}
+
+/* In the child: exec jobsd (args after argv[0] = "jobsd"), under valgrind when asked. */
+static void exec_jobsd(char **args, char **envp)
+{
+    if (!under_valgrind()) {
+        execve(jobsd_bin(), args, envp);
+        _exit(127);
+    }
+    static char valgrind[1024], logopt[1100], supp[1100];
+    find_in_path("valgrind", valgrind, sizeof valgrind);
+    snprintf(logopt, sizeof logopt, "--log-file=%s/valgrind-%%p.log", tmp_dir());
+    const char *src = getenv("JOBSD_SOURCE_DIR");
+    snprintf(supp, sizeof supp, "--suppressions=%s/tests/support/valgrind.supp", src ? src : ".");
+    char *vargs[64];
+    size_t n = 0;
+    vargs[n++] = valgrind;
+    vargs[n++] = (char *)"--tool=memcheck";
+    vargs[n++] = (char *)"--leak-check=full";
+    vargs[n++] = (char *)"--show-leak-kinds=definite,indirect";
+    vargs[n++] = (char *)"--errors-for-leak-kinds=definite,indirect";
+    vargs[n++] = (char *)"--error-exitcode=99";
+    vargs[n++] = (char *)"--track-origins=no";
+    vargs[n++] = (char *)"--num-callers=30";
+    vargs[n++] = logopt;
+    if (src && access(supp + 15, R_OK) == 0)
+        vargs[n++] = supp;
+    vargs[n++] = (char *)jobsd_bin();
+    for (size_t i = 1; args[i] && n < 63; i++)
+        vargs[n++] = args[i];
+    vargs[n] = NULL;
+    execve(valgrind, vargs, envp);
+    _exit(127);
+}
+
+/* Prints valgrind's report of a process that exited non-zero. */
+static void print_valgrind_log(pid_t pid)
+{
+    if (!under_valgrind())
+        return;
+    char path[1100];
+    valgrind_log_path(pid, path, sizeof path);
+    char *log = read_file(path);
+    size_t len = strlen(log);
+    fprintf(stderr, "valgrind report (%s):\n%s\n", path, len > 12000 ? log + len - 12000 : log);
+    free(log);
+}
+
 bool jobsd_log_contains(const struct jobsd_proc *p, const char *text)
 {
     char *log = read_file(p->log_path);
@@ -266,8 +448,7 @@ bool jobsd_log_contains(const struct jobsd_proc *p, const char *text)
 bool jobsd_start(struct jobsd_proc *p, const char *db_url, const char *const *env)
 {
     memset(p, 0, sizeof *p);
-    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(p->log_path, sizeof p->log_path, "%s/jobsd-test-XXXXXX", tmp);
+    snprintf(p->log_path, sizeof p->log_path, "%s/jobsd-test-XXXXXX", tmp_dir());
     int fd = mkstemp(p->log_path);
     if (fd < 0)
         die("mkstemp: %s", strerror(errno));
@@ -290,13 +471,15 @@ bool jobsd_start(struct jobsd_proc *p, const char *db_url, const char *const *en
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         close(fd);
-        execle(jobsd_bin(), "jobsd", "serve", (char *)NULL, envp);
-        _exit(127);
+        char *args[] = {(char *)"jobsd", (char *)"serve", NULL};
+        exec_jobsd(args, envp);
     }
     close(fd);
     free_env(envp);
+    pid_record(pid, jobsd_bin());
     p->pid = pid;
-    long long end = t_now_ms() + 30000;
+    long long wait_ms = 30000 * t_scale();
+    long long end = t_now_ms() + wait_ms;
     while (t_now_ms() < end) {
         char *log = read_file(p->log_path);
         const char *line = strstr(log, "jobsd listening");
@@ -311,6 +494,8 @@ bool jobsd_start(struct jobsd_proc *p, const char *db_url, const char *const *en
             fprintf(stderr, "jobsd exited during start-up (status %d); its log:\n%s\n", status,
                     log);
             free(log);
+            pid_forget(pid);
+            print_valgrind_log(pid);
             p->pid = 0;
             return false;
         }
@@ -318,41 +503,91 @@ bool jobsd_start(struct jobsd_proc *p, const char *db_url, const char *const *en
         sleep_ms(20);
     }
     char *log = read_file(p->log_path);
-    fprintf(stderr, "jobsd did not start in 30 s; its log:\n%s\n", log);
+    fprintf(stderr, "jobsd did not start in %lld s; its log:\n%s\n", wait_ms / 1000, log);
     free(log);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    pid_forget(pid);
     p->pid = 0;
     return false;
+}
+
+void jobsd_signal(const struct jobsd_proc *p, int sig)
+{
+    if (p->pid > 0)
+        kill(p->pid, sig);
+}
+
+static int exit_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int jobsd_wait(struct jobsd_proc *p, long long timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    long long end = t_now_ms() + timeout_ms;
+    for (;;) {
+        int status = 0;
+        pid_t w = waitpid(p->pid, &status, WNOHANG);
+        if (w == p->pid) {
+            pid_forget(p->pid);
+            p->pid = 0;
+            return exit_code(status);
+        }
+        if (t_now_ms() > end)
+            return -1;
+        sleep_ms(10);
+    }
+}
+
+bool jobsd_running(struct jobsd_proc *p)
+{
+    if (p->pid <= 0)
+        return false;
+    int status = 0;
+    pid_t w = waitpid(p->pid, &status, WNOHANG);
+    if (w == p->pid) {
+        fprintf(stderr, "jobsd (pid %d) exited with %d\n", (int)p->pid, exit_code(status));
+        pid_forget(p->pid);
+        p->pid = 0;
+        return false;
+    }
+    return true;
 }
 
 int jobsd_stop(struct jobsd_proc *p, long long timeout_ms)
 {
     if (p->pid <= 0)
         return -1;
-    kill(p->pid, SIGTERM);
-    long long end = t_now_ms() + timeout_ms;
+    pid_t pid = p->pid;
+    kill(pid, SIGTERM);
+    long long end = t_now_ms() + timeout_ms * t_scale();
     int status = 0;
     for (;;) {
-        pid_t w = waitpid(p->pid, &status, WNOHANG);
-        if (w == p->pid)
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
             break;
         if (t_now_ms() > end) {
-            kill(p->pid, SIGKILL);
-            waitpid(p->pid, NULL, 0);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            pid_forget(pid);
             p->pid = 0;
             return -1;
         }
         sleep_ms(20);
     }
+    pid_forget(pid);
     p->pid = 0;
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int code = exit_code(status);
     if (code != 0) {
         char *log = read_file(p->log_path);
         size_t len = strlen(log);
         fprintf(stderr, "jobsd exited with %d; end of its log:\n%s\n", code,
                 len > 4000 ? log + len - 4000 : log);
         free(log);
+        print_valgrind_log(pid);
     }
     return code;
 }
@@ -363,6 +598,7 @@ void jobsd_kill9(struct jobsd_proc *p)
         return;
     kill(p->pid, SIGKILL);
     waitpid(p->pid, NULL, 0);
+    pid_forget(p->pid);
     p->pid = 0;
 }
 
@@ -389,10 +625,10 @@ int jobsd_run(const char *const *argv, const char *const *env, char **out, char 
         args[0] = (char *)"jobsd";
         for (size_t i = 0; i < n; i++)
             args[i + 1] = (char *)argv[i];
-        execve(jobsd_bin(), args, envp);
-        _exit(127);
+        exec_jobsd(args, envp);
     }
     free_env(envp);
+    pid_record(pid, jobsd_bin());
     close(po[1]);
     close(pe[1]);
     char *bufs[2] = {NULL, NULL};
@@ -410,7 +646,7 @@ int jobsd_run(const char *const *argv, const char *const *env, char **out, char 
                 which[k] = i;
                 k++;
             }
-        if (poll(pfd, k, 120000) <= 0)
+        if (poll(pfd, k, (int)(120000 * t_scale())) <= 0)
             break;
         for (nfds_t j = 0; j < k; j++) {
             if (!(pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -432,6 +668,7 @@ int jobsd_run(const char *const *argv, const char *const *env, char **out, char 
     close(pe[0]);
     int status = 0;
     waitpid(pid, &status, 0);
+    pid_forget(pid);
     for (int i = 0; i < 2; i++)
         if (!bufs[i])
             bufs[i] = strdup("");
@@ -443,7 +680,10 @@ int jobsd_run(const char *const *argv, const char *const *env, char **out, char 
         *err = bufs[1];
     else
         free(bufs[1]);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int code = exit_code(status);
+    if (code == 99)
+        print_valgrind_log(pid);
+    return code;
 }
 
 /* ------------------------------------------------------------------ raw HTTP */
@@ -529,28 +769,48 @@ static bool dechunk(const char *in, size_t n, char **out, size_t *out_len)
 bool th_raw(unsigned port, const char *data, size_t len, struct th_response *r,
             long long timeout_ms)
 {
+    return th_raw_ex(port, data, len, 0, r, timeout_ms);
+}
+
+bool th_raw_ex(unsigned port, const char *data, size_t len, unsigned flags, struct th_response *r,
+               long long timeout_ms)
+{
     memset(r, 0, sizeof *r);
     int fd = dial(port);
     if (fd < 0)
         return false;
     size_t sent = 0;
+    unsigned piece = 7;
     while (sent < len) {
-        ssize_t w = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
+        size_t n = len - sent;
+        if (flags & TH_TRICKLE) {
+            piece = piece * 1103515245u + 12345u;
+            n = n < 1 + (piece >> 16) % 16 ? n : 1 + (piece >> 16) % 16;
+            if (sent > 0)
+                sleep_ms(1);
+        }
+        ssize_t w = send(fd, data + sent, n, MSG_NOSIGNAL);
         if (w <= 0)
             break; /* the server may answer and close before reading everything */
         sent += (size_t)w;
     }
+    if (flags & TH_HALF_CLOSE)
+        shutdown(fd, SHUT_WR);
     size_t cap = 8192, got = 0;
     char *buf = malloc(cap);
-    long long end = t_now_ms() + timeout_ms;
+    long long end = t_now_ms() + timeout_ms * t_scale();
     bool done = false;
     while (!done) {
         long long left = end - t_now_ms();
-        if (left <= 0)
+        if (left <= 0) {
+            r->timed_out = got == 0;
             break;
+        }
         struct pollfd pfd = {fd, POLLIN, 0};
-        if (poll(&pfd, 1, (int)left) <= 0)
+        if (poll(&pfd, 1, (int)left) <= 0) {
+            r->timed_out = got == 0;
             break;
+        }
         if (cap - got < 4096) {
             cap *= 2;
             buf = realloc(buf, cap);
@@ -758,6 +1018,7 @@ bool fake_ml_start(struct fake_ml *f, const char *scenario, const char *const *a
     }
     close(out[1]);
     f->pid = pid;
+    pid_record(pid, bin);
     char line[256];
     size_t len = 0;
     long long end = t_now_ms() + 30000;
@@ -779,6 +1040,7 @@ bool fake_ml_start(struct fake_ml *f, const char *scenario, const char *const *a
         fprintf(stderr, "fake_ml did not start (got \"%s\")\n", line);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        pid_forget(pid);
         f->pid = 0;
         return false;
     }
@@ -802,6 +1064,7 @@ void fake_ml_stop(struct fake_ml *f)
         }
         sleep_ms(20);
     }
+    pid_forget(f->pid);
     f->pid = 0;
 }
 
@@ -865,4 +1128,98 @@ long long fake_ml_stat(const struct fake_ml *f, const char *dotted)
     long long v = cur && json_is_integer(cur) ? (long long)json_integer_value(cur) : -1;
     json_decref(root);
     return v;
+}
+
+/* ------------------------------------------------------------------ private clusters */
+
+/* Runs a command to completion (its output goes to our stderr); returns its exit code. */
+static int run_cmd(const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return exit_code(status);
+}
+
+static void pg_script(char *out, size_t cap)
+{
+    const char *src = getenv("JOBSD_SOURCE_DIR");
+    if (!src || !*src)
+        die("JOBSD_SOURCE_DIR is not set (ctest sets it)");
+    snprintf(out, cap, "%s/scripts/pg.sh", src);
+}
+
+static bool pgc_read_env(struct pgcluster *c)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/env", c->dir);
+    char *env = read_file(path);
+    const char *p = strstr(env, "PGPORT=");
+    unsigned port = p ? (unsigned)strtoul(p + 7, NULL, 10) : 0;
+    free(env);
+    if (port == 0)
+        return false;
+    c->port = port;
+    snprintf(c->url, sizeof c->url, "postgresql://postgres@127.0.0.1:%u/postgres", port);
+    return true;
+}
+
+bool pgc_start(struct pgcluster *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "%s/jobsd-pgc-XXXXXX", tmp_dir());
+    if (!mkdtemp(c->dir))
+        die("mkdtemp: %s", strerror(errno));
+    chmod(c->dir, 0755);
+    char script[600];
+    pg_script(script, sizeof script);
+    /* Durable (fsync, synchronous_commit): an immediate stop is a crash, and a commit a
+     * client was told about must survive it. */
+    const char *argv[] = {script, "start", c->dir, "--durable", NULL};
+    if (run_cmd(argv) != 0 || !pgc_read_env(c)) {
+        fprintf(stderr, "could not start a private PostgreSQL in %s\n", c->dir);
+        return false;
+    }
+    return true;
+}
+
+bool pgc_stop(struct pgcluster *c, const char *mode)
+{
+    char script[600];
+    pg_script(script, sizeof script);
+    const char *argv[] = {script, "stop", c->dir, mode, NULL};
+    return run_cmd(argv) == 0;
+}
+
+bool pgc_resume(struct pgcluster *c)
+{
+    unsigned port = c->port;
+    char script[600];
+    pg_script(script, sizeof script);
+    const char *argv[] = {script, "start", c->dir, NULL};
+    if (run_cmd(argv) != 0 || !pgc_read_env(c))
+        return false;
+    if (c->port != port) {
+        fprintf(stderr, "PostgreSQL came back on port %u instead of %u\n", c->port, port);
+        return false;
+    }
+    return true;
+}
+
+void pgc_destroy(struct pgcluster *c)
+{
+    if (!c->dir[0])
+        return;
+    (void)pgc_stop(c, "immediate");
+    const char *argv[] = {"/bin/rm", "-rf", c->dir, NULL};
+    (void)run_cmd(argv);
+    memset(c, 0, sizeof *c);
 }

@@ -4,7 +4,22 @@
  *    test: integration tests never mock PostgreSQL and never skip).
  *  - jobsd_*: a real jobsd process (JOBSD_BIN) on a free port, its log captured in a file.
  *  - th_*: a raw HTTP/1.1 client over a socket, so tests control every byte sent.
- *  - fx_*: fixtures (tenants, listings, orders, visits). */
+ *  - fx_*: fixtures (tenants, listings, orders, visits).
+ *  - pgc_*: a private PostgreSQL cluster (scripts/pg.sh) for tests that stop, restart or kill
+ *    the database (never the shared cluster: other test programs run against it).
+ *
+ * Switches read from the environment (scripts/test.sh sets them):
+ *  - JOBSD_VALGRIND=1: every jobsd (jobsd_start, jobsd_run) runs under valgrind memcheck
+ *    (--leak-check=full, definite and indirect leaks are errors, --error-exitcode=99); its
+ *    report goes to TMPDIR/valgrind-<pid>.log (printed when jobsd exits non-zero). Waits are
+ *    scaled by t_scale().
+ *  - JOBSD_TEST_PGBOUNCER_PORT=N: jobsd (jobsd_start, and DATABASE_URL= in jobsd_run's env)
+ *    is given, instead of a URL of the shared cluster (the host and port of
+ *    JOBSD_TEST_PG_URL), the same URL through the PgBouncer listening on 127.0.0.1:N. The
+ *    test itself keeps talking to PostgreSQL directly. URLs of other clusters are unchanged.
+ *  - JOBSD_TEST_PIDDIR=DIR: every process started here is recorded as DIR/<pid> (its file
+ *    holds the executable's path) while it runs, so the script can end what a crashed test
+ *    program left behind. */
 #ifndef JOBSD_TESTSUPPORT_H
 #define JOBSD_TESTSUPPORT_H
 
@@ -18,11 +33,16 @@
 struct testdb {
     char name[64];
     char url[512];
-    PGconn *conn; /* a connection to it, for assertions */
+    PGconn *conn;    /* a connection to it, for assertions */
+    char admin[512]; /* the admin URL it was created with ("" = JOBSD_TEST_PG_URL) */
 };
 /* Creates and migrates a database named after prefix; aborts the test run on failure. */
 void testdb_create(struct testdb *db, const char *prefix);
+/* The same on another cluster (admin_url: a superuser URL of its `postgres` database). */
+void testdb_create_at(struct testdb *db, const char *admin_url, const char *prefix);
 void testdb_drop(struct testdb *db);
+/* Re-opens db->conn after the server went away (a restart); false when it cannot. */
+bool testdb_reconnect(struct testdb *db);
 /* Runs SQL (no parameters) and aborts on failure. */
 void tdb_exec(PGconn *c, const char *sql);
 /* printf-style SQL, result expected to be one value: returns a malloc'ed copy (NULL for SQL
@@ -51,6 +71,16 @@ bool jobsd_start(struct jobsd_proc *p, const char *db_url, const char *const *en
  * SIGKILL). */
 int jobsd_stop(struct jobsd_proc *p, long long timeout_ms);
 void jobsd_kill9(struct jobsd_proc *p);
+/* Sends a signal to a running jobsd (no wait). */
+void jobsd_signal(const struct jobsd_proc *p, int sig);
+/* Waits up to timeout_ms for jobsd to exit: its exit code (128 + signal when killed), or -1
+ * when it is still running (it is left running). Not scaled by t_scale(). */
+int jobsd_wait(struct jobsd_proc *p, long long timeout_ms);
+/* Is the process still running (not exited)? */
+bool jobsd_running(struct jobsd_proc *p);
+/* The URL jobsd is given for db_url (through PgBouncer when JOBSD_TEST_PGBOUNCER_PORT is set
+ * and db_url names the shared cluster; else db_url itself). Returns out. */
+const char *jobsd_db_url(const char *db_url, char *out, size_t cap);
 /* Does the log contain this text? */
 bool jobsd_log_contains(const struct jobsd_proc *p, const char *text);
 /* Runs `jobsd ARGS...` to completion with env; captures stdout/stderr (malloc'ed, may be
@@ -64,11 +94,20 @@ struct th_response {
     char *headers; /* raw header block */
     char *body;
     size_t body_len;
-    json_t *json; /* parsed body when it is JSON */
+    json_t *json;   /* parsed body when it is JSON */
+    bool timed_out; /* th_raw_ex: no answer and no close before the timeout */
 };
 /* Sends raw bytes, reads one response (Content-Length / chunked / close), timeout in ms. */
 bool th_raw(unsigned port, const char *data, size_t len, struct th_response *r,
             long long timeout_ms);
+/* th_raw with options: TH_HALF_CLOSE shuts the sending side down once everything is sent (the
+ * server sees end of input: truncated requests), TH_TRICKLE sends in pieces of 1-16 bytes a
+ * millisecond apart (a slow client). On false, r->timed_out tells a silent server (nothing
+ * before the timeout) from a closed connection. */
+#define TH_HALF_CLOSE 1u
+#define TH_TRICKLE    2u
+bool th_raw_ex(unsigned port, const char *data, size_t len, unsigned flags, struct th_response *r,
+               long long timeout_ms);
 /* A request built from parts: extra_headers is "Name: value\r\n..." (may be NULL); body may
  * be NULL. Adds Host, Connection: close and Content-Length (when body is not NULL). */
 bool th_request(unsigned port, const char *method, const char *path, const char *extra_headers,
@@ -112,8 +151,29 @@ void fx_item(PGconn *c, const char *tenant, const char *order_id, const char *li
              int quantity, const char *unit_price);
 void fx_visits(PGconn *c, const char *tenant, const char *listing_id, const char *date, int visits);
 
+/* ------------------------------------------------------------------ private clusters */
+struct pgcluster {
+    char dir[512];
+    char url[600]; /* admin URL (superuser, database `postgres`) */
+    unsigned port;
+};
+/* A new private cluster under TMPDIR (scripts/pg.sh start --durable, JOBSD_SOURCE_DIR):
+ * durable, so that an immediate stop loses no commit. */
+bool pgc_start(struct pgcluster *c);
+/* Stops it with mode "fast" or "immediate" (pg_ctl -m); the files stay. */
+bool pgc_stop(struct pgcluster *c, const char *mode);
+/* Starts it again on the same port (after pgc_stop); returns when it accepts connections. */
+bool pgc_resume(struct pgcluster *c);
+/* Stops it (if running) and removes its directory. */
+void pgc_destroy(struct pgcluster *c);
+
 /* ------------------------------------------------------------------ misc */
 long long t_now_ms(void);
+/* The factor waits are scaled by: JOBSD_TEST_TIMEOUT_SCALE, else 10 under JOBSD_VALGRIND,
+ * else 1. The harness applies it to jobsd start-up, jobsd_stop, th_raw and t_wait_until. */
+long long t_scale(void);
+/* Sleeps (for pacing and random moments, never for synchronisation). */
+void t_sleep_ms(long long ms);
 /* Polls cond(ctx) every 20 ms until true or timeout; returns its last value. */
 bool t_wait_until(bool (*cond)(void *ctx), void *ctx, long long timeout_ms);
 
