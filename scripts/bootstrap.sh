@@ -8,6 +8,8 @@ packages=(
     libmicrohttpd-dev libjansson-dev libpq-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
     postgresql postgresql-contrib
     clang clang-format libclang-rt-dev valgrind
+    pgbouncer
+    systemd
     tzdata locales
 )
 # Node.js runs the JWT interop test (tokens minted by the npm package jsonwebtoken).
@@ -35,5 +37,5 @@ if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/j
     $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/jobsd-apt.log 2>&1 ||
         { tail -n 30 /tmp/jobsd-apt.log >&2; exit 1; }
 fi
-# The Debian package starts a system cluster on 5432; jobsd's scripts use private clusters
-# and never touch it.
+# The Debian packages may start a system cluster on 5432 and a PgBouncer on 6432; jobsd's
+# scripts use private clusters and their own PgBouncer (scripts/pg.sh) and never touch them.
