@@ -1,5 +1,5 @@
 /* fake_api: the Mercado Livre endpoints, with the real API's bodies and limits
- * (/work/shared/ML_API.md; README.md "Endpoints" lists every rule implemented here). */
+ * (the project brief's ML_API.md; README.md "Endpoints" lists every rule implemented here). */
 #include "fake_world.h"
 
 #include <limits.h>
