@@ -1,8 +1,9 @@
 /* stats: see stats.h. JSON is built by PostgreSQL (json_build_object keeps key order) and
- * parsed once here. */
+ * parsed once here. The statistics statement is sql/queries/job_stats.sql. */
 #include "jobsd/stats.h"
 #include "jobsd/db.h"
 #include "jobsd/job_store.h"
+#include "jobsd/embedded.h"
 #include "jobsd/util.h"
 
 #include <stdlib.h>
@@ -83,75 +84,14 @@ json_t *stats_status(PGconn *c, const struct status_query *q, struct err *e)
     return json_pack("{s:o, s:o}", "jobs", jobs, "nextCursor", next);
 }
 
-static const char STATS_SQL[] =
-    "WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now), "
-    "w AS (SELECT j.* FROM job_logs j, clock "
-    "      WHERE j.tenant_id = $1 AND j.created_at >= clock.now - $2::interval), "
-    "types(job_type, ord) AS (VALUES ('metrics_aggregation', 1), ('mercadolivre_sync', 2)), "
-    "per_type AS ("
-    "  SELECT t.job_type, t.ord, count(w.id) AS total, "
-    "    count(*) FILTER (WHERE w.status = 'success') AS success, "
-    "    count(*) FILTER (WHERE w.status = 'error') AS error, "
-    "    count(*) FILTER (WHERE w.status = 'running') AS running, "
-    "    count(*) FILTER (WHERE w.status = 'queued') AS queued, "
-    "    round(avg(w.duration_ms) FILTER (WHERE w.status IN ('success', 'error'))) AS avg_ms, "
-    "    round(percentile_cont(0.95) WITHIN GROUP (ORDER BY w.duration_ms) "
-    "          FILTER (WHERE w.status IN ('success', 'error'))) AS p95_ms, "
-    "    max(w.created_at) AS last_run, "
-    "    max(w.completed_at) FILTER (WHERE w.status = 'success') AS last_success, "
-    "    max(w.completed_at) FILTER (WHERE w.status = 'error') AS last_error "
-    "  FROM types t LEFT JOIN w ON w.job_type = t.job_type "
-    "  GROUP BY t.job_type, t.ord), "
-    "fresh AS ("
-    "  SELECT max(m.date) AS max_date, "
-    "         (SELECT (clock.now AT TIME ZONE $3::text)::date FROM clock) AS today "
-    "  FROM listing_metrics_daily m WHERE m.tenant_id = $1) "
-    "SELECT json_build_object("
-    "  'stats', (SELECT json_agg(json_build_object("
-    "      'jobType', job_type, 'totalRuns', total, 'success', success, 'error', error, "
-    "      'running', running, 'queued', queued, "
-    "      'successRate', CASE WHEN success + error > 0 "
-    "                          THEN round(success::numeric / (success + error), 4) END, "
-    "      'avgDurationMs', avg_ms, 'p95DurationMs', p95_ms, "
-    "      'lastRunAt', " JOB_STORE_TS(
-        "last_run") ", "
-                    "      'lastSuccessAt', " JOB_STORE_TS(
-                        "last_success") ", "
-                                        "      'lastErrorAt', " JOB_STORE_TS(
-                                            "last_error") ") ORDER BY ord) FROM per_type), "
-                                                          "  'recentErrors', coalesce((SELECT "
-                                                          "json_agg(json_build_object("
-                                                          "      'id', id, 'jobType', job_type, "
-                                                          "'createdAt', " JOB_STORE_TS(
-                                                              "created_at") ", "
-                                                                            "      'errorMessage', "
-                                                                            "error_message) ORDER "
-                                                                            "BY created_at DESC, "
-                                                                            "id DESC) "
-                                                                            "    FROM (SELECT * "
-                                                                            "FROM w WHERE status = "
-                                                                            "'error' ORDER BY "
-                                                                            "created_at DESC, id "
-                                                                            "DESC "
-                                                                            "          LIMIT 10) "
-                                                                            "e), '[]'::json), "
-                                                                            "  'freshness', "
-                                                                            "(SELECT "
-                                                                            "json_build_object("
-                                                                            "      'maxDate', "
-                                                                            "to_char(max_date, "
-                                                                            "'YYYY-MM-DD'), "
-                                                                            "      'status', CASE "
-                                                                            "WHEN max_date IS NULL "
-                                                                            "THEN 'SEM_DADOS' "
-                                                                            "                     "
-                                                                            "WHEN max_date >= "
-                                                                            "today - 1 THEN 'OK' "
-                                                                            "ELSE 'DESATUALIZADO' "
-                                                                            "END, "
-                                                                            "      'lagDays', "
-                                                                            "today - max_date) "
-                                                                            "FROM fresh))::text";
+/* The statement: sql/queries/job_stats.sql, compiled into the binary. */
+static const char *stats_sql(void)
+{
+    const struct embedded_file *f = embedded_find("job_stats.sql");
+    if (!f)
+        util_fatal("statistics query missing from the binary");
+    return f->data;
+}
 
 json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
                       const char *now_rfc3339, struct err *e)
@@ -168,7 +108,7 @@ json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, cons
         return NULL;
     }
     const char *params[] = {tenant_id, interval, tz, now_rfc3339};
-    PGresult *r = db_query(c, STATS_SQL, 4, params, e);
+    PGresult *r = db_query(c, stats_sql(), 4, params, e);
     if (!r)
         return NULL;
     json_t *body = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
