@@ -276,8 +276,11 @@ static void test_runbook_job_logs_listing(void **state)
     assert_string_equal(val(r, 3, "id"), r1.job);
     /* newest first */
     for (int i = 1; i < n; i++) {
+        const char *newer = val(r, i - 1, "started_at"), *older = val(r, i, "started_at");
+        assert_non_null(newer);
+        assert_non_null(older);
         char *ordered = tdb_value(db.conn, "SELECT ('%s'::timestamptz >= '%s'::timestamptz)::text",
-                                  val(r, i - 1, "started_at"), val(r, i, "started_at"));
+                                  newer ? newer : "", older ? older : "");
         assert_string_equal(ordered, "true");
         free(ordered);
     }
