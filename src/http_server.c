@@ -845,8 +845,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
         (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)cfg->per_ip_connections, NULL};
-    /* 64 KiB per connection bounds request line + headers (40 KB of headers → 431). */
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)65536, NULL};
+    /* 32 KiB per connection bounds request line + headers (40 KB of headers → 431). */
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)32768, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, (intptr_t)1024, NULL};
     if (cfg->threads > 1)

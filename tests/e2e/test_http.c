@@ -1030,6 +1030,45 @@ static void test_requests_stop_clean(void **state)
 /* ================================================================== http_limits_and_keys */
 
 /* 20 MB announced, only the headers sent: 413 at once (the body is never awaited). */
+/* The per-connection memory (32 KiB) bounds the request line and headers: 16 KB of
+ * headers, a 4 KB bearer token among them, is served; one 40 KB header is 431. */
+static void test_header_sizes(void **state)
+{
+    (void)state;
+    char *req = malloc(64 * 1024);
+    assert_non_null(req);
+    size_t n = (size_t)snprintf(req, 1024,
+                                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                "Authorization: Bearer ");
+    memset(req + n, 'a', 4000);
+    n += 4000;
+    for (int h = 0; h < 12; h++) {
+        n += (size_t)snprintf(req + n, 64, "\r\nX-Pad-%02d: ", h);
+        memset(req + n, 'p', 1000);
+        n += 1000;
+    }
+    memcpy(req + n, "\r\n\r\n", 5);
+    n += 4;
+    struct th_response r;
+    if (!th_raw(proc.port, req, n, &r, 10000))
+        fail_msg("no answer to a request with 16 KB of headers");
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+
+    n = (size_t)snprintf(req, 1024,
+                         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         "X-Big: ");
+    memset(req + n, 'b', 40000);
+    n += 40000;
+    memcpy(req + n, "\r\n\r\n", 5);
+    n += 4;
+    if (!th_raw(proc.port, req, n, &r, 10000))
+        fail_msg("no answer to a 40 KB header");
+    assert_int_equal(r.status, 431);
+    th_free(&r);
+    free(req);
+}
+
 static void test_413_from_content_length_without_body(void **state)
 {
     (void)state;
@@ -1615,6 +1654,7 @@ int main(void)
         cmocka_unit_test(test_requests_stop_clean),
     };
     const struct CMUnitTest limits[] = {
+        cmocka_unit_test(test_header_sizes),
         cmocka_unit_test(test_413_from_content_length_without_body),
         cmocka_unit_test(test_413_one_byte_over),
         cmocka_unit_test(test_body_exactly_at_limit_accepted),
