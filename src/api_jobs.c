@@ -184,10 +184,10 @@ struct get_job {
     const char *tenant; /* NULL for the internal key */
 };
 
-static json_t *read_job(PGconn *c, void *ctx, struct err *e)
+static char *read_job(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     struct get_job *g = ctx;
-    return job_store_get(c, g->id, g->tenant, e);
+    return api_dump(job_store_get(c, g->id, g->tenant, timeout_ms, e));
 }
 
 void api_get_job(void *app, struct http_request *req)

@@ -51,7 +51,7 @@ static const char *one_of(const char *v, const char *const *values)
 }
 
 void api_read(struct api_ctx *a, struct http_request *req,
-              json_t *(*fn)(PGconn *c, void *ctx, struct err *e), void *ctx)
+              char *(*fn)(PGconn *c, long long timeout_ms, void *ctx, struct err *e), void *ctx)
 {
     struct err e;
     err_clear(&e);
@@ -60,20 +60,26 @@ void api_read(struct api_ctx *a, struct http_request *req,
         http_respond_err(req, &e, NULL);
         return;
     }
-    json_t *body = NULL;
-    if (db_begin(c, a->cfg->db_query_timeout_ms, &e) == 0)
-        body = fn(c, ctx, &e);
-    db_rollback(c);
+    char *body = fn(c, a->cfg->db_query_timeout_ms, ctx, &e);
     db_pool_release(a->pool, c);
     if (!body)
         http_respond_err(req, &e, NULL);
     else
-        http_respond_json(req, 200, body);
+        http_respond_json_text(req, 200, body);
 }
 
-static json_t *run_status(PGconn *c, void *ctx, struct err *e)
+char *api_dump(json_t *body)
 {
-    return stats_status(c, ctx, e);
+    if (!body)
+        return NULL;
+    char *text = http_json_dump(body);
+    json_decref(body);
+    return text;
+}
+
+static char *run_status(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
+{
+    return stats_status(c, ctx, timeout_ms, e);
 }
 
 void api_get_status(void *app, struct http_request *req)
@@ -122,10 +128,10 @@ struct stats_args {
     const char *timezone;
 };
 
-static json_t *run_stats(PGconn *c, void *ctx, struct err *e)
+static char *run_stats(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     struct stats_args *s = ctx;
-    return stats_compute(c, s->tenant, s->window, s->timezone, NULL, e);
+    return api_dump(stats_compute(c, s->tenant, s->window, s->timezone, NULL, timeout_ms, e));
 }
 
 void api_get_stats(void *app, struct http_request *req)

@@ -452,3 +452,19 @@ int db_tx_wait(PGconn *c, size_t n, PGresult **res, struct err *e)
     }
     return 0;
 }
+
+PGresult *db_read(PGconn *c, long long timeout_ms, const char *sql, int nparams,
+                  const char *const *params, struct err *e)
+{
+    if (timeout_ms <= 0)
+        return db_query(c, sql, nparams, params, e);
+    struct db_stmt st = {sql, nparams, params};
+    PGresult *res = NULL;
+    if (db_tx_send(c, timeout_ms, &st, 1, e) != 0 || db_tx_wait(c, 1, &res, e) != 0)
+        return NULL;
+    if (!res) {
+        err_set(e, 500, "internal_error", "the read returned no result");
+        return NULL;
+    }
+    return res;
+}

@@ -193,6 +193,11 @@ void http_respond_json(struct http_request *r, unsigned status, json_t *body)
     set_response(r, status, s, strlen(s), JSON_CTYPE);
 }
 
+void http_respond_json_text(struct http_request *r, unsigned status, char *text)
+{
+    set_response(r, status, text, strlen(text), JSON_CTYPE);
+}
+
 void http_respond_text(struct http_request *r, unsigned status, const char *content_type,
                        const char *text)
 {

@@ -341,7 +341,8 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, i
     return n;
 }
 
-json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, struct err *e)
+json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, long long timeout_ms,
+                      struct err *e)
 {
     char norm[37];
     if (!util_uuid_normalize(id, norm)) {
@@ -353,7 +354,7 @@ json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, struct e
         " (metadata->'result')::text, (metadata->'error')::text "
         "FROM job_logs WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)";
     const char *params[] = {norm, tenant_id};
-    PGresult *r = db_query(c, SQL, 2, params, e);
+    PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
     if (!r)
         return NULL;
     if (PQntuples(r) != 1) {

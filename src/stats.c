@@ -1,11 +1,13 @@
 /* stats: see stats.h. JSON is built by PostgreSQL (json_build_object keeps key order) and
  * parsed once here. The statistics statement is sql/queries/job_stats.sql. */
 #include "jobsd/stats.h"
+#include "jobsd/buf.h"
 #include "jobsd/db.h"
 #include "jobsd/job_store.h"
 #include "jobsd/embedded.h"
 #include "jobsd/util.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +41,30 @@ int stats_cursor_check(const char *cursor, struct err *e)
     return 0;
 }
 
-json_t *stats_status(PGconn *c, const struct status_query *q, struct err *e)
+/* One page, newest first: the page as a JSON array (built by PostgreSQL, so no job is parsed
+ * and re-serialised here), and the position of the page's last job when more jobs follow. */
+static const char STATUS_SQL[] =
+    "WITH page AS ("
+    "  SELECT id, created_at, " JOB_STORE_JOB_JSON " AS job, "
+    "         row_number() OVER (ORDER BY created_at DESC, id DESC) AS n "
+    "  FROM job_logs "
+    "  WHERE tenant_id = $1 "
+    "    AND ($2::text IS NULL OR job_type = $2) "
+    "    AND ($3::text IS NULL OR status = $3) "
+    "    AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid)) "
+    "  ORDER BY created_at DESC, id DESC "
+    "  LIMIT $6::int + 1) "
+    "SELECT coalesce(json_agg(job ORDER BY n) FILTER (WHERE n <= $6::int), '[]')::text, "
+    "       CASE WHEN count(*) > $6::int "
+    "            THEN max(" CURSOR_TS " || '|' || id) FILTER (WHERE n = $6::int) END "
+    "FROM page";
+
+const char *stats_status_sql(void)
+{
+    return STATUS_SQL;
+}
+
+char *stats_status(PGconn *c, const struct status_query *q, long long timeout_ms, struct err *e)
 {
     char ts[40], id[37];
     const char *cts = NULL, *cid = NULL;
@@ -51,37 +76,36 @@ json_t *stats_status(PGconn *c, const struct status_query *q, struct err *e)
         cid = id;
     }
     char limit[24];
-    util_fmt(limit, sizeof limit, "%lld", q->limit + 1);
-    static const char SQL[] =
-        "SELECT " JOB_STORE_JOB_JSON "::text, " CURSOR_TS " || '|' || id "
-        "FROM job_logs "
-        "WHERE tenant_id = $1 "
-        "  AND ($2::text IS NULL OR job_type = $2) "
-        "  AND ($3::text IS NULL OR status = $3) "
-        "  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid)) "
-        "ORDER BY created_at DESC, id DESC "
-        "LIMIT $6";
+    util_fmt(limit, sizeof limit, "%lld", q->limit);
     const char *params[] = {q->tenant_id, q->job_type, q->status, cts, cid, limit};
-    PGresult *r = db_query(c, SQL, 6, params, e);
+    PGresult *r = db_read(c, timeout_ms, STATUS_SQL, 6, params, e);
     if (!r)
         return NULL;
-    json_t *jobs = json_array();
-    int rows = PQntuples(r);
-    int shown = rows > q->limit ? (int)q->limit : rows;
-    for (int i = 0; i < shown; i++) {
-        json_t *job = json_loads(PQgetvalue(r, i, 0), 0, NULL);
-        if (job)
-            json_array_append_new(jobs, job);
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        err_set(e, 500, "internal_error", "the jobs page could not be read");
+        return NULL;
     }
-    json_t *next = json_null();
-    if (rows > q->limit && shown > 0) {
-        const char *raw = PQgetvalue(r, shown - 1, 1);
+    /* {"jobs":<page>,"nextCursor":"<base64url>"|null} */
+    struct buf out;
+    buf_init(&out, SIZE_MAX);
+    char *page = PQgetvalue(r, 0, 0);
+    util_json_compact(page);
+    bool ok = buf_append_str(&out, "{\"jobs\":") && buf_append_str(&out, page) &&
+              buf_append_str(&out, ",\"nextCursor\":");
+    if (PQgetisnull(r, 0, 1)) {
+        ok = ok && buf_append_str(&out, "null}");
+    } else {
+        const char *raw = PQgetvalue(r, 0, 1);
         char enc[256];
         util_base64url_encode((const unsigned char *)raw, strlen(raw), enc, sizeof enc);
-        next = json_string(enc);
+        ok = ok && buf_append_str(&out, "\"") && buf_append_str(&out, enc) &&
+             buf_append_str(&out, "\"}");
     }
     PQclear(r);
-    return json_pack("{s:o, s:o}", "jobs", jobs, "nextCursor", next);
+    if (!ok)
+        util_fatal("out of memory (jobs page)");
+    return buf_take(&out);
 }
 
 /* The statement: sql/queries/job_stats.sql, compiled into the binary. */
@@ -94,7 +118,7 @@ static const char *stats_sql(void)
 }
 
 json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
-                      const char *now_rfc3339, struct err *e)
+                      const char *now_rfc3339, long long timeout_ms, struct err *e)
 {
     const char *interval = NULL;
     if (strcmp(window, "24h") == 0)
@@ -108,7 +132,7 @@ json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, cons
         return NULL;
     }
     const char *params[] = {tenant_id, interval, tz, now_rfc3339};
-    PGresult *r = db_query(c, stats_sql(), 4, params, e);
+    PGresult *r = db_read(c, timeout_ms, stats_sql(), 4, params, e);
     if (!r)
         return NULL;
     json_t *body = json_loads(PQgetvalue(r, 0, 0), 0, NULL);

@@ -487,6 +487,26 @@ static size_t utf8_sequence(const unsigned char *s)
     return n;
 }
 
+void util_json_compact(char *s)
+{
+    char *w = s;
+    bool in_string = false;
+    for (const char *r = s; *r; r++) {
+        char c = *r;
+        if (in_string) {
+            *w++ = c;
+            if (c == '\\' && r[1])
+                *w++ = *++r;
+            else if (c == '"')
+                in_string = false;
+        } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+            *w++ = c;
+            in_string = c == '"';
+        }
+    }
+    *w = '\0';
+}
+
 char *util_utf8_clean(const char *s)
 {
     size_t len = strlen(s);

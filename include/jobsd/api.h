@@ -28,11 +28,13 @@ struct api_ctx {
     struct ml_client *ml;
 };
 
-/* Answers a read: runs fn with a pooled connection inside a transaction bounded by
- * DB_QUERY_TIMEOUT_MS (rolled back), then responds 200 with its JSON (stolen) or with the
- * error it set. */
+/* Answers a read: runs fn with a pooled connection and DB_QUERY_TIMEOUT_MS (for db_read),
+ * then responds 200 with the JSON text it returns (malloc'ed, taken) or with the error it
+ * set. */
 void api_read(struct api_ctx *a, struct http_request *req,
-              json_t *(*fn)(PGconn *c, void *ctx, struct err *e), void *ctx);
+              char *(*fn)(PGconn *c, long long timeout_ms, void *ctx, struct err *e), void *ctx);
+/* A read's JSON value as compact text (the value is released); NULL stays NULL. */
+char *api_dump(json_t *body);
 
 /* The whole route table (routes.c). */
 const struct route *api_routes(size_t *n);

@@ -59,6 +59,12 @@ DB_MUSTCHECK int db_tx_send(PGconn *c, long long timeout_ms, const struct db_stm
  * (caller PQclear). On failure everything was rolled back and e says why. */
 DB_MUSTCHECK int db_tx_wait(PGconn *c, size_t n, PGresult **res, struct err *e);
 
+/* One read-only statement in its own transaction bounded by timeout_ms (statement and lock
+ * timeouts), in one round trip (db_tx_send + db_tx_wait). timeout_ms <= 0: the statement
+ * alone, in whatever transaction the connection is in (tests). Result as db_query's. */
+DB_MUSTCHECK PGresult *db_read(PGconn *c, long long timeout_ms, const char *sql, int nparams,
+                               const char *const *params, struct err *e);
+
 /* Fills e from a failed result (or the connection when res is NULL). */
 void db_classify(PGconn *c, const PGresult *res, struct err *e);
 /* Is the connection unusable (broken, must be dropped)? */

@@ -91,6 +91,8 @@ const struct route *http_request_route(const struct http_request *r);
 void http_add_header(struct http_request *r, const char *name, const char *value);
 /* JSON response; steals body. */
 void http_respond_json(struct http_request *r, unsigned status, json_t *body);
+/* The same with a JSON text already serialised (malloc'ed; ownership passes). */
+void http_respond_json_text(struct http_request *r, unsigned status, char *text);
 /* Plain text response (copied). */
 void http_respond_text(struct http_request *r, unsigned status, const char *content_type,
                        const char *text);

@@ -101,7 +101,8 @@ JOB_STORE_MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long 
 
 /* One job as SPEC 2.5 shows it (new reference), or NULL with e: 404 job_not_found when it
  * does not exist or (tenant_id not NULL) belongs to another tenant. */
-json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, struct err *e);
+json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, long long timeout_ms,
+                      struct err *e);
 
 /* The state of waited-for jobs. fn is called once per row found. */
 struct job_state {

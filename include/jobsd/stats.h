@@ -17,9 +17,12 @@ struct status_query {
     const char *before;    /* opaque cursor of a previous page, NULL = first page */
 };
 
-/* {"jobs": [...], "nextCursor": "..." | null} (new reference) or NULL with e (400 for a bad
- * cursor). */
-json_t *stats_status(PGconn *c, const struct status_query *q, struct err *e);
+/* The body {"jobs": [...], "nextCursor": "..." | null} as compact JSON text (caller frees), or
+ * NULL with e (400 for a bad cursor). Reads run with db_read(timeout_ms). */
+char *stats_status(PGconn *c, const struct status_query *q, long long timeout_ms, struct err *e);
+/* Its statement ($1 tenant, $2 jobType, $3 status, $4/$5 cursor, $6 page size), for EXPLAIN
+ * in tests. */
+const char *stats_status_sql(void);
 
 /* Is this an opaque cursor jobsd could have issued? */
 int stats_cursor_check(const char *cursor, struct err *e);
@@ -27,6 +30,6 @@ int stats_cursor_check(const char *cursor, struct err *e);
 /* The stats body for window "24h" | "7d" | "30d". now_rfc3339 pins the clock (tests); NULL
  * means the database's now(). New reference, or NULL with e. */
 json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
-                      const char *now_rfc3339, struct err *e);
+                      const char *now_rfc3339, long long timeout_ms, struct err *e);
 
 #endif

@@ -81,6 +81,11 @@ size_t util_base64url_encode(const unsigned char *in, size_t n, char *out, size_
  * '?'. For text that quotes request bytes and must go into JSON. Caller frees. */
 char *util_utf8_clean(const char *s);
 
+/* Removes the insignificant whitespace of a valid JSON text, in place (PostgreSQL's json
+ * output puts spaces around ':' and ',', and line breaks in json_agg; answers are compact).
+ * Only for JSON produced by PostgreSQL or jansson: it does not validate. */
+void util_json_compact(char *s);
+
 /* Logs the message to stderr and aborts. */
 _Noreturn void util_fatal(const char *msg);
 

@@ -48,7 +48,7 @@ static int setup(void **state)
                       "created_at) SELECT '" B "', 'metrics_aggregation', CASE WHEN g = 1 THEN "
                       "'error' ELSE 'success' END, CASE WHEN g = 1 THEN 'b-secret-failure' END, "
                       "now() - g * interval '1 minute' FROM generate_series(1, 3) g");
-    const char *env[] = {"JWT_SECRET=" SECRET, NULL};
+    const char *env[] = {"JWT_SECRET=" SECRET, "DB_QUERY_TIMEOUT_MS=2000", NULL};
     if (!jobsd_start(&proc, db.url, env))
         return -1;
     mint(A, token_a, sizeof token_a);
@@ -374,6 +374,35 @@ static void test_cors(void **state)
     th_free(&r);
 }
 
+/* Each read is one round trip (BEGIN, the timeouts, the statement, COMMIT pipelined) and is
+ * bounded by DB_QUERY_TIMEOUT_MS: with job_logs locked, all three routes answer 503 with
+ * Retry-After in about 2 s, and 200 again once the lock is gone. */
+static void test_reads_bounded_by_query_timeout(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"/api/v1/jobs/status", "/api/v1/jobs/stats",
+                                        "/api/v1/jobs/7a1d3b52-8d4e-4f00-9c11-00000000abcd"};
+    tdb_exec(db.conn, "BEGIN");
+    tdb_exec(db.conn, "LOCK TABLE job_logs IN ACCESS EXCLUSIVE MODE");
+    for (size_t i = 0; i < 3; i++) {
+        struct th_response r;
+        long long t0 = t_now_ms();
+        int st = get(paths[i], token_a, &r);
+        long long ms = t_now_ms() - t0;
+        if (st != 503 || !strstr(r.headers, "Retry-After") || ms < 1500 || ms > 8000)
+            fail_msg("%s with job_logs locked: %d after %lld ms:\n%s%s", paths[i], st, ms,
+                     r.headers, r.body ? r.body : "");
+        th_free(&r);
+    }
+    tdb_exec(db.conn, "ROLLBACK");
+    static const int after[] = {200, 200, 404};
+    for (size_t i = 0; i < 3; i++) {
+        struct th_response r;
+        assert_int_equal(get(paths[i], token_a, &r), after[i]);
+        th_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_freshness_uses_jobs_timezone),
         cmocka_unit_test(test_jwt_not_configured),
         cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_reads_bounded_by_query_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

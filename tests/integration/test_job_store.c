@@ -235,7 +235,7 @@ static void test_claim_lease_finish(void **state)
                              cb.id),
                      1);
     /* GET view: result on success, error on failure, 404 for others. */
-    json_t *job = job_store_get(a, ca.id, NULL, &e);
+    json_t *job = job_store_get(a, ca.id, NULL, 0, &e);
     assert_non_null(job);
     assert_non_null(json_object_get(job, "result"));
     assert_null(json_object_get(job, "error"));
@@ -244,12 +244,12 @@ static void test_claim_lease_finish(void **state)
     assert_int_equal(strlen(created), 24);
     assert_int_equal(created[23], 'Z');
     json_decref(job);
-    job = job_store_get(a, cb.id, NULL, &e);
+    job = job_store_get(a, cb.id, NULL, 0, &e);
     assert_non_null(json_object_get(job, "error"));
     json_decref(job);
-    assert_null(job_store_get(a, ca.id, "7a1d3b52-8d4e-4f00-9c11-00000000ffff", &e));
+    assert_null(job_store_get(a, ca.id, "7a1d3b52-8d4e-4f00-9c11-00000000ffff", 0, &e));
     assert_int_equal(e.http_status, 404);
-    assert_null(job_store_get(a, "not-a-uuid", NULL, &e));
+    assert_null(job_store_get(a, "not-a-uuid", NULL, 0, &e));
     assert_string_equal(e.code, "job_not_found");
     job_claim_clear(&ca);
     job_claim_clear(&cb);

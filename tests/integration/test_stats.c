@@ -35,6 +35,25 @@ static int teardown(void **state)
 }
 
 /* One job of tenant at `created` (an SQL expression); duration < 0 = unfinished. */
+/* stats_status's body, parsed (NULL when it failed); the text must be compact JSON. */
+static json_t *status_page(const struct status_query *q, struct err *e)
+{
+    char *text = stats_status(db.conn, q, 5000, e); /* one round trip, as jobsd reads */
+    if (!text)
+        return NULL;
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (!j)
+        fail_msg("stats_status returned invalid JSON (%s): %s", je.text, text);
+    /* compact, keys in SPEC order: exactly what jansson writes for the same value */
+    char *again = json_dumps(j, JSON_COMPACT);
+    assert_non_null(again);
+    assert_string_equal(text, again);
+    free(again);
+    free(text);
+    return j;
+}
+
 static void insert_job(const char *tenant, const char *type, const char *status,
                        const char *created, long long duration, const char *error)
 {
@@ -69,7 +88,7 @@ static void test_pagination_exactly_once(void **state)
     char *cursor = NULL;
     for (int page = 0; page < 10; page++) {
         q.before = cursor;
-        json_t *r = stats_status(db.conn, &q, &e);
+        json_t *r = status_page(&q, &e);
         assert_non_null(r);
         json_t *jobs = json_object_get(r, "jobs");
         size_t i;
@@ -98,12 +117,12 @@ static void test_pagination_exactly_once(void **state)
             assert_string_not_equal(seen[i], seen[k]);
     /* Filters and bad cursors. */
     struct status_query f = {A, "metrics_aggregation", "queued", 100, NULL};
-    json_t *r = stats_status(db.conn, &f, &e);
+    json_t *r = status_page(&f, &e);
     assert_int_equal(json_array_size(json_object_get(r, "jobs")), 1);
     assert_true(json_is_null(json_object_get(r, "nextCursor")));
     json_decref(r);
     struct status_query bad = {A, NULL, NULL, 10, "not-a-cursor"};
-    assert_null(stats_status(db.conn, &bad, &e));
+    assert_null(stats_status(db.conn, &bad, 0, &e));
     assert_int_equal(e.http_status, 400);
     tdb_exec(db.conn, "DELETE FROM job_logs");
 }
@@ -123,7 +142,7 @@ static void test_stats_definitions(void **state)
     insert_job(B, "metrics_aggregation", "error", "now()", 5, "boom");
     struct err e;
     err_clear(&e);
-    json_t *s = stats_compute(db.conn, A, "7d", "America/Sao_Paulo", NULL, &e);
+    json_t *s = stats_compute(db.conn, A, "7d", "America/Sao_Paulo", NULL, 0, &e);
     assert_non_null(s);
     assert_string_equal(json_string_value(json_object_get(s, "window")), "7d");
     json_t *stats = json_object_get(s, "stats");
@@ -153,12 +172,12 @@ static void test_stats_definitions(void **state)
         json_string_value(json_object_get(json_array_get(errors, 0), "errorMessage")), "boom");
     json_decref(s);
     /* 30d includes the old run; 24h excludes nothing recent. */
-    s = stats_compute(db.conn, A, "30d", "America/Sao_Paulo", NULL, &e);
+    s = stats_compute(db.conn, A, "30d", "America/Sao_Paulo", NULL, 0, &e);
     assert_int_equal(json_integer_value(json_object_get(
                          json_array_get(json_object_get(s, "stats"), 0), "totalRuns")),
                      7);
     json_decref(s);
-    assert_null(stats_compute(db.conn, A, "1y", "America/Sao_Paulo", NULL, &e));
+    assert_null(stats_compute(db.conn, A, "1y", "America/Sao_Paulo", NULL, 0, &e));
     assert_int_equal(e.http_status, 400);
     tdb_exec(db.conn, "DELETE FROM job_logs");
 }
@@ -167,7 +186,7 @@ static const char *freshness_status(const char *now, long long *lag, char **max)
 {
     struct err e;
     err_clear(&e);
-    json_t *s = stats_compute(db.conn, A, "7d", "America/Sao_Paulo", now, &e);
+    json_t *s = stats_compute(db.conn, A, "7d", "America/Sao_Paulo", now, 0, &e);
     assert_non_null(s);
     json_t *f = json_object_get(s, "freshness");
     static char status[32];
@@ -237,11 +256,39 @@ static void test_index_on_a_million_jobs(void **state)
         if (strstr(plan, "Seq Scan") || !strstr(plan, "job_logs_tenant_created"))
             fail_msg("plan %zu does not use the index:\n%s", i, plan);
     }
+    /* The real statement, with its parameters bound as jobsd binds them: an index walk that
+     * stops after page size + 1 rows (+ 1 the window function reads ahead). */
+    const char *const params[][6] = {
+        {A, NULL, NULL, NULL, NULL, "10"},
+        {A, "metrics_aggregation", "error", NULL, NULL, "10"},
+        {A, NULL, NULL, "2000-01-01T00:00:00Z", "aaaaaaaa-0000-4000-8000-000000000000", "10"},
+    };
+    char sql[8192];
+    snprintf(sql, sizeof sql, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) %s", stats_status_sql());
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        PGresult *r = PQexecParams(db.conn, sql, 6, NULL, params[i], NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        char plan[8192] = "";
+        long long scanned = -1;
+        for (int k = 0; k < PQntuples(r); k++) {
+            const char *line = PQgetvalue(r, k, 0);
+            strncat(plan, line, sizeof plan - strlen(plan) - 2);
+            strcat(plan, "\n");
+            const char *rows = strstr(line, "rows=");
+            if (strstr(line, "Index Scan") && rows)
+                scanned = strtoll(rows + 5, NULL, 10);
+        }
+        PQclear(r);
+        if (strstr(plan, "Seq Scan") || !strstr(plan, "job_logs_tenant_created") || scanned < 0 ||
+            scanned > 12)
+            fail_msg("the status statement (parameters %zu) is not a bounded index walk:\n%s", i,
+                     plan);
+    }
     /* And the real query answers a deep page fast enough to be an index walk. */
     struct err e;
     err_clear(&e);
     struct status_query q = {A, NULL, NULL, 100, NULL};
-    json_t *r = stats_status(db.conn, &q, &e);
+    json_t *r = status_page(&q, &e);
     assert_non_null(r);
     assert_int_equal(json_array_size(json_object_get(r, "jobs")), 100);
     json_decref(r);
