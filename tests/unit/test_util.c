@@ -1,9 +1,11 @@
-/* Unit tests of util: number, date, timestamp, UUID, request-id, base64 parsing. */
+/* Unit tests of util: number, date, timestamp, UUID, request-id, base64 parsing, JSON compaction.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "jobsd/util.h"
@@ -140,13 +142,32 @@ static void test_timestamp_and_ct(void **state)
     assert_false(util_strcaseeq("Content-Length", "content-lengths"));
 }
 
+static void test_json_compact(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"{\"a\" : 1, \"b\" : [1, 2,\n 3]}", "{\"a\":1,\"b\":[1,2,3]}"},
+        /* whitespace, colons and commas inside strings are kept; escapes do not end them */
+        {"[{\"m\" : \"a : b, c\"}, \n {\"q\" : \"say \\\"x y\\\" \\\\\"}]",
+         "[{\"m\":\"a : b, c\"},{\"q\":\"say \\\"x y\\\" \\\\\"}]"},
+        {"\t{ }\r\n", "{}"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", cases[i][0]);
+        util_json_compact(buf);
+        assert_string_equal(buf, cases[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_i64),        cmocka_unit_test(test_dates),
         cmocka_unit_test(test_rfc3339),          cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_request_id),       cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_timestamp_and_ct),
+        cmocka_unit_test(test_timestamp_and_ct), cmocka_unit_test(test_json_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
