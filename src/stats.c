@@ -1,5 +1,6 @@
-/* stats: see stats.h. JSON is built by PostgreSQL (json_build_object keeps key order) and
- * parsed once here. The statistics statement is sql/queries/job_stats.sql. */
+/* stats: see stats.h. JSON is built by PostgreSQL (json_build_object keeps key order): the
+ * status page is passed through, compacted; the statistics (sql/queries/job_stats.sql) are
+ * parsed once to add "window". */
 #include "jobsd/stats.h"
 #include "jobsd/buf.h"
 #include "jobsd/db.h"
