@@ -409,10 +409,11 @@ int config_load(struct config *c, enum config_use use, config_getenv_fn get, voi
         c->db_pool_size = c->http_threads + c->job_workers + 4;
     if ((use & CONFIG_SERVE) && c->internal_key && c->internal_key_previous &&
         strcmp(c->internal_key, c->internal_key_previous) == 0) {
-        problems++;
+        /* Step 1 of the documented rotation (docs/operations.md section 4) runs with both
+         * holding the old key, so this is a warning, never a reason to refuse to start. */
         if (errors)
-            fprintf(errors, "config: INTERNAL_JOBS_KEY_PREVIOUS: must differ from "
-                            "INTERNAL_JOBS_KEY\n");
+            fprintf(errors, "config: warning: INTERNAL_JOBS_KEY_PREVIOUS: equals "
+                            "INTERNAL_JOBS_KEY (expected only in step 1 of a key rotation)\n");
     }
     if ((use & CONFIG_JOB || use & CONFIG_SERVE) &&
         ((c->ml_client_id != NULL) != (c->ml_client_secret != NULL))) {

@@ -10,18 +10,21 @@
 module "scheduler" {
   source = "../modules/jobsd-scheduler"
 
-  name_prefix         = var.name_prefix
-  enable_scheduler    = var.enable_scheduler
-  scheduler_tenant_id = var.scheduler_tenant_id
-  tenant_ids          = var.tenant_ids
-  jobsd_base_url      = coalesce(var.jobsd_base_url, module.apprunner.service_url)
-  alarm_emails        = var.alarm_emails
+  name_prefix          = var.name_prefix
+  enable_scheduler     = var.enable_scheduler
+  scheduler_tenant_id  = var.scheduler_tenant_id
+  tenant_ids           = var.tenant_ids
+  jobsd_base_url       = coalesce(var.jobsd_base_url, module.apprunner.service_url)
+  schedule_state       = var.schedule_state
+  enable_sync_schedule = var.enable_sync_schedule
+  alarm_emails         = var.alarm_emails
 }
 
 locals {
   optional_secrets = {
     INTERNAL_JOBS_KEY_PREVIOUS = var.internal_jobs_key_previous_secret_arn
     JWT_SECRET                 = var.jwt_secret_arn
+    ML_CLIENT_SECRET           = var.ml_client_secret_arn
   }
 }
 
@@ -42,5 +45,6 @@ module "apprunner" {
 
   environment = {
     JOBS_TIMEZONE = "America/Sao_Paulo"
+    ML_CLIENT_ID  = var.ml_client_id
   }
 }

@@ -28,6 +28,18 @@ variable "tenant_ids" {
   default     = []
 }
 
+variable "schedule_state" {
+  description = "ENABLED or DISABLED (pause every schedule and rule)."
+  type        = string
+  default     = "ENABLED"
+}
+
+variable "enable_sync_schedule" {
+  description = "Schedule the Mercado Livre sync too (02:00 São Paulo, before the 03:00 rebuild)."
+  type        = bool
+  default     = true
+}
+
 variable "alarm_emails" {
   description = "E-mail addresses for the alarm topic."
   type        = list(string)
@@ -66,6 +78,18 @@ variable "internal_jobs_key_previous_secret_arn" {
   description = "Secret holding INTERNAL_JOBS_KEY_PREVIOUS during a rotation, or null."
   type        = string
   default     = null
+}
+
+variable "ml_client_secret_arn" {
+  description = "Secret holding ML_CLIENT_SECRET (Mercado Livre app), needed to refresh seller tokens."
+  type        = string
+  default     = null
+}
+
+variable "ml_client_id" {
+  description = "ML_CLIENT_ID (not a secret)."
+  type        = string
+  default     = ""
 }
 
 variable "tags" {

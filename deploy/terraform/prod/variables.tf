@@ -31,7 +31,7 @@ variable "tenant_ids" {
 }
 
 variable "schedule_state" {
-  description = "ENABLED or DISABLED (pause every schedule)."
+  description = "ENABLED or DISABLED (pause every schedule and rule)."
   type        = string
   default     = "ENABLED"
 }

@@ -201,7 +201,7 @@ resource "aws_cloudwatch_event_rule" "rebuild" {
   name           = "${var.name_prefix}-rebuild-daily-metrics"
   description    = "Scheduled rebuild events -> jobsd"
   event_bus_name = aws_cloudwatch_event_bus.jobs[0].name
-  state          = "ENABLED"
+  state          = var.schedule_state # pausing pauses the rules too (an apply never re-enables them)
   event_pattern = jsonencode({
     source        = [local.event_source]
     "detail-type" = [local.rebuild_detail_type]
@@ -250,7 +250,7 @@ resource "aws_cloudwatch_event_rule" "sync" {
   name           = "${var.name_prefix}-sync-mercadolivre"
   description    = "Scheduled Mercado Livre sync events -> jobsd"
   event_bus_name = aws_cloudwatch_event_bus.jobs[0].name
-  state          = "ENABLED"
+  state          = var.schedule_state # pausing pauses the rules too (an apply never re-enables them)
   event_pattern = jsonencode({
     source        = [local.event_source]
     "detail-type" = [local.sync_detail_type]

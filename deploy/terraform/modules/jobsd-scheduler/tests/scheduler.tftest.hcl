@@ -143,3 +143,21 @@ run "the_scheduler_needs_a_base_url" {
 
   expect_failures = [aws_cloudwatch_event_bus.jobs]
 }
+
+run "pausing_pauses_schedules_and_rules" {
+  command = plan
+
+  variables {
+    schedule_state = "DISABLED"
+  }
+
+  assert {
+    condition     = alltrue([for s in aws_scheduler_schedule.rebuild : s.state == "DISABLED"]) && alltrue([for s in aws_scheduler_schedule.sync : s.state == "DISABLED"])
+    error_message = "schedule_state = DISABLED disables every schedule"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.rebuild[0].state == "DISABLED" && aws_cloudwatch_event_rule.sync[0].state == "DISABLED"
+    error_message = "schedule_state = DISABLED disables the rules too, so an apply never re-enables a rule paused by hand"
+  }
+}
