@@ -297,6 +297,22 @@ static void test_failure_propagates(void **state)
                              id),
                      1);
     assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] job failed"));
+    /* SPEC 2.5: the failed job carries error {code, httpStatus, message} and no result. */
+    char location[128];
+    snprintf(location, sizeof location, "/api/v1/jobs/%s", id);
+    struct th_response g;
+    assert_true(th_request(p.port, "GET", location, "X-Internal-Key: " TEST_KEY "\r\n", NULL, &g));
+    assert_int_equal(g.status, 200);
+    assert_string_equal(json_str(&g, "status"), "error");
+    json_t *err = json_object_get(g.json, "error");
+    assert_true(json_is_object(err));
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "timeout");
+    assert_int_equal(json_integer_value(json_object_get(err, "httpStatus")), 503);
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    assert_non_null(msg);
+    assert_true(msg[0] != '\0');
+    assert_null(json_object_get(g.json, "result"));
+    th_free(&g);
     th_free(&r);
     free(body);
     assert_int_equal(jobsd_stop(&p, 20000), 0);
