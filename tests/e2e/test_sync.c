@@ -646,6 +646,56 @@ static void test_tokens_encrypted_at_rest(void **state)
     free(fr);
 }
 
+/* ---------------------------------------------------------------- the command line */
+
+static void test_cli_sync(void **state)
+{
+    (void)state;
+    /* SPEC 5: `jobsd sync-mercadolivre` runs the same job as HTTP, trigger `cli`, prints the
+     * 200 body; exit 0 done, 2 usage or a 4xx of the request. */
+    char dburl[600], base[128];
+    snprintf(dburl, sizeof dburl, "DATABASE_URL=%s", db.url);
+    snprintf(base, sizeof base, "ML_API_BASE_URL=%s", small_fake.url);
+    const char *env[] = {
+        dburl, base, "ML_MAX_RPS=200", "ML_CLIENT_ID=" CLIENT_ID, "ML_CLIENT_SECRET=" CLIENT_SECRET,
+        NULL};
+    const char *argv[] = {"sync-mercadolivre", "--tenant", small.tenant, "--days-back", "5",
+                          "--include",         "orders",   NULL};
+    char *out, *err;
+    assert_int_equal(jobsd_run(argv, env, &out, &err), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_true(json_is_true(json_object_get(j, "success")));
+    assert_true(json_is_false(json_object_get(j, "deduplicated")));
+    const char *id = json_string_value(json_object_get(j, "jobLogId"));
+    assert_non_null(id);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND trigger = 'cli' "
+                             "AND job_type = 'mercadolivre_sync' AND status = 'success' AND "
+                             "tenant_id = '%s'",
+                             id, small.tenant),
+                     1);
+    json_t *c = json_array_get(json_object_get(j, "connections"), 0);
+    assert_true(json_integer_value(json_object_get(json_object_get(c, "orders"), "fetched")) > 0);
+    json_decref(j);
+    free(out);
+    free(err);
+
+    const char *bad[] = {"sync-mercadolivre", "--tenant", small.tenant, "--days-back", "0", NULL};
+    assert_int_equal(jobsd_run(bad, env, &out, &err), 2);
+    if (!strstr(err, "days-back"))
+        fail_msg("the error does not name --days-back: %s", err);
+    free(out);
+    free(err);
+    const char *nobody[] = {"sync-mercadolivre", "--tenant", "5b5b5b5b-0000-4000-8000-0000000000ff",
+                            NULL};
+    assert_int_equal(jobsd_run(nobody, env, &out, &err), 2);
+    if (!strstr(err, "does not exist"))
+        fail_msg("the error does not say the tenant does not exist: %s", err);
+    free(out);
+    free(err);
+}
+
 /* ---------------------------------------------------------------- the default rate */
 
 static void test_default_rate_across_two_tenants(void **state)
@@ -710,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_syncs_one_run_one_refresh),
         cmocka_unit_test(test_missing_client_credentials),
         cmocka_unit_test(test_tokens_encrypted_at_rest),
+        cmocka_unit_test(test_cli_sync),
     };
     const struct CMUnitTest rate[] = {cmocka_unit_test(test_default_rate_across_two_tenants)};
     if (setup(NULL) != 0)
