@@ -306,6 +306,46 @@ static char *db_token(const char *col, const char *tenant)
                      tenant);
 }
 
+static void test_token_endpoint_down_keeps_connection(void **state)
+{
+    (void)state;
+    /* The token must be refreshed and /oauth/token answers 429 then 503 for good: a transient
+     * failure (503 + Retry-After), the connection stays active with its refresh token, and no
+     * call is made with the expired access token. */
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() - interval '1 minute' "
+              "WHERE tenant_id = '%s'",
+              small.tenant);
+    char *old_refresh = db_token("refresh_token", small.tenant);
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    json_decref(fake_ml_post(&small_fake, "/__fake/faults",
+                             "[{\"endpoint\": \"oauth_token\", \"status\": 429, \"count\": 1},"
+                             " {\"endpoint\": \"oauth_token\", \"status\": 503, "
+                             "\"count\": 100000}]"));
+    struct th_response r;
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, NULL, &r), 503);
+    char *ra = th_header(&r, "Retry-After");
+    assert_non_null(ra);
+    free(ra);
+    th_free(&r);
+    assert_true(fake_ml_stat(&small_fake, "faults_served") >= 2);
+    assert_int_equal(fake_ml_stat(&small_fake, "expired_token_requests"), 0);
+    assert_int_equal(fake_ml_delete(&small_fake, "/__fake/faults"), 200);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM marketplace_connections WHERE tenant_id = '%s' "
+                             "AND status = 'active'",
+                             small.tenant),
+                     1);
+    char *now_refresh = db_token("refresh_token", small.tenant);
+    assert_string_equal(now_refresh, old_refresh);
+    free(now_refresh);
+    free(old_refresh);
+    /* Back up: the same stored refresh token works. */
+    assert_int_equal(sync_now(&small_jobsd, small.tenant, ", \"include\": [\"orders\"]", &r), 200);
+    th_free(&r);
+    assert_int_equal(fake_ml_stat(&small_fake, "invalid_grants"), 0);
+}
+
 static char *fake_token(const struct fake_ml *f, long long user, const char *key)
 {
     char path[128];
@@ -752,6 +792,7 @@ int main(void)
     const struct CMUnitTest small_tests[] = {
         cmocka_unit_test(test_retries_429_and_5xx),
         cmocka_unit_test(test_unavailable_is_503),
+        cmocka_unit_test(test_token_endpoint_down_keeps_connection),
         cmocka_unit_test(test_expired_token_refreshed_before_calls),
         cmocka_unit_test(test_401_forces_one_refresh),
         cmocka_unit_test(test_dead_refresh_token_needs_reauth),
