@@ -3,6 +3,7 @@
 #   bench/rebuild.sh               10,000 listings x 31 days, jobsd vs psql (about 3 min)
 #   bench/rebuild.sh --days=366    10,000 listings x 366 days, fewer runs (about 10 min)
 #   bench/http.sh                  wrk: jobsd vs nginx, latency, memory (about 3 min)
+#   bench/http-tail.sh             the p99 with client and server on separate cores (about 3 min)
 #   bench/sync.sh                  the Mercado Livre sync vs one request at a time (about 3 min)
 # Run it on a quiet machine: every script prints the load average it started with.
 set -euo pipefail
@@ -15,6 +16,8 @@ BENCH_FIRST_RUNS=${BENCH_FIRST_RUNS_366:-1} BENCH_RERUNS=${BENCH_RERUNS_366:-3} 
     BENCH_REWRITES=${BENCH_REWRITES_366:-1} bench/rebuild.sh --days=366
 echo "== HTTP" >&2
 bench/http.sh
+echo "== HTTP tail latency" >&2
+bench/http-tail.sh
 echo "== Mercado Livre sync" >&2
 bench/sync.sh
 echo "== all benchmarks done in $(( $(date +%s) - start )) s; figures in bench/README.md" >&2
