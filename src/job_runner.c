@@ -121,9 +121,11 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
 
     char attempt[16];
     util_fmt(attempt, sizeof attempt, "%d", claim->attempts);
-    log_event(LOG_INFO, LOG_JOB_TAG "job started", "job", kind->name, "jobLogId", claim->id,
-              "tenantId", claim->tenant_id, "attempt", attempt, "workerId", w->id, "requestId",
-              claim->request_id, NULL);
+    /* SPEC 6: "[INTERNAL-JOB] rebuild-daily-metrics finished jobLogId=... tenantId=..." */
+    char msg[96];
+    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s started", kind->name);
+    log_event(LOG_INFO, msg, "job", kind->name, "jobLogId", claim->id, "tenantId", claim->tenant_id,
+              "attempt", attempt, "workerId", w->id, "requestId", claim->request_id, NULL);
 
     struct job_run run;
     memset(&run, 0, sizeof run);
@@ -149,11 +151,12 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     pthread_mutex_unlock(&r->lock);
 
     if (result) {
-        /* job, ids, then every counter of the result (rowsUpserted, recordsProcessed, ...). */
-        const char *keys[24] = {"job", "jobLogId", "tenantId", "requestId"};
-        const char *values[24] = {kind->name, claim->id, claim->tenant_id, claim->request_id};
+        /* ids, every counter of the result (rowsUpserted, ..., durationMs), then the request
+         * id and the job, in SPEC 6's order. */
+        const char *keys[24] = {"jobLogId", "tenantId"};
+        const char *values[24] = {claim->id, claim->tenant_id};
         char nums[16][24];
-        size_t n = 4, k = 0;
+        size_t n = 2, k = 0;
         const char *key;
         json_t *v;
         json_object_foreach(result, key, v)
@@ -164,11 +167,15 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
             keys[n] = strcmp(key, "duration") == 0 ? "durationMs" : key;
             values[n++] = nums[k++];
         }
+        keys[n] = "requestId";
+        values[n++] = claim->request_id;
+        keys[n] = "job";
+        values[n++] = kind->name;
         bool partial = json_is_false(json_object_get(result, "success"));
         metrics_job(r->metrics, kind->type, partial ? "error" : "success", seconds);
-        log_eventv(partial ? LOG_WARN : LOG_INFO,
-                   partial ? LOG_JOB_TAG "job finished with errors" : LOG_JOB_TAG "job finished",
-                   keys, values, n);
+        util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s %s", kind->name,
+                 partial ? "finished with errors" : "finished");
+        log_eventv(partial ? LOG_WARN : LOG_INFO, msg, keys, values, n);
         json_decref(result);
     } else if (cancelled) {
         requeue(r, c, claim->id, w->id, "shutdown", false);
@@ -177,8 +184,9 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
                   "jobLogId", claim->id, "attempt", attempt, "error", e.message, NULL);
         requeue(r, c, claim->id, w->id, "database connection lost", true);
     } else {
-        log_event(LOG_ERROR, LOG_JOB_TAG "job failed", "job", kind->name, "jobLogId", claim->id,
-                  "tenantId", claim->tenant_id, "code", e.code, "error", e.message, "requestId",
+        util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s failed", kind->name);
+        log_event(LOG_ERROR, msg, "job", kind->name, "jobLogId", claim->id, "tenantId",
+                  claim->tenant_id, "code", e.code, "error", e.message, "requestId",
                   claim->request_id, NULL);
         if (strcmp(e.code, "interrupted") != 0)
             record_failure(r, c, claim->id, w->id, &e);

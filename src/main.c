@@ -430,8 +430,10 @@ static int cmd_job(const struct job_kind *kind, const char *usage, int argc, cha
         rc = EXIT_TRANSIENT;
         goto out;
     }
-    log_event(LOG_INFO, LOG_JOB_TAG "job started", "job", kind->name, "jobLogId", enq.id,
-              "tenantId", jr.tenant_id, "trigger", "cli", "workerId", worker, NULL);
+    char msg[96];
+    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s started", kind->name);
+    log_event(LOG_INFO, msg, "job", kind->name, "jobLogId", enq.id, "tenantId", jr.tenant_id,
+              "trigger", "cli", "workerId", worker, NULL);
     lease = job_lease_start(c.database_url, c.job_lease_seconds, c.job_max_attempts, false, NULL);
     job_lease_add(lease, enq.id, worker);
 
@@ -475,8 +477,9 @@ static int cmd_job(const struct job_kind *kind, const char *usage, int argc, cha
             fprintf(stderr, "jobsd: could not record the failure (%s); the reaper will\n",
                     e2.message);
         job_lease_remove(lease, enq.id);
-        log_event(LOG_ERROR, LOG_JOB_TAG "job failed", "job", kind->name, "jobLogId", enq.id,
-                  "code", e.code, "error", e.message, NULL);
+        util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s failed", kind->name);
+        log_event(LOG_ERROR, msg, "job", kind->name, "jobLogId", enq.id, "code", e.code, "error",
+                  e.message, NULL);
         fprintf(stderr, "jobsd: %s failed (%s): %s\n", kind->name, e.code, e.message);
         rc = e.http_status == 503 ? EXIT_TRANSIENT : EXIT_JOB_FAILED;
         goto out;
@@ -491,9 +494,10 @@ static int cmd_job(const struct job_kind *kind, const char *usage, int argc, cha
     bool partial = json_is_false(json_object_get(ordered, "success"));
     json_decref(ordered);
     json_decref(result);
-    log_event(partial ? LOG_WARN : LOG_INFO,
-              partial ? LOG_JOB_TAG "job finished with errors" : LOG_JOB_TAG "job finished", "job",
-              kind->name, "jobLogId", enq.id, NULL);
+    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s %s", kind->name,
+             partial ? "finished with errors" : "finished");
+    log_event(partial ? LOG_WARN : LOG_INFO, msg, "job", kind->name, "jobLogId", enq.id, "tenantId",
+              jr.tenant_id, NULL);
     rc = partial ? EXIT_JOB_FAILED : EXIT_OK;
     goto out;
 fail:

@@ -255,6 +255,15 @@ static void test_prefer_and_deadline(void **state)
     th_free(&c.resp);
     pj.status = "success";
     assert_true(t_wait_until(job_has_status, &pj, 10000));
+    /* SPEC 6: "[INTERNAL-JOB] rebuild-daily-metrics finished jobLogId=… tenantId=…
+     * rowsUpserted=… durationMs=… requestId=…" */
+    char line[256];
+    snprintf(line, sizeof line,
+             "[INTERNAL-JOB] rebuild-daily-metrics finished jobLogId=%s tenantId=" TENANT, id);
+    assert_true(jobsd_log_contains(&p, line));
+    assert_true(jobsd_log_contains(&p, "rowsUpserted="));
+    assert_true(jobsd_log_contains(&p, "durationMs="));
+    assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] rebuild-daily-metrics started"));
 
     /* The job's page shows the result. */
     assert_true(th_request(p.port, "GET", location, "X-Internal-Key: " TEST_KEY "\r\n", NULL, &r));
@@ -296,7 +305,7 @@ static void test_failure_propagates(void **state)
                              "(metadata->'error'->>'httpStatus')::int = 503",
                              id),
                      1);
-    assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] job failed"));
+    assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] rebuild-daily-metrics failed"));
     /* SPEC 2.5: the failed job carries error {code, httpStatus, message} and no result. */
     char location[128];
     snprintf(location, sizeof location, "/api/v1/jobs/%s", id);

@@ -202,7 +202,7 @@ static void test_big_seller(void **state)
                          conn_stat(&r, "visits", "days"));
     assert_client_discipline(&f, 400, 6);
     /* The job's log line and row. */
-    assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] job finished"));
+    assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] sync-mercadolivre finished jobLogId="));
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE job_type = 'mercadolivre_sync' "
                              "AND status = 'success' AND tenant_id = '%s'",
