@@ -161,10 +161,16 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
         json_t *v;
         json_object_foreach(result, key, v)
         {
-            if (!json_is_integer(v) || k >= 16)
+            if (!json_is_integer(v) || k >= 15 || strcmp(key, "duration") == 0)
                 continue;
             util_fmt(nums[k], sizeof nums[k], "%lld", (long long)json_integer_value(v));
-            keys[n] = strcmp(key, "duration") == 0 ? "durationMs" : key;
+            keys[n] = key;
+            values[n++] = nums[k++];
+        }
+        json_t *dur = json_object_get(result, "duration");
+        if (json_is_integer(dur)) {
+            util_fmt(nums[k], sizeof nums[k], "%lld", (long long)json_integer_value(dur));
+            keys[n] = "durationMs";
             values[n++] = nums[k++];
         }
         keys[n] = "requestId";

@@ -262,7 +262,7 @@ static void test_prefer_and_deadline(void **state)
              "[INTERNAL-JOB] rebuild-daily-metrics finished jobLogId=%s tenantId=" TENANT, id);
     assert_true(jobsd_log_contains(&p, line));
     assert_true(jobsd_log_contains(&p, "rowsUpserted="));
-    assert_true(jobsd_log_contains(&p, "durationMs="));
+    assert_true(jobsd_log_contains(&p, "listingsProcessed=2 durationMs="));
     assert_true(jobsd_log_contains(&p, "[INTERNAL-JOB] rebuild-daily-metrics started"));
 
     /* The job's page shows the result. */
