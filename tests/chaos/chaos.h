@@ -126,7 +126,7 @@ static CHAOS_UNUSED bool chaos_job_final(PGconn *c, const char *id)
 static CHAOS_UNUSED int chaos_worker_pid(const char *worker_id)
 {
     const char *p = worker_id ? strchr(worker_id, ':') : NULL;
-    return p ? atoi(p + 1) : 0;
+    return p ? (int)strtol(p + 1, NULL, 10) : 0;
 }
 
 /* POST a rebuild of tenant from..to with the key; extra headers may be NULL. */

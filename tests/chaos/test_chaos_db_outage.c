@@ -92,7 +92,7 @@ static void load_fail(const char *what, const struct th_response *r, long long m
 static bool proper_503(const struct th_response *r)
 {
     char *ra = th_header(r, "Retry-After");
-    bool ok = ra && atoi(ra) > 0 &&
+    bool ok = ra && strtol(ra, NULL, 10) > 0 &&
               (strcmp(th_error_code(r), "database_unavailable") == 0 ||
                strcmp(th_error_code(r), "timeout") == 0);
     free(ra);

@@ -769,9 +769,8 @@ static void test_multiget(void **state)
     struct resp r;
     char path[2048] = "/items?ids=";
     for (int i = 1; i <= 21; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "%sMLB%d", i > 1 ? "," : "", 1100000000 + i);
-        strcat(path, id);
+        size_t used = strlen(path);
+        snprintf(path + used, sizeof path - used, "%sMLB%d", i > 1 ? "," : "", 1100000000 + i);
     }
     api_get(path, &r);
     assert_int_equal(r.status, 400);
@@ -780,7 +779,8 @@ static void test_multiget(void **state)
                         "The parameter 'ids' only allows 20 elements. You exceeded this value by "
                         "sending 21 elements");
     resp_free(&r);
-    strcat(path, ",MLB1,MLB2,MLB3,MLB4");
+    size_t used = strlen(path);
+    snprintf(path + used, sizeof path - used, "%s", ",MLB1,MLB2,MLB3,MLB4");
     api_get(path, &r);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(jstr(r.json, "message"), "by sending 25 elements"));

@@ -95,7 +95,7 @@ static char *runbook_sql(const char *text, const char *tenant)
         o += strlen(tenant);
         p = q + strlen(PH);
     }
-    strcpy(o, p);
+    memcpy(o, p, strlen(p) + 1);
     return out;
 }
 

@@ -249,8 +249,8 @@ static void test_index_on_a_million_jobs(void **state)
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         char plan[4096] = "";
         for (int k = 0; k < PQntuples(r); k++) {
-            strncat(plan, PQgetvalue(r, k, 0), sizeof plan - strlen(plan) - 2);
-            strcat(plan, "\n");
+            size_t used = strlen(plan);
+            snprintf(plan + used, sizeof plan - used, "%s\n", PQgetvalue(r, k, 0));
         }
         PQclear(r);
         if (strstr(plan, "Seq Scan") || !strstr(plan, "job_logs_tenant_created"))
@@ -272,8 +272,8 @@ static void test_index_on_a_million_jobs(void **state)
         long long scanned = -1;
         for (int k = 0; k < PQntuples(r); k++) {
             const char *line = PQgetvalue(r, k, 0);
-            strncat(plan, line, sizeof plan - strlen(plan) - 2);
-            strcat(plan, "\n");
+            size_t used = strlen(plan);
+            snprintf(plan + used, sizeof plan - used, "%s\n", line);
             const char *rows = strstr(line, "rows=");
             if (strstr(line, "Index Scan") && rows)
                 scanned = strtoll(rows + 5, NULL, 10);
