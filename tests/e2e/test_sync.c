@@ -123,14 +123,25 @@ static long long conn_stat(const struct th_response *r, const char *section, con
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
+/* How far over ML_MAX_RPS the fake's count of one second may go. jobsd stamps a request when
+ * it starts it, the fake when its handler runs; on a loaded machine (ASan, the chaos tests in
+ * parallel) the delay between the two varies by tens of milliseconds, which moves a request or
+ * two across the fake's one-second window although jobsd's own window held. 2 % + 1 absorbs
+ * that and still fails a limiter that bursts (a token bucket lets through up to 2x). */
+static long long rate_slack(long long rps)
+{
+    return rps / 50 + 1;
+}
+
 /* The limits the fake saw: never broken, whatever the test. */
 static void assert_client_discipline(const struct fake_ml *f, long long rps, long long conc)
 {
     long long in_flight = fake_ml_stat(f, "max_in_flight");
     long long per_second = fake_ml_stat(f, "max_per_second");
-    if (in_flight > conc || per_second > rps)
-        fail_msg("in flight %lld (limit %lld), per second %lld (limit %lld)", in_flight, conc,
-                 per_second, rps);
+    if (in_flight > conc || per_second > rps + rate_slack(rps))
+        fail_msg("in flight %lld (limit %lld), per second %lld (limit %lld + %lld of timing "
+                 "slack)",
+                 in_flight, conc, per_second, rps, rate_slack(rps));
     long long limit = fake_ml_stat(f, "max_orders_limit");
     assert_true(limit <= 51);
     assert_true(fake_ml_stat(f, "max_multiget_ids") <= 20);
@@ -615,9 +626,24 @@ static void test_concurrent_syncs_one_run_one_refresh(void **state)
     assert_int_equal(jobsd_stop(&other, 30000), 0);
 }
 
+/* Jobs wait in job_logs for any instance's runner: while the group's instance runs, it can
+ * take a job queued through another one. A test of another instance's configuration stops it
+ * first and starts it again after. */
+static void pause_group_instance(void)
+{
+    assert_int_equal(jobsd_stop(&small_jobsd, 30000), 0);
+}
+
+static void resume_group_instance(void)
+{
+    assert_true(start_jobsd(&small_jobsd, &small_fake, "200", "4", true));
+    children_keep(small_jobsd.pid);
+}
+
 static void test_missing_client_credentials(void **state)
 {
     (void)state;
+    pause_group_instance();
     struct jobsd_proc p;
     assert_true(start_jobsd(&p, &small_fake, "200", "4", false));
     tdb_execf(db.conn,
@@ -639,6 +665,7 @@ static void test_missing_client_credentials(void **state)
               "UPDATE marketplace_connections SET expires_at = now() + interval '5 hours' WHERE "
               "tenant_id = '%s'",
               small.tenant);
+    resume_group_instance();
 }
 
 static void test_tokens_encrypted_at_rest(void **state)
@@ -646,6 +673,7 @@ static void test_tokens_encrypted_at_rest(void **state)
     (void)state;
     /* With TOKEN_ENCRYPTION_KEY, a refresh stores the rotated pair sealed (AES-256-GCM), and
      * the next run reads it back. */
+    pause_group_instance();
     char base[128];
     snprintf(base, sizeof base, "ML_API_BASE_URL=%s", small_fake.url);
     const char *env[] = {base,
@@ -684,6 +712,7 @@ static void test_tokens_encrypted_at_rest(void **state)
               fa, fr, small.tenant);
     free(fa);
     free(fr);
+    resume_group_instance();
 }
 
 /* ---------------------------------------------------------------- the command line */
@@ -778,7 +807,7 @@ static void test_default_rate_across_two_tenants(void **state)
     long long total = fake_ml_stat(&f, "requests_total");
     assert_true(total >= 30);
     long long per_second = fake_ml_stat(&f, "max_per_second");
-    if (per_second > 5)
+    if (per_second > 5 + rate_slack(5))
         fail_msg("the fake saw %lld requests in one second (ML_MAX_RPS=5)", per_second);
     assert_client_discipline(&f, 5, 4);
     assert_int_equal(jobsd_stop(&p, 30000), 0);
@@ -786,24 +815,54 @@ static void test_default_rate_across_two_tenants(void **state)
     unlink(world);
 }
 
+/* What a failed test started dies with it (see children_kill_since). */
+static unsigned long long test_mark;
+
+static int mark_children(void **state)
+{
+    (void)state;
+    test_mark = children_mark();
+    return 0;
+}
+
+static int end_children(void **state)
+{
+    (void)state;
+    children_kill_since(test_mark);
+    return 0;
+}
+
+/* The same, and the group's instance running again when a test failed while it was paused. */
+static int end_small_children(void **state)
+{
+    end_children(state);
+    if (small_jobsd.pid <= 0 && !start_jobsd(&small_jobsd, &small_fake, "200", "4", true))
+        return -1;
+    children_keep(small_jobsd.pid);
+    return 0;
+}
+
+#define ISOLATED(f)       cmocka_unit_test_setup_teardown(f, mark_children, end_children)
+#define ISOLATED_SMALL(f) cmocka_unit_test_setup_teardown(f, mark_children, end_small_children)
+
 int main(void)
 {
-    const struct CMUnitTest big[] = {cmocka_unit_test(test_big_seller)};
+    const struct CMUnitTest big[] = {ISOLATED(test_big_seller)};
     const struct CMUnitTest small_tests[] = {
-        cmocka_unit_test(test_retries_429_and_5xx),
-        cmocka_unit_test(test_unavailable_is_503),
-        cmocka_unit_test(test_token_endpoint_down_keeps_connection),
-        cmocka_unit_test(test_expired_token_refreshed_before_calls),
-        cmocka_unit_test(test_401_forces_one_refresh),
-        cmocka_unit_test(test_dead_refresh_token_needs_reauth),
-        cmocka_unit_test(test_validation_and_no_connection),
-        cmocka_unit_test(test_resync_reflects_changes_and_keeps_visits),
-        cmocka_unit_test(test_concurrent_syncs_one_run_one_refresh),
-        cmocka_unit_test(test_missing_client_credentials),
-        cmocka_unit_test(test_tokens_encrypted_at_rest),
-        cmocka_unit_test(test_cli_sync),
+        ISOLATED_SMALL(test_retries_429_and_5xx),
+        ISOLATED_SMALL(test_unavailable_is_503),
+        ISOLATED_SMALL(test_token_endpoint_down_keeps_connection),
+        ISOLATED_SMALL(test_expired_token_refreshed_before_calls),
+        ISOLATED_SMALL(test_401_forces_one_refresh),
+        ISOLATED_SMALL(test_dead_refresh_token_needs_reauth),
+        ISOLATED_SMALL(test_validation_and_no_connection),
+        ISOLATED_SMALL(test_resync_reflects_changes_and_keeps_visits),
+        ISOLATED_SMALL(test_concurrent_syncs_one_run_one_refresh),
+        ISOLATED_SMALL(test_missing_client_credentials),
+        ISOLATED_SMALL(test_tokens_encrypted_at_rest),
+        ISOLATED_SMALL(test_cli_sync),
     };
-    const struct CMUnitTest rate[] = {cmocka_unit_test(test_default_rate_across_two_tenants)};
+    const struct CMUnitTest rate[] = {ISOLATED(test_default_rate_across_two_tenants)};
     if (setup(NULL) != 0)
         return 1;
     int failed = cmocka_run_group_tests_name("sync_big_seller", big, NULL, NULL);

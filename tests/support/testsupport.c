@@ -231,10 +231,83 @@ static const char *tmp_dir(void)
     return t && *t ? t : "/tmp";
 }
 
+/* The children this test program started and has not reaped. A failed assertion jumps out of
+ * its test before the stop calls; at exit the program kills what is left, so no daemon outlives
+ * it holding ctest's output pipe open (ctest would wait for it until its timeout) or stealing
+ * the next test's jobs. */
+#define MAX_LIVE 64
+static pid_t live[MAX_LIVE];
+static unsigned long long live_seq[MAX_LIVE]; /* when it started, children_mark's clock */
+static unsigned long long live_clock;
+static pid_t live_owner;
+
+/* Only a child not yet reaped (never a pid the system reused). */
+static void kill_child(size_t i)
+{
+    if (live[i] > 0 && waitpid(live[i], NULL, WNOHANG) == 0) {
+        fprintf(stderr, "testsupport: killing child %d left running by a failed test\n",
+                (int)live[i]);
+        kill(live[i], SIGKILL);
+        waitpid(live[i], NULL, 0);
+    }
+    live[i] = 0;
+}
+
+static void kill_live(void)
+{
+    if (getpid() != live_owner)
+        return;
+    for (size_t i = 0; i < MAX_LIVE; i++)
+        kill_child(i);
+}
+
+unsigned long long children_mark(void)
+{
+    return ++live_clock;
+}
+
+void children_kill_since(unsigned long long mark)
+{
+    for (size_t i = 0; i < MAX_LIVE; i++)
+        if (live[i] > 0 && live_seq[i] >= mark)
+            kill_child(i);
+}
+
+void children_keep(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_LIVE; i++)
+        if (live[i] == pid)
+            live_seq[i] = 0;
+}
+
+static void live_add(pid_t pid)
+{
+    if (live_owner == 0) {
+        live_owner = getpid();
+        atexit(kill_live);
+    }
+    for (size_t i = 0; i < MAX_LIVE; i++) {
+        if (live[i] <= 0) {
+            live[i] = pid;
+            live_seq[i] = ++live_clock;
+            return;
+        }
+    }
+}
+
+static void live_remove(pid_t pid)
+{
+    for (size_t i = 0; i < MAX_LIVE; i++)
+        if (live[i] == pid)
+            live[i] = 0;
+}
+
 /* JOBSD_TEST_PIDDIR: a file per running child, so scripts/test.sh can end what a crashed
  * test program left behind (it checks /proc/<pid>/cmdline against the recorded path). */
 static void pid_record(pid_t pid, const char *exe)
 {
+    if (pid > 0)
+        live_add(pid);
     const char *dir = getenv("JOBSD_TEST_PIDDIR");
     if (!dir || !*dir || pid <= 0)
         return;
@@ -249,6 +322,7 @@ static void pid_record(pid_t pid, const char *exe)
 
 static void pid_forget(pid_t pid)
 {
+    live_remove(pid);
     const char *dir = getenv("JOBSD_TEST_PIDDIR");
     if (!dir || !*dir || pid <= 0)
         return;

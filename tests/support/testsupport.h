@@ -58,6 +58,16 @@ const char *testdb_admin_url(void);
 #define TEST_KEY          "test-internal-key-0123456789abcdef-0123456789"
 #define TEST_KEY_PREVIOUS "previous-internal-key-0123456789abcdef-012345"
 
+/* The children (jobsd, the fake) a test starts are tracked until stopped; whatever is left
+ * when the program exits is killed. A failed assertion leaves a test before its stop calls:
+ * a test's teardown calls children_kill_since(the mark its setup took) so its daemons do not
+ * run on into the next test (another instance would take that test's jobs). A child that must
+ * outlive the test that started it (a group's instance, restarted) is exempted by
+ * children_keep. */
+unsigned long long children_mark(void);
+void children_kill_since(unsigned long long mark);
+void children_keep(pid_t pid);
+
 struct jobsd_proc {
     pid_t pid;
     unsigned port;
