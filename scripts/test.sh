@@ -234,7 +234,7 @@ if [ "$full" = yes ]; then
     for h in $harnesses; do
         # Outside the run directory: a reproducer must survive the clean-up.
         work=$(mktemp -d "$orig_tmp/jobsd-fuzz.XXXXXX")
-        if ! build/fuzz/fuzz_$h -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        if ! build/fuzz/fuzz_"$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
             -artifact_prefix="$work/" -print_final_stats=1 "$work" "tests/fuzz/corpus/$h" \
             >"$work/log" 2>&1; then
             tail -n 40 "$work/log" >&2
