@@ -12,7 +12,6 @@
 #   bench/http.sh [--no-readme]   prints a table and writes it into bench/README.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 scripts/bootstrap.sh wrk nginx-light
 
 duration=${BENCH_DURATION:-10}
@@ -55,8 +54,6 @@ FROM generate_series(1, 10000) g, (VALUES ('$tenant'::uuid), ('$other'::uuid)) v
 ANALYZE job_logs;
 SQL
 
-export INTERNAL_JOBS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # Access logging stays on (info), as in production; the log goes to a file.
 INTERNAL_JOBS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

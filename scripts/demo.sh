@@ -27,7 +27,7 @@ fake_ml=$root/build/release/tests/fake_ml/fake_ml
 tenant=00000000-0000-4000-8000-000000000001
 # The demo seller of tests/fake_ml/scenarios/demo.json (and of sql/demo/seed.sql).
 ml_client_id=1234567890123456
-ml_client_secret=demo-client-secret
+ml_client_secret="demo-client-secret"
 ml_seller=987654321
 ml_access=APP_USR-1234567890123456-010124-dddddddddddddddddddddddddddddddd-987654321
 ml_refresh=TG-demo00000000000000000000001-987654321
