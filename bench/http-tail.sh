@@ -18,6 +18,8 @@ repeat=${BENCH_REPEAT:-3}
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=ON >/dev/null
 cmake --build build/release -j "$(nproc)" --target jobsd >/dev/null
+# JOBSD_BIN: measure another build (an A/B of a change: build the parent commit elsewhere).
+jobsd=${JOBSD_BIN:-build/release/jobsd}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-bench-tail.XXXXXX")
 chmod 0755 "$work"
@@ -48,7 +50,7 @@ INTERNAL_JOBS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export INTERNAL_JOBS_KEY PORT=0 BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info
 
 start_jobsd() { # threads cpu-list
-    HTTP_THREADS=$1 taskset -c "$2" build/release/jobsd serve >"$work/jobsd.log" 2>&1 &
+    HTTP_THREADS=$1 taskset -c "$2" "$jobsd" serve >"$work/jobsd.log" 2>&1 &
     server_pid=$!
     port=""
     for _ in $(seq 1 100); do

@@ -21,6 +21,8 @@ leak_rounds=${BENCH_LEAK_ROUNDS:-5}
 
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJOBSD_TESTS=ON >/dev/null
 cmake --build build/release -j "$(nproc)" --target jobsd >/dev/null
+# JOBSD_BIN: measure another build (an A/B of a change: build the parent commit elsewhere).
+jobsd=${JOBSD_BIN:-build/release/jobsd}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/jobsd-bench-http.XXXXXX")
 chmod 0755 "$work" # the postgres user runs the private cluster inside it
@@ -38,7 +40,7 @@ scripts/pg.sh start "$work/pg" --durable
 . "$work/pg/env"
 psql -qX -c "CREATE DATABASE bench" >/dev/null
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/bench"
-build/release/jobsd migrate >/dev/null
+"$jobsd" migrate >/dev/null
 tenant=b0b0b0b0-0000-4000-8000-000000000001
 other=b0b0b0b0-0000-4000-8000-000000000002
 psql -qX -d bench <<SQL >/dev/null
@@ -59,7 +61,7 @@ INTERNAL_JOBS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export INTERNAL_JOBS_KEY JWT_SECRET
 export PORT=0 BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info
-build/release/jobsd serve >"$work/jobsd.log" 2>&1 &
+"$jobsd" serve >"$work/jobsd.log" 2>&1 &
 jobsd_pid=$!
 port=""
 for _ in $(seq 1 100); do
@@ -68,7 +70,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 [ -n "$port" ] || { cat "$work/jobsd.log" >&2; exit 1; }
-token=$(build/release/jobsd token --tenant "$tenant" --ttl 3600)
+token=$("$jobsd" token --tenant "$tenant" --ttl 3600)
 curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/jobs/status" >/dev/null
 
 # nginx: a fixed JSON body, 2 workers (one per core), access log to a file.
