@@ -2,7 +2,7 @@
 # Every benchmark, one after another, each writing its figures into bench/README.md:
 #   bench/rebuild.sh               10,000 listings x 31 days, jobsd vs psql (about 3 min)
 #   bench/rebuild.sh --days=366    10,000 listings x 366 days, fewer runs (about 10 min)
-#   bench/http.sh                  wrk: jobsd vs nginx, latency, memory (about 3 min)
+#   bench/http.sh                  wrk: jobsd vs nginx, the status floor, latency, memory (about 6 min)
 #   bench/http-tail.sh             the p99 with client and server on separate cores (about 3 min)
 #   bench/sync.sh                  the Mercado Livre sync vs one request at a time (about 3 min)
 # Run it on a quiet machine: every script prints the load average it started with.
