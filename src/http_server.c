@@ -309,6 +309,19 @@ static void free_origins(struct http_server *s)
     s->ncors = 0;
 }
 
+/* Counts the request in jobsd_http_requests_total and its duration histogram. This runs when
+ * the response is queued, before any byte of it reaches the client, so a scrape that follows a
+ * response always includes it (counted at completion instead, another pool thread could serve
+ * the scrape first); a request that ends without a response is counted at completion. */
+static void count_request(struct http_request *r)
+{
+    long long ms = util_mono_ms() - r->start_mono;
+    metrics_http(r->srv->cfg.metrics,
+                 r->cors_route ? r->cors_route->path
+                               : (r->match.route ? r->match.route->path : "unmatched"),
+                 r->method, r->status, (double)ms / 1000.0);
+}
+
 static enum MHD_Result queue(struct http_request *r)
 {
     struct MHD_Response *resp =
@@ -322,6 +335,7 @@ static enum MHD_Result queue(struct http_request *r)
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
     add_cors_headers(r, resp);
+    count_request(r);
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     r->queued = true;
@@ -797,10 +811,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     long long ms = util_mono_ms() - r->start_mono;
     util_fmt(status, sizeof status, "%u", r->status);
     util_fmt(dur, sizeof dur, "%lld", ms);
-    metrics_http(r->srv->cfg.metrics,
-                 r->cors_route ? r->cors_route->path
-                               : (r->match.route ? r->match.route->path : "unmatched"),
-                 r->method, r->status, (double)ms / 1000.0);
+    if (!r->queued)
+        count_request(r);
     const char *ua = header_value(conn, "User-Agent");
     bool job = r->match.route && r->match.route->job_route;
     const char *keys[] = {"method",    "path",      "status",    "durationMs", "remote",
