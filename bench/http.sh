@@ -125,7 +125,7 @@ rss_loaded=$(rss)
 # more connections would give). Medians of 3 runs.
 floor_median() { # connections
     for _ in 1 2 3; do build/release/status_floor "$tenant" "$1" "$duration"; done |
-        awk '{print $1}' | sort -g | awk 'NR == 2'
+        sort -g | awk 'NR == 2'
 }
 floor4=$(floor_median 4)
 floor16=$(floor_median 16)
