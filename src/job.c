@@ -1,35 +1,10 @@
-/* job: states, the kind registry, small shared helpers. */
+/* job: states and small helpers every kind shares. */
 #include "jobsd/job.h"
-#include "jobsd/job_rebuild.h"
-#include "jobsd/job_sync_ml.h"
 #include "jobsd/util.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static const struct job_kind *const KINDS[] = {&job_rebuild_kind, &job_sync_ml_kind, NULL};
-
-const struct job_kind *const *job_kinds(void)
-{
-    return KINDS;
-}
-
-const struct job_kind *job_kind_by_type(const char *type)
-{
-    for (size_t i = 0; type && KINDS[i]; i++)
-        if (strcmp(KINDS[i]->type, type) == 0)
-            return KINDS[i];
-    return NULL;
-}
-
-const struct job_kind *job_kind_by_name(const char *name)
-{
-    for (size_t i = 0; name && KINDS[i]; i++)
-        if (strcmp(KINDS[i]->name, name) == 0)
-            return KINDS[i];
-    return NULL;
-}
 
 const char *job_status_name(enum job_status s)
 {

@@ -189,11 +189,10 @@ static long long int_at(PGresult *r, int col)
 
 static json_t *rebuild_run(struct job_run *run, struct err *e)
 {
-    const char *tenant = json_string_value(json_object_get(run->params, "tenantId"));
+    const char *tenant = run->tenant_id;
     const char *from = json_string_value(json_object_get(run->params, "from"));
     const char *to = json_string_value(json_object_get(run->params, "to"));
-    if (!tenant || !from || !to || !util_is_uuid(tenant) || !util_is_date(from) ||
-        !util_is_date(to)) {
+    if (!util_is_uuid(tenant) || !from || !to || !util_is_date(from) || !util_is_date(to)) {
         err_set(e, 500, "internal_error", "job %s has an invalid stored request", run->id);
         return NULL;
     }
@@ -275,9 +274,33 @@ static json_t *rebuild_present(json_t *result)
     return out;
 }
 
+static const char USAGE[] =
+    "usage: jobsd rebuild-daily-metrics --tenant ID [--from YYYY-MM-DD --to YYYY-MM-DD |\n"
+    "                                   --days-back N [--to DATE]]\n"
+    "Rebuilds listing_metrics_daily for one tenant and window, in this process (no server\n"
+    "needed), recorded in job_logs with trigger=cli. Without a window: yesterday and today in\n"
+    "JOBS_TIMEZONE. Dates may also be RFC 3339 timestamps. Prints the result JSON on stdout;\n"
+    "progress on stderr when it is a terminal. Needs DATABASE_URL.\n"
+    "Exit codes: 0 done, 1 the job failed, 2 bad arguments or configuration, 3 transient\n"
+    "(database unavailable, or the same job is already running: its id is printed).\n";
+
+/* clang-format off */
+static const struct job_option OPTIONS[] = {
+    {"--tenant",    "tenantId", JOB_OPTION_STRING,  true},
+    {"--from",      "from",     JOB_OPTION_STRING,  false},
+    {"--to",        "to",       JOB_OPTION_STRING,  false},
+    {"--days-back", "daysBack", JOB_OPTION_INTEGER, false},
+    {NULL, NULL, JOB_OPTION_STRING, false},
+};
+/* clang-format on */
+
 const struct job_kind job_rebuild_kind = {
     .type = "metrics_aggregation",
     .name = "rebuild-daily-metrics",
+    .synopsis = "--tenant ID [--from D --to D | --days-back N [--to D]]",
+    .summary = "rebuild listing_metrics_daily for one tenant, in-process",
+    .usage = USAGE,
+    .options = OPTIONS,
     .resolve = rebuild_resolve,
     .run = rebuild_run,
     .present = rebuild_present,

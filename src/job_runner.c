@@ -133,6 +133,7 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     run.ml = r->ml;
     run.conn = *c;
     snprintf(run.id, sizeof run.id, "%s", claim->id);
+    snprintf(run.tenant_id, sizeof run.tenant_id, "%s", claim->tenant_id);
     snprintf(run.worker_id, sizeof run.worker_id, "%s", w->id);
     run.params = claim->params;
     run.attempt = claim->attempts;

@@ -3,6 +3,7 @@
 #include "jobsd/job_store.h"
 #include "jobsd/buf.h"
 #include "jobsd/db.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/log.h"
 #include "jobsd/util.h"
 

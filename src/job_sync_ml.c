@@ -1021,8 +1021,7 @@ static json_t *sync_run_with(struct job_run *run, struct token_crypt *crypt, str
     memset(&s, 0, sizeof s);
     s.run = run;
     s.c = run->conn;
-    const char *tenant = json_string_value(json_object_get(run->params, "tenantId"));
-    if (!run->ml || !tenant || !util_uuid_normalize(tenant, s.tenant)) {
+    if (!run->ml || !util_uuid_normalize(run->tenant_id, s.tenant)) {
         err_set(e, 500, "internal_error", "job %s has an invalid stored request", run->id);
         return NULL;
     }
@@ -1155,9 +1154,33 @@ static json_t *sync_present(json_t *result)
     return out;
 }
 
+static const char USAGE[] =
+    "usage: jobsd sync-mercadolivre --tenant ID [--days-back N] [--include "
+    "listings,orders,visits]\n"
+    "Pulls listings, orders (the last N business days, default 30) and daily visits from the\n"
+    "Mercado Livre API for every active connection of the tenant, in this process, recorded in\n"
+    "job_logs with trigger=cli. Needs DATABASE_URL, and ML_CLIENT_ID/ML_CLIENT_SECRET when a\n"
+    "token must be refreshed. Prints the result JSON on stdout.\n"
+    "Exit codes: 0 done, 1 failed or partly failed, 2 bad arguments, configuration, or a\n"
+    "connection that needs reauthorisation, 3 transient (Mercado Livre or the database\n"
+    "unavailable, or a sync of this tenant already running).\n";
+
+/* clang-format off */
+static const struct job_option OPTIONS[] = {
+    {"--tenant",    "tenantId", JOB_OPTION_STRING,  true},
+    {"--days-back", "daysBack", JOB_OPTION_INTEGER, false},
+    {"--include",   "include",  JOB_OPTION_LIST,    false},
+    {NULL, NULL, JOB_OPTION_STRING, false},
+};
+/* clang-format on */
+
 const struct job_kind job_sync_ml_kind = {
     .type = "mercadolivre_sync",
     .name = "sync-mercadolivre",
+    .synopsis = "--tenant ID [--days-back N] [--include listings,orders,visits]",
+    .summary = "pull listings, orders and visits from Mercado Livre",
+    .usage = USAGE,
+    .options = OPTIONS,
     .resolve = sync_resolve,
     .run = sync_run,
     .present = sync_present,

@@ -5,6 +5,7 @@
 #include "jobsd/app.h"
 #include "jobsd/db.h"
 #include "jobsd/job.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/job_lease.h"
 #include "jobsd/job_runner.h"
 #include "jobsd/job_store.h"
@@ -63,27 +64,6 @@ static const char USAGE_MIGRATE[] =
     "Applies the migrations compiled into this binary (needs DATABASE_URL). With --status,\n"
     "lists each migration as applied, pending or CHECKSUM MISMATCH and exits 1 unless all are\n"
     "applied.\n";
-
-static const char USAGE_REBUILD[] =
-    "usage: jobsd rebuild-daily-metrics --tenant ID [--from YYYY-MM-DD --to YYYY-MM-DD |\n"
-    "                                   --days-back N [--to DATE]]\n"
-    "Rebuilds listing_metrics_daily for one tenant and window, in this process (no server\n"
-    "needed), recorded in job_logs with trigger=cli. Without a window: yesterday and today in\n"
-    "JOBS_TIMEZONE. Dates may also be RFC 3339 timestamps. Prints the result JSON on stdout;\n"
-    "progress on stderr when it is a terminal. Needs DATABASE_URL.\n"
-    "Exit codes: 0 done, 1 the job failed, 2 bad arguments or configuration, 3 transient\n"
-    "(database unavailable, or the same job is already running: its id is printed).\n";
-
-static const char USAGE_SYNC[] =
-    "usage: jobsd sync-mercadolivre --tenant ID [--days-back N] [--include "
-    "listings,orders,visits]\n"
-    "Pulls listings, orders (the last N business days, default 30) and daily visits from the\n"
-    "Mercado Livre API for every active connection of the tenant, in this process, recorded in\n"
-    "job_logs with trigger=cli. Needs DATABASE_URL, and ML_CLIENT_ID/ML_CLIENT_SECRET when a\n"
-    "token must be refreshed. Prints the result JSON on stdout.\n"
-    "Exit codes: 0 done, 1 failed or partly failed, 2 bad arguments, configuration, or a\n"
-    "connection that needs reauthorisation, 3 transient (Mercado Livre or the database\n"
-    "unavailable, or a sync of this tenant already running).\n";
 
 static const char USAGE_TOKEN[] =
     "usage: jobsd token --tenant ID [--user ID] [--ttl SECONDS]\n"
@@ -450,6 +430,7 @@ static int cmd_job(const struct job_kind *kind, const char *usage, int argc, cha
     run.ml = ml;
     run.conn = conn;
     snprintf(run.id, sizeof run.id, "%s", enq.id);
+    snprintf(run.tenant_id, sizeof run.tenant_id, "%s", jr.tenant_id);
     snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
     run.params = jr.params;
     run.attempt = 1;
@@ -558,13 +539,15 @@ int main(int argc, char **argv)
         rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_MIGRATE, stdout), EXIT_OK)
                                             : cmd_migrate(sub_argc, sub_argv);
     } else if (strcmp(cmd, "rebuild-daily-metrics") == 0) {
-        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_REBUILD, stdout), EXIT_OK)
-                                            : cmd_job(job_kind_by_name("rebuild-daily-metrics"),
-                                                      USAGE_REBUILD, sub_argc, sub_argv);
+        rc = wants_help(sub_argc, sub_argv)
+                 ? (fputs(job_kind_by_name("rebuild-daily-metrics")->usage, stdout), EXIT_OK)
+                 : cmd_job(job_kind_by_name("rebuild-daily-metrics"),
+                           job_kind_by_name("rebuild-daily-metrics")->usage, sub_argc, sub_argv);
     } else if (strcmp(cmd, "sync-mercadolivre") == 0) {
         rc = wants_help(sub_argc, sub_argv)
-                 ? (fputs(USAGE_SYNC, stdout), EXIT_OK)
-                 : cmd_job(job_kind_by_name("sync-mercadolivre"), USAGE_SYNC, sub_argc, sub_argv);
+                 ? (fputs(job_kind_by_name("sync-mercadolivre")->usage, stdout), EXIT_OK)
+                 : cmd_job(job_kind_by_name("sync-mercadolivre"),
+                           job_kind_by_name("sync-mercadolivre")->usage, sub_argc, sub_argv);
     } else if (strcmp(cmd, "token") == 0) {
         rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_TOKEN, stdout), EXIT_OK)
                                             : cmd_token(sub_argc, sub_argv);

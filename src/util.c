@@ -308,6 +308,18 @@ bool util_ct_equal(const void *a, const void *b, size_t n)
     return acc == 0;
 }
 
+void util_wipe(void *p, size_t n)
+{
+    if (p && n)
+        explicit_bzero(p, n);
+}
+
+void util_wipe_str(char *s)
+{
+    if (s)
+        util_wipe(s, strlen(s));
+}
+
 static char lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;

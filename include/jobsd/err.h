@@ -5,6 +5,10 @@
 
 #include <stdbool.h>
 
+/* On every function that fills a struct err: its result says whether e was filled, so it
+ * must be looked at (gcc ignores a (void) cast; handle or log the failure instead). */
+#define MUSTCHECK __attribute__((warn_unused_result))
+
 #define ERR_CODE_MAX    40
 #define ERR_MESSAGE_MAX 512
 

@@ -55,6 +55,11 @@ void util_random_bytes(void *buf, size_t n);
 /* Constant-time equality of two buffers of the same length. */
 bool util_ct_equal(const void *a, const void *b, size_t n);
 
+/* Wipes a secret in memory (not optimised away); NULL is fine. util_wipe_str wipes up to the
+ * NUL. The one way jobsd clears keys, tokens and passwords. */
+void util_wipe(void *p, size_t n);
+void util_wipe_str(char *s);
+
 /* Case-insensitive ASCII comparison of the first n bytes / whole strings. */
 bool util_strcaseeq(const char *a, const char *b);
 
