@@ -1,14 +1,14 @@
-/* api_jobs: triggering a job (POST /api/v1/jobs/<name>) and reading one (GET
- * /api/v1/jobs/{id}). A trigger validates and resolves the body, queues the job (or attaches
- * to the identical one already queued or running), then either answers 202 at once or parks
- * the request until the job ends, on any instance, or the wait runs out (SPEC 1.3). */
+/* api_jobs: triggering a job (POST /api/v1/jobs/<name>, one handler for every kind: the
+ * route carries its kind) and reading one (GET /api/v1/jobs/{id}). A trigger submits the body
+ * (job_exec_submit: validated, resolved and queued, or attached to the identical job already
+ * queued or running), then either answers 202 at once or parks the request until the job
+ * ends, on any instance, or the wait runs out (SPEC 1.3). */
 #include "jobsd/api.h"
 #include "jobsd/db.h"
 #include "jobsd/http.h"
-#include "jobsd/job.h"
-#include "jobsd/job_rebuild.h"
+#include "jobsd/job_exec.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/job_runner.h"
-#include "jobsd/job_sync_ml.h"
 #include "jobsd/job_store.h"
 #include "jobsd/job_wait.h"
 #include "jobsd/log.h"
@@ -98,40 +98,11 @@ static void log_rejected(const struct job_kind *kind, struct http_request *req, 
               "requestId", http_request_id(req), NULL);
 }
 
-static void post_job(struct api_ctx *a, struct http_request *req, const struct job_kind *kind)
+/* After the job is queued: 202 at once, or park the request until it ends (or the wait runs
+ * out) as the Prefer header asks (SPEC 1.3). */
+static void answer_or_wait(struct api_ctx *a, struct http_request *req, const struct job_kind *kind,
+                           const struct job_enqueued *enq)
 {
-    struct err e;
-    err_clear(&e);
-    struct job_request jr;
-    memset(&jr, 0, sizeof jr);
-    struct job_enqueued enq;
-    PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
-    if (!c)
-        goto fail;
-    if (db_begin(c, a->cfg->db_query_timeout_ms, &e) != 0 ||
-        kind->resolve(a->cfg, c, http_request_json(req), &jr, &e) != 0)
-        goto fail;
-    const char *ua = http_request_user_agent(req);
-    char ua_short[256];
-    snprintf(ua_short, sizeof ua_short, "%s", ua ? ua : "");
-    struct job_origin origin = {"http", ua ? ua_short : NULL, http_request_id(req)};
-    if (job_store_enqueue(c, kind, &jr, &origin, NULL, &enq, &e) != 0 || db_commit(c, &e) != 0)
-        goto fail;
-    db_pool_release(a->pool, c);
-    c = NULL;
-
-    const char *from = json_string_value(json_object_get(jr.params, "from"));
-    const char *to = json_string_value(json_object_get(jr.params, "to"));
-    log_event(LOG_INFO,
-              enq.deduplicated ? LOG_JOB_TAG "job request attached to a running job"
-                               : LOG_JOB_TAG "job triggered",
-              "job", kind->name, "jobLogId", enq.id, "tenantId", jr.tenant_id, "from", from, "to",
-              to, "deduplicated", enq.deduplicated ? "true" : "false", "requestId",
-              http_request_id(req), NULL);
-    job_request_clear(&jr);
-    if (!enq.deduplicated)
-        job_runner_wake(a->runner);
-
     struct http_prefer p = {false, false, 0};
     http_request_each_header(req, "Prefer", collect_prefer, &p);
     long long wait = a->cfg->sync_wait_seconds;
@@ -146,37 +117,55 @@ static void post_job(struct api_ctx *a, struct http_request *req, const struct j
         char both[96];
         snprintf(both, sizeof both, "%s%s%s", p.respond_async ? "respond-async" : "",
                  p.respond_async && applied[0] ? ", " : "", applied);
-        respond_accepted(req, enq.id, enq.status, enq.deduplicated, both);
+        respond_accepted(req, enq->id, enq->status, enq->deduplicated, both);
         return;
     }
     struct wait_ctx *w = util_calloc(1, sizeof *w);
     w->req = req;
     w->kind = kind;
-    snprintf(w->id, sizeof w->id, "%s", enq.id);
-    w->deduplicated = enq.deduplicated;
+    snprintf(w->id, sizeof w->id, "%s", enq->id);
+    w->deduplicated = enq->deduplicated;
     w->async = p.respond_async;
     snprintf(w->applied, sizeof w->applied, "%s", applied);
     http_suspend(req);
-    job_waiters_add(a->waiters, enq.id, enq.status, util_mono_ms() + wait * 1000, on_wait_over, w);
-    return;
-fail:
-    if (c) {
-        db_rollback(c);
+    job_waiters_add(a->waiters, enq->id, enq->status, util_mono_ms() + wait * 1000, on_wait_over,
+                    w);
+}
+
+void api_post_job(void *app, struct http_request *req)
+{
+    struct api_ctx *a = app;
+    const struct job_kind *kind = http_request_route(req)->data;
+    struct err e;
+    err_clear(&e);
+    struct job_submission sub;
+    memset(&sub, 0, sizeof sub);
+    const char *ua = http_request_user_agent(req);
+    char ua_short[256];
+    snprintf(ua_short, sizeof ua_short, "%s", ua ? ua : "");
+    struct job_origin origin = {"http", ua ? ua_short : NULL, http_request_id(req)};
+    PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
+    int rc =
+        c ? job_exec_submit(c, a->cfg, kind, http_request_json(req), &origin, NULL, &sub, &e) : -1;
+    if (c)
         db_pool_release(a->pool, c);
+    if (rc != 0) {
+        log_rejected(kind, req, &e);
+        http_respond_err(req, &e, NULL);
+        return;
     }
-    job_request_clear(&jr);
-    log_rejected(kind, req, &e);
-    http_respond_err(req, &e, NULL);
-}
-
-void api_post_rebuild(void *app, struct http_request *req)
-{
-    post_job(app, req, &job_rebuild_kind);
-}
-
-void api_post_sync(void *app, struct http_request *req)
-{
-    post_job(app, req, &job_sync_ml_kind);
+    const char *from = json_string_value(json_object_get(sub.req.params, "from"));
+    const char *to = json_string_value(json_object_get(sub.req.params, "to"));
+    log_event(LOG_INFO,
+              sub.enq.deduplicated ? LOG_JOB_TAG "job request attached to a running job"
+                                   : LOG_JOB_TAG "job triggered",
+              "job", kind->name, "jobLogId", sub.enq.id, "tenantId", sub.req.tenant_id, "from",
+              from, "to", to, "deduplicated", sub.enq.deduplicated ? "true" : "false", "requestId",
+              http_request_id(req), NULL);
+    if (!sub.enq.deduplicated)
+        job_runner_wake(a->runner);
+    answer_or_wait(a, req, kind, &sub.enq);
+    job_submission_clear(&sub);
 }
 
 struct get_job {
@@ -187,7 +176,13 @@ struct get_job {
 static char *read_job(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     struct get_job *g = ctx;
-    return api_dump(job_store_get(c, g->id, g->tenant, timeout_ms, e));
+    json_t *job = job_store_get(c, g->id, g->tenant, timeout_ms, e);
+    const struct job_kind *kind =
+        job_kind_by_type(json_string_value(json_object_get(job, "jobType")));
+    json_t *result = json_object_get(job, "result");
+    if (kind && result)
+        json_object_set_new(job, "result", kind->present(result));
+    return api_dump(job);
 }
 
 void api_get_job(void *app, struct http_request *req)

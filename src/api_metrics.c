@@ -1,16 +1,25 @@
 /* api_metrics: GET /metrics (Prometheus text format 0.0.4, internal key). The process's
- * counters, plus gauges read at scrape time: the database pool, the job queue (from
- * job_logs, all instances) and the Mercado Livre client. */
+ * counters, plus gauges read at scrape time: the database pool, the job queue of every
+ * registered kind (from job_logs, all instances) and the Mercado Livre client. */
 #include "jobsd/api.h"
 #include "jobsd/buf.h"
 #include "jobsd/db.h"
 #include "jobsd/http.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/job_runner.h"
+#include "jobsd/job_store.h"
 #include "jobsd/metrics.h"
 #include "jobsd/ml_client.h"
 #include "jobsd/util.h"
 
 #include <stdlib.h>
+
+static void queue_sample(void *ctx, const char *job_type, const char *status, long long count)
+{
+    char labels[128];
+    util_fmt(labels, sizeof labels, "job_type=\"%s\",status=\"%s\"", job_type, status);
+    metrics_sample(ctx, "jobsd_jobs_in_queue", labels, (double)count);
+}
 
 static void queue_gauges(struct api_ctx *a, struct buf *out)
 {
@@ -18,27 +27,12 @@ static void queue_gauges(struct api_ctx *a, struct buf *out)
     err_clear(&e);
     metrics_family(out, "jobsd_jobs_in_queue", "gauge",
                    "Jobs queued or running in job_logs (every instance), by type and status.");
+    const char *types[JOB_KINDS_MAX];
+    size_t ntypes = job_kinds_types(types, JOB_KINDS_MAX);
     PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
-    bool ok = false;
+    bool ok = c && db_begin(c, a->cfg->db_query_timeout_ms, &e) == 0 &&
+              job_store_queue_counts(c, types, ntypes, queue_sample, out, &e) == 0;
     if (c) {
-        PGresult *r = NULL;
-        if (db_begin(c, a->cfg->db_query_timeout_ms, &e) == 0)
-            r = db_query(c,
-                         "SELECT t.job_type, s.status, count(j.id) "
-                         "FROM (VALUES ('metrics_aggregation'), ('mercadolivre_sync')) t(job_type) "
-                         "CROSS JOIN (VALUES ('queued'), ('running')) s(status) "
-                         "LEFT JOIN job_logs j ON j.job_type = t.job_type AND j.status = s.status "
-                         "GROUP BY 1, 2 ORDER BY 1, 2",
-                         0, NULL, &e);
-        for (int i = 0; r && i < PQntuples(r); i++) {
-            char labels[128];
-            util_fmt(labels, sizeof labels, "job_type=\"%s\",status=\"%s\"", PQgetvalue(r, i, 0),
-                     PQgetvalue(r, i, 1));
-            metrics_sample(out, "jobsd_jobs_in_queue", labels,
-                           (double)util_i64_or(PQgetvalue(r, i, 2), 0));
-        }
-        ok = r != NULL;
-        PQclear(r);
         db_rollback(c);
         db_pool_release(a->pool, c);
     }

@@ -4,6 +4,7 @@
 #include "jobsd/api.h"
 #include "jobsd/db.h"
 #include "jobsd/http.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/stats.h"
 #include "jobsd/util.h"
 
@@ -50,31 +51,24 @@ static const char *one_of(const char *v, const char *const *values)
     return NULL;
 }
 
-void api_read(struct api_ctx *a, struct http_request *req,
-              char *(*fn)(PGconn *c, long long timeout_ms, void *ctx, struct err *e), void *ctx)
+/* jobType: one of the registry's types. */
+static const char *known_type(const char *v)
 {
-    struct err e;
-    err_clear(&e);
-    PGconn *c = db_pool_acquire(a->pool, a->cfg->db_query_timeout_ms, &e);
-    if (!c) {
-        http_respond_err(req, &e, NULL);
-        return;
-    }
-    char *body = fn(c, a->cfg->db_query_timeout_ms, ctx, &e);
-    db_pool_release(a->pool, c);
-    if (!body)
-        http_respond_err(req, &e, NULL);
-    else
-        http_respond_json_text(req, 200, body);
+    const struct job_kind *k = job_kind_by_type(v);
+    return k ? k->type : NULL;
 }
 
-char *api_dump(json_t *body)
+/* "jobType must be metrics_aggregation or mercadolivre_sync", from the registry. */
+static void respond_bad_type(struct http_request *req)
 {
-    if (!body)
-        return NULL;
-    char *text = http_json_dump(body);
-    json_decref(body);
-    return text;
+    char list[256] = "";
+    size_t n = job_kinds_count(), i = 0, used = 0;
+    for (const struct job_kind *const *k = job_kinds(); *k && used < sizeof list; k++, i++) {
+        int w = snprintf(list + used, sizeof list - used, "%s%s",
+                         i == 0 ? "" : (i + 1 == n ? " or " : ", "), (*k)->type);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    http_respond_error(req, 400, "invalid_field", "jobType must be %s", list);
 }
 
 static char *run_status(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
@@ -85,7 +79,6 @@ static char *run_status(PGconn *c, long long timeout_ms, void *ctx, struct err *
 void api_get_status(void *app, struct http_request *req)
 {
     static const char *const allowed[] = {"jobType", "status", "limit", "before", NULL};
-    static const char *const types[] = {"metrics_aggregation", "mercadolivre_sync", NULL};
     static const char *const statuses[] = {"queued", "running", "success", "error", NULL};
     struct err e;
     err_clear(&e);
@@ -101,9 +94,8 @@ void api_get_status(void *app, struct http_request *req)
     const char *lim = http_request_query(req, "limit", NULL);
     q.before = http_request_query(req, "before", NULL);
     q.limit = 10;
-    if (jt && !(q.job_type = one_of(jt, types))) {
-        http_respond_error(req, 400, "invalid_field",
-                           "jobType must be metrics_aggregation or mercadolivre_sync");
+    if (jt && !(q.job_type = known_type(jt))) {
+        respond_bad_type(req);
         return;
     }
     if (st && !(q.status = one_of(st, statuses))) {
@@ -131,7 +123,10 @@ struct stats_args {
 static char *run_stats(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     struct stats_args *s = ctx;
-    return api_dump(stats_compute(c, s->tenant, s->window, s->timezone, NULL, timeout_ms, e));
+    const char *types[JOB_KINDS_MAX];
+    struct stats_query q = {s->tenant, s->window, s->timezone,
+                            NULL,      types,     job_kinds_types(types, JOB_KINDS_MAX)};
+    return api_dump(stats_compute(c, &q, timeout_ms, e));
 }
 
 void api_get_stats(void *app, struct http_request *req)

@@ -66,8 +66,6 @@ struct ml_client *app_ml_client(const struct config *cfg, struct err *e)
     return ml_client_new(&mc, e);
 }
 
-static volatile sig_atomic_t g_signals;
-
 static void on_second_signal(int sig)
 {
     (void)sig;
@@ -99,6 +97,7 @@ struct serve_state {
     struct job_runner *runner;
     struct http_server *http;
     struct api_ctx api;
+    struct api_routes routes;
 };
 
 static int prepare_database(struct serve_state *s)
@@ -168,100 +167,114 @@ static int verify_jwt(void *ctx, const char *token, struct http_auth *auth, stru
     return 0;
 }
 
-int app_serve(void)
+/* Configuration and the secrets' verifiers; the raw secrets are wiped once derived. */
+static int load(struct serve_state *s)
 {
-    struct serve_state s;
-    memset(&s, 0, sizeof s);
-    if (config_load(&s.cfg, CONFIG_SERVE, NULL, NULL, stderr) != 0) {
-        config_free(&s.cfg);
+    if (config_load(&s->cfg, CONFIG_SERVE, NULL, NULL, stderr) != 0) {
         fprintf(stderr, "jobsd: configuration invalid; see the lines above (jobsd --help)\n");
         return 2;
     }
-    log_setup(s.cfg.log_level, s.cfg.log_format);
-    s.key = internal_key_new(s.cfg.internal_key, s.cfg.internal_key_previous);
-    config_wipe(s.cfg.internal_key);
-    config_wipe(s.cfg.internal_key_previous);
-    if (s.cfg.jwt_secret) {
-        const char *prev = s.cfg.jwt_secret_previous;
-        s.jwt =
-            jwt_verifier_new((const unsigned char *)s.cfg.jwt_secret, strlen(s.cfg.jwt_secret),
-                             (const unsigned char *)prev, prev ? strlen(prev) : 0, s.cfg.jwt_issuer,
-                             s.cfg.jwt_audience, s.cfg.jwt_leeway_seconds, NULL, NULL);
-        config_wipe(s.cfg.jwt_secret);
-        config_wipe(s.cfg.jwt_secret_previous);
+    log_setup(s->cfg.log_level, s->cfg.log_format);
+    s->key = internal_key_new(s->cfg.internal_key, s->cfg.internal_key_previous);
+    util_wipe_str(s->cfg.internal_key);
+    util_wipe_str(s->cfg.internal_key_previous);
+    if (s->cfg.jwt_secret) {
+        const char *prev = s->cfg.jwt_secret_previous;
+        s->jwt = jwt_verifier_new((const unsigned char *)s->cfg.jwt_secret,
+                                  strlen(s->cfg.jwt_secret), (const unsigned char *)prev,
+                                  prev ? strlen(prev) : 0, s->cfg.jwt_issuer, s->cfg.jwt_audience,
+                                  s->cfg.jwt_leeway_seconds, NULL, NULL);
+        util_wipe_str(s->cfg.jwt_secret);
+        util_wipe_str(s->cfg.jwt_secret_previous);
     }
-
-    struct err mle;
-    err_clear(&mle);
-    s.ml = app_ml_client(&s.cfg, &mle);
-    if (!s.ml) {
-        fprintf(stderr, "config: ML_API_BASE_URL: %s\n", mle.message);
-        shutdown_all(&s);
+    struct err e;
+    err_clear(&e);
+    s->ml = app_ml_client(&s->cfg, &e);
+    if (!s->ml) {
+        fprintf(stderr, "config: ML_API_BASE_URL: %s\n", e.message);
         return 2;
     }
+    return 0;
+}
 
-    sigset_t set;
-    block_signals(&set);
-
-    int rc = prepare_database(&s);
-    if (rc != 0) {
-        shutdown_all(&s);
-        return rc;
-    }
-    s.metrics = metrics_new();
-    s.pool = db_pool_new(s.cfg.database_url, (size_t)s.cfg.db_pool_size);
-    s.lease = job_lease_start(s.cfg.database_url, s.cfg.job_lease_seconds, s.cfg.job_max_attempts,
-                              true, s.metrics);
-    s.waiters = job_waiters_start(s.pool);
-    s.runner = job_runner_start(&s.cfg, s.pool, s.lease, s.waiters, s.ml, s.metrics,
-                                (int)s.cfg.job_workers);
-    s.api = (struct api_ctx){&s.cfg, s.pool, s.waiters, s.runner, s.metrics, s.ml};
-
-    size_t nroutes;
-    const struct route *routes = api_routes(&nroutes);
+/* Pool → lease keeper → waiters → workers → HTTP server. */
+static int start(struct serve_state *s)
+{
+    s->metrics = metrics_new();
+    s->pool = db_pool_new(s->cfg.database_url, (size_t)s->cfg.db_pool_size);
+    s->lease = job_lease_start(s->cfg.database_url, s->cfg.job_lease_seconds,
+                               s->cfg.job_max_attempts, true, s->metrics);
+    s->waiters = job_waiters_start(s->pool);
+    s->runner = job_runner_start(&s->cfg, s->pool, s->lease, s->waiters, s->ml, s->metrics,
+                                 (int)s->cfg.job_workers);
+    s->api = (struct api_ctx){&s->cfg, s->pool, s->waiters, s->runner, s->metrics, s->ml};
+    api_routes_build(&s->routes);
     struct http_server_config hc = {
-        .bind_address = s.cfg.bind_address,
-        .port = (unsigned)s.cfg.port,
-        .threads = (unsigned)s.cfg.http_threads,
-        .max_connections = (unsigned)s.cfg.max_connections,
-        .per_ip_connections = (unsigned)s.cfg.per_ip_connections,
-        .max_body_bytes = (size_t)s.cfg.max_body_bytes,
+        .bind_address = s->cfg.bind_address,
+        .port = (unsigned)s->cfg.port,
+        .threads = (unsigned)s->cfg.http_threads,
+        .max_connections = (unsigned)s->cfg.max_connections,
+        .per_ip_connections = (unsigned)s->cfg.per_ip_connections,
+        .max_body_bytes = (size_t)s->cfg.max_body_bytes,
         .connection_timeout_seconds = 30,
-        .routes = routes,
-        .nroutes = nroutes,
-        .app = &s.api,
-        .key = s.key,
-        .jwt_verify = s.jwt ? verify_jwt : NULL,
-        .jwt_ctx = s.jwt,
-        .cors_allowed_origins = s.cfg.cors_allowed_origins,
-        .metrics = s.metrics,
+        .routes = s->routes.route,
+        .nroutes = s->routes.n,
+        .app = &s->api,
+        .key = s->key,
+        .jwt_verify = s->jwt ? verify_jwt : NULL,
+        .jwt_ctx = s->jwt,
+        .cors_allowed_origins = s->cfg.cors_allowed_origins,
+        .metrics = s->metrics,
     };
     struct err e;
     err_clear(&e);
-    s.http = http_server_start(&hc, &e);
-    if (!s.http) {
+    s->http = http_server_start(&hc, &e);
+    if (!s->http) {
         log_event(LOG_ERROR, "cannot start the HTTP server", "error", e.message, NULL);
-        shutdown_all(&s);
         return 1;
     }
     char port[8], workers[8];
-    util_fmt(port, sizeof port, "%u", http_server_port(s.http));
-    util_fmt(workers, sizeof workers, "%lld", s.cfg.job_workers);
-    log_event(LOG_INFO, "jobsd listening", "version", JOBSD_VERSION, "address", s.cfg.bind_address,
-              "port", port, "workers", workers, "timezone", s.cfg.jobs_timezone, NULL);
+    util_fmt(port, sizeof port, "%u", http_server_port(s->http));
+    util_fmt(workers, sizeof workers, "%lld", s->cfg.job_workers);
+    log_event(LOG_INFO, "jobsd listening", "version", JOBSD_VERSION, "address", s->cfg.bind_address,
+              "port", port, "workers", workers, "timezone", s->cfg.jobs_timezone, NULL);
+    return 0;
+}
 
+/* Waits for SIGTERM/SIGINT; from then on a second signal ends the process at once. */
+static int wait_for_signal(sigset_t *set)
+{
     int sig = 0;
-    while (sigwait(&set, &sig) != 0)
+    while (sigwait(set, &sig) != 0)
         ;
-    g_signals = 1;
-    /* From now on a second signal ends the process at once. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_second_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    pthread_sigmask(SIG_UNBLOCK, set, NULL);
+    return sig;
+}
 
+int app_serve(void)
+{
+    struct serve_state s;
+    memset(&s, 0, sizeof s);
+    int rc = load(&s);
+    if (rc != 0) {
+        shutdown_all(&s);
+        return rc;
+    }
+    sigset_t set;
+    block_signals(&set);
+    rc = prepare_database(&s);
+    if (rc == 0)
+        rc = start(&s);
+    if (rc != 0) {
+        shutdown_all(&s);
+        return rc;
+    }
+    int sig = wait_for_signal(&set);
     log_event(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     shutdown_all(&s);
     log_event(LOG_INFO, "jobsd stopped", NULL);

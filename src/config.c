@@ -177,15 +177,6 @@ static const char *default_getenv(void *ctx, const char *name)
     return getenv(name);
 }
 
-void config_wipe(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = '\0';
-}
-
 /* Reads a secret file: at most 64 KiB, one trailing newline stripped. Returns a reason on
  * failure (naming the path, which is not secret). */
 static char *read_secret_file(const char *path, char *why, size_t why_cap)
@@ -372,7 +363,7 @@ static int load_var(struct config *c, const struct var *v, enum config_use use,
     }
     }
     if (owned) {
-        config_wipe(owned);
+        util_wipe_str(owned);
         free(owned);
     }
     return problems;
@@ -434,7 +425,7 @@ void config_free(struct config *c)
             continue;
         char **slot = (char **)(void *)((char *)c + v->offset);
         if (*slot && (v->flags & F_SECRET))
-            config_wipe(*slot);
+            util_wipe_str(*slot);
         free(*slot);
         *slot = NULL;
     }

@@ -1,5 +1,6 @@
 /* db: see db.h. */
 #include "jobsd/db.h"
+#include "jobsd/buf.h"
 #include "jobsd/log.h"
 #include "jobsd/util.h"
 
@@ -467,4 +468,31 @@ PGresult *db_read(PGconn *c, long long timeout_ms, const char *sql, int nparams,
         return NULL;
     }
     return res;
+}
+
+char *db_array_literal(const char *const *items, size_t n)
+{
+    struct buf b;
+    buf_init(&b, (size_t)1 << 24);
+    bool ok = buf_append_str(&b, "{");
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = buf_append_str(&b, i ? ",\"" : "\"");
+        for (const char *p = items[i]; ok && *p; p++) {
+            if (*p == '"' || *p == '\\')
+                ok = buf_append(&b, "\\", 1);
+            ok = ok && buf_append(&b, p, 1);
+        }
+        ok = ok && buf_append_str(&b, "\"");
+    }
+    ok = ok && buf_append_str(&b, "}");
+    if (!ok) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
+int db_library_version(void)
+{
+    return PQlibVersion();
 }

@@ -1,8 +1,10 @@
 /* http_server: libmicrohttpd glue. Everything about libmicrohttpd's call protocol is in this
  * file (see doc/examples/largepost.c upstream for the protocol): the access callback is
  * called once with the headers, once per body chunk, once when the body is complete, and once
- * more after a suspended connection is resumed; the completion callback frees the request. */
-#include "jobsd/http.h"
+ * more after a suspended connection is resumed; the completion callback frees the request.
+ * Here too: the checks of SPEC section 2 in order, authentication, CORS, the access line.
+ * What a handler sees of its request, and answering it, is http_request.c. */
+#include "http_internal.h"
 #include "jobsd/buf.h"
 #include "jobsd/internal_key.h"
 #include "jobsd/log.h"
@@ -20,89 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#define MAX_RESPONSE_HEADERS 12
-#define JSON_CTYPE           "application/json; charset=utf-8"
-#define UNAUTHORIZED_MESSAGE "missing or invalid credentials"
-
-#define MAX_CORS_ORIGINS 16
-
-struct http_server {
-    struct MHD_Daemon *daemon;
-    struct http_server_config cfg;
-    char *cors_origins[MAX_CORS_ORIGINS]; /* CORS_ALLOWED_ORIGINS, trimmed */
-    size_t ncors;
-    unsigned port;
-    atomic_size_t suspended;
-};
-
-struct header_kv {
-    char *name;
-    char *value;
-};
-
-struct http_request {
-    struct http_server *srv;
-    struct MHD_Connection *conn;
-    long long start_mono;
-    char method[16];
-    char *path;
-    struct router_match match;
-    enum router_result route_result;
-    const struct route *cors_route; /* the route whose CORS rules apply (also for OPTIONS) */
-    char request_id[65];
-    char remote[64];
-    long long content_length; /* -1 = none (chunked or no body) */
-    bool chunked;
-    bool may_have_body;     /* any Transfer-Encoding or Content-Length other than one "0" */
-    char reject_reason[64]; /* why authentication failed, for the access line */
-    bool dispatched;
-    struct buf body;
-    json_t *json;
-    struct http_auth auth;
-
-    pthread_mutex_t lock;
-    bool suspended;
-    bool has_response;
-    bool queued;
-    unsigned status;
-    char *resp_body;
-    size_t resp_len;
-    const char *resp_ctype;
-    struct header_kv hdrs[MAX_RESPONSE_HEADERS];
-    size_t nhdrs;
-};
-
-/* ------------------------------------------------------------------ helpers */
-
-char *http_json_dump(const json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    if (!s)
-        util_fatal("out of memory (json_dumps)");
-    return s;
-}
-
-json_t *http_error_body(const char *code, const char *message, const char *request_id,
-                        const char *job_id)
-{
-    /* Messages quote request bytes (a percent-decoded path, a field cut by "%.64s"), and
-     * jansson refuses invalid UTF-8. */
-    char *clean = util_utf8_clean(message ? message : "");
-    json_t *body = json_pack("{s:b, s:{s:s, s:s}, s:s}", "success", 0, "error", "code", code,
-                             "message", clean, "requestId", request_id ? request_id : "");
-    free(clean);
-    if (!body)
-        util_fatal("out of memory (json_pack)");
-    if (job_id)
-        json_object_set_new(body, "jobLogId", json_string(job_id));
-    return body;
-}
-
-static const char *header_value(struct MHD_Connection *c, const char *name)
-{
-    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
-}
 
 struct header_scan {
     size_t content_length_count;
@@ -150,100 +69,6 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-/* ------------------------------------------------------------------ responding */
-
-void http_add_header(struct http_request *r, const char *name, const char *value)
-{
-    if (r->nhdrs >= MAX_RESPONSE_HEADERS)
-        util_fatal("too many response headers");
-    r->hdrs[r->nhdrs].name = util_strdup(name);
-    r->hdrs[r->nhdrs].value = util_strdup(value);
-    r->nhdrs++;
-}
-
-/* Sets the response and, when the connection is parked, wakes it. Any thread. */
-static void set_response(struct http_request *r, unsigned status, char *body, size_t len,
-                         const char *ctype)
-{
-    pthread_mutex_lock(&r->lock);
-    if (r->has_response) {
-        pthread_mutex_unlock(&r->lock);
-        free(body);
-        log_event(LOG_ERROR, "bug: second response for one request", "requestId", r->request_id,
-                  NULL);
-        return;
-    }
-    r->status = status;
-    r->resp_body = body;
-    r->resp_len = len;
-    r->resp_ctype = ctype;
-    r->has_response = true;
-    bool resume = r->suspended;
-    r->suspended = false;
-    pthread_mutex_unlock(&r->lock);
-    if (resume) {
-        atomic_fetch_sub(&r->srv->suspended, 1);
-        MHD_resume_connection(r->conn);
-    }
-}
-
-void http_respond_json(struct http_request *r, unsigned status, json_t *body)
-{
-    char *s = http_json_dump(body);
-    json_decref(body);
-    set_response(r, status, s, strlen(s), JSON_CTYPE);
-}
-
-void http_respond_json_text(struct http_request *r, unsigned status, char *text)
-{
-    set_response(r, status, text, strlen(text), JSON_CTYPE);
-}
-
-void http_respond_text(struct http_request *r, unsigned status, const char *content_type,
-                       const char *text)
-{
-    char *s = util_strdup(text);
-    set_response(r, status, s, strlen(s), content_type);
-}
-
-void http_respond_err(struct http_request *r, const struct err *e, const char *job_id)
-{
-    unsigned status = e && e->http_status ? (unsigned)e->http_status : 500;
-    const char *code = e && e->code[0] ? e->code : "internal_error";
-    const char *msg = e && e->message[0] ? e->message : "internal error";
-    if (status == 503) {
-        char ra[16];
-        util_fmt(ra, sizeof ra, "%d", e && e->retry_after > 0 ? e->retry_after : 5);
-        http_add_header(r, "Retry-After", ra);
-    }
-    http_respond_json(r, status, http_error_body(code, msg, r->request_id, job_id));
-}
-
-void http_respond_error(struct http_request *r, unsigned status, const char *code, const char *fmt,
-                        ...)
-{
-    struct err e;
-    err_clear(&e);
-    e.http_status = (int)status;
-    snprintf(e.code, sizeof e.code, "%s", code);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e.message, sizeof e.message, fmt, ap);
-    va_end(ap);
-    http_respond_err(r, &e, NULL);
-}
-
-void http_suspend(struct http_request *r)
-{
-    pthread_mutex_lock(&r->lock);
-    if (!r->has_response && !r->suspended) {
-        r->suspended = true;
-        atomic_fetch_add(&r->srv->suspended, 1);
-        MHD_suspend_connection(r->conn);
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
 /* ------------------------------------------------------------------ CORS */
 
 /* Routes a browser calls with a seller's JWT. */
@@ -258,7 +83,7 @@ static const char *allowed_origin(const struct http_request *r)
     const struct http_server *s = r->srv;
     if (s->ncors == 0)
         return NULL;
-    const char *origin = header_value(r->conn, "Origin");
+    const char *origin = http_header_value(r->conn, "Origin");
     for (size_t i = 0; origin && i < s->ncors; i++)
         if (strcmp(origin, s->cors_origins[i]) == 0)
             return s->cors_origins[i];
@@ -340,117 +165,6 @@ static enum MHD_Result queue(struct http_request *r)
     MHD_destroy_response(resp);
     r->queued = true;
     return ret;
-}
-
-/* ------------------------------------------------------------------ request accessors */
-
-const char *http_request_method(const struct http_request *r)
-{
-    return r->method;
-}
-const char *http_request_path(const struct http_request *r)
-{
-    return r->path;
-}
-const char *http_request_param(const struct http_request *r)
-{
-    return r->match.param;
-}
-const char *http_request_id(const struct http_request *r)
-{
-    return r->request_id;
-}
-const char *http_request_user_agent(const struct http_request *r)
-{
-    return header_value(r->conn, "User-Agent");
-}
-const char *http_request_header(const struct http_request *r, const char *name)
-{
-    return header_value(r->conn, name);
-}
-json_t *http_request_json(const struct http_request *r)
-{
-    return r->json;
-}
-const struct http_auth *http_request_auth(const struct http_request *r)
-{
-    return &r->auth;
-}
-const struct route *http_request_route(const struct http_request *r)
-{
-    return r->match.route;
-}
-
-struct each_header_ctx {
-    const char *name;
-    bool (*fn)(void *ctx, const char *value);
-    void *ctx;
-    bool stop;
-};
-
-static enum MHD_Result each_header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      size_t key_size, const char *value, size_t value_size)
-{
-    (void)kind;
-    (void)key_size;
-    (void)value_size;
-    struct each_header_ctx *c = cls;
-    if (c->stop || !key || !util_strcaseeq(key, c->name))
-        return MHD_YES;
-    if (!c->fn(c->ctx, value ? value : ""))
-        c->stop = true;
-    return MHD_YES;
-}
-
-void http_request_each_header(const struct http_request *r, const char *name,
-                              bool (*fn)(void *ctx, const char *value), void *ctx)
-{
-    struct each_header_ctx c = {name, fn, ctx, false};
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, each_header_cb, &c);
-}
-
-struct query_ctx {
-    const char *name;
-    size_t count;
-    const char *first;
-    bool (*fn)(void *ctx, const char *key, const char *value);
-    void *ctx;
-    bool stop;
-};
-
-static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    (void)kind;
-    struct query_ctx *q = cls;
-    if (!key)
-        return MHD_YES;
-    if (q->fn) {
-        if (!q->stop && !q->fn(q->ctx, key, value ? value : ""))
-            q->stop = true;
-        return MHD_YES;
-    }
-    if (strcmp(key, q->name) == 0) {
-        if (q->count++ == 0)
-            q->first = value ? value : "";
-    }
-    return MHD_YES;
-}
-
-const char *http_request_query(const struct http_request *r, const char *name, size_t *count)
-{
-    struct query_ctx q = {name, 0, NULL, NULL, NULL, false};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &q);
-    if (count)
-        *count = q.count;
-    return q.first;
-}
-
-void http_request_each_query(const struct http_request *r,
-                             bool (*fn)(void *ctx, const char *key, const char *value), void *ctx)
-{
-    struct query_ctx q = {NULL, 0, NULL, fn, ctx, false};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &q);
 }
 
 /* ------------------------------------------------------------------ the checks */
@@ -643,7 +357,7 @@ static void first_call_checks(struct http_request *r)
         return;
     }
     if (r->match.route->takes_body && r->content_length > 0 &&
-        !is_json_media_type(header_value(r->conn, "Content-Type"))) {
+        !is_json_media_type(http_header_value(r->conn, "Content-Type"))) {
         http_respond_error(r, 415, "unsupported_media_type",
                            "Content-Type must be application/json");
         return;
@@ -658,7 +372,7 @@ static void dispatch(struct http_request *r)
         if (r->body.len == 0) {
             r->json = json_object();
         } else {
-            if (!is_json_media_type(header_value(r->conn, "Content-Type"))) {
+            if (!is_json_media_type(http_header_value(r->conn, "Content-Type"))) {
                 http_respond_error(r, 415, "unsupported_media_type",
                                    "Content-Type must be application/json");
                 return;
@@ -707,7 +421,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
     r->path = util_strdup(url);
     pthread_mutex_init(&r->lock, NULL);
     buf_init(&r->body, s->cfg.max_body_bytes);
-    const char *rid = header_value(c, "X-Request-Id");
+    const char *rid = http_header_value(c, "X-Request-Id");
     if (util_is_request_id(rid))
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);
     else
@@ -813,7 +527,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     util_fmt(dur, sizeof dur, "%lld", ms);
     if (!r->queued)
         count_request(r);
-    const char *ua = header_value(conn, "User-Agent");
+    const char *ua = http_header_value(conn, "User-Agent");
     bool job = r->match.route && r->match.route->job_route;
     const char *keys[] = {"method",    "path",      "status",    "durationMs", "remote",
                           "userAgent", "requestId", "completed", "reason"};
@@ -943,4 +657,9 @@ void http_server_stop(struct http_server *s)
     }
     free_origins(s);
     free(s);
+}
+
+const char *http_server_library_version(void)
+{
+    return MHD_get_version();
 }

@@ -53,7 +53,7 @@ void internal_key_free(struct internal_key *k)
 {
     if (!k)
         return;
-    OPENSSL_cleanse(k, sizeof *k);
+    util_wipe(k, sizeof *k);
     free(k);
 }
 
@@ -64,7 +64,7 @@ enum internal_key_match internal_key_check(const struct internal_key *k, const c
     digest(k->salt, candidate ? candidate : "", candidate ? len : 0, d);
     int cur = CRYPTO_memcmp(d, k->current, DIGEST_LEN) == 0;
     int prev = CRYPTO_memcmp(d, k->previous, DIGEST_LEN) == 0;
-    OPENSSL_cleanse(d, sizeof d);
+    util_wipe(d, sizeof d);
     /* Both comparisons always run; the result is chosen without an early exit. */
     int has_prev = k->has_previous;
     int which = cur * INTERNAL_KEY_CURRENT | (prev & has_prev & !cur) * INTERNAL_KEY_PREVIOUS;

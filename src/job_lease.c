@@ -1,7 +1,7 @@
 /* job_lease: see job_lease.h. */
 #include "jobsd/job_lease.h"
 #include "jobsd/db.h"
-#include "jobsd/job.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/job_store.h"
 #include "jobsd/log.h"
 #include "jobsd/metrics.h"
@@ -76,6 +76,20 @@ static void heartbeat(struct job_lease *l, PGconn *c)
     free(copy);
 }
 
+/* The reaper's account of each job it took back (the janitor always says why). */
+static void on_reaped(void *ctx, const struct job_reaped *r)
+{
+    struct job_lease *l = ctx;
+    const struct job_kind *k = job_kind_by_type(r->job_type);
+    log_event(r->failed ? LOG_ERROR : LOG_WARN,
+              r->failed ? LOG_JOB_TAG "job interrupted too many times: failed"
+                        : LOG_JOB_TAG "job interrupted: requeued",
+              "job", k ? k->name : r->job_type, "jobLogId", r->id, "tenantId", r->tenant_id,
+              "attempts", r->attempts, "lostWorker", r->lost_worker, "reason", "lease expired",
+              NULL);
+    metrics_reaped(l->metrics, r->failed);
+}
+
 static void *run(void *arg)
 {
     struct job_lease *l = arg;
@@ -115,12 +129,8 @@ static void *run(void *arg)
         if (l->reap && util_mono_ms() >= next_reap && util_mono_ms() >= quiet_until) {
             struct err e;
             err_clear(&e);
-            int failed = 0;
-            int reaped = job_store_reap(c, l->lease_ms / 1000, l->max_attempts, &failed, &e);
-            if (reaped < 0)
+            if (job_store_reap(c, l->lease_ms / 1000, l->max_attempts, on_reaped, l, &e) < 0)
                 log_event(LOG_WARN, "reaper failed", "error", e.message, NULL);
-            for (int i = 0; i < reaped; i++)
-                metrics_reaped(l->metrics, i < failed);
             next_reap = util_mono_ms() + l->lease_ms;
         }
         pthread_mutex_lock(&l->lock);

@@ -1,36 +1,11 @@
 /* job_store: see job_store.h. Every statement is parameterised; times come from the
  * database clock (now()/clock_timestamp()), never from the instance. */
 #include "jobsd/job_store.h"
-#include "jobsd/buf.h"
 #include "jobsd/db.h"
-#include "jobsd/job_kinds.h"
-#include "jobsd/log.h"
 #include "jobsd/util.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-char *job_store_array_literal(const char *const *items, size_t n)
-{
-    struct buf b;
-    buf_init(&b, (size_t)1 << 24);
-    bool ok = buf_append_str(&b, "{");
-    for (size_t i = 0; ok && i < n; i++) {
-        ok = buf_append_str(&b, i ? ",\"" : "\"");
-        for (const char *p = items[i]; ok && *p; p++) {
-            if (*p == '"' || *p == '\\')
-                ok = buf_append(&b, "\\", 1);
-            ok = ok && buf_append(&b, p, 1);
-        }
-        ok = ok && buf_append_str(&b, "\"");
-    }
-    ok = ok && buf_append_str(&b, "}");
-    if (!ok) {
-        buf_free(&b);
-        return NULL;
-    }
-    return buf_take(&b);
-}
 
 void job_claim_clear(struct job_claim *c)
 {
@@ -43,7 +18,7 @@ static bool parse_status(const char *s, enum job_status *out)
     return job_status_parse(s, out);
 }
 
-int job_store_enqueue(PGconn *c, const struct job_kind *kind, const struct job_request *req,
+int job_store_enqueue(PGconn *c, const char *job_type, const struct job_request *req,
                       const struct job_origin *origin, const char *worker_id,
                       struct job_enqueued *out, struct err *e)
 {
@@ -78,8 +53,8 @@ int job_store_enqueue(PGconn *c, const struct job_kind *kind, const struct job_r
         "SELECT id, status FROM job_logs WHERE dedupe_key = $1 AND status IN ('queued', 'running')";
 
     const char *tenant = req->tenant_id[0] ? req->tenant_id : NULL;
-    const char *params[] = {tenant,          kind->type, req->dedupe_key,
-                            origin->trigger, meta_text,  worker_id};
+    const char *params[] = {tenant,          job_type,  req->dedupe_key,
+                            origin->trigger, meta_text, worker_id};
     int rc = -1;
     /* The winner may finish between our conflict and our read: then try again. */
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -115,15 +90,10 @@ out:
     return rc;
 }
 
-int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out, struct err *e)
+int job_store_claim(PGconn *c, const char *worker_id, const char *const *types, size_t ntypes,
+                    struct job_claim *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
-    const struct job_kind *const *kinds = job_kinds();
-    const char *types[16];
-    size_t n = 0;
-    for (; kinds[n] && n < 16; n++)
-        types[n] = kinds[n]->type;
-    char *types_lit = job_store_array_literal(types, n);
     static const char CLAIM[] =
         "UPDATE job_logs j SET status = 'running', attempts = j.attempts + 1, worker_id = $1, "
         " heartbeat_at = now(), started_at = now() "
@@ -132,7 +102,8 @@ int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out, str
         "WHERE j.id = q.id "
         "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "
         " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "
-        " coalesce(j.metadata->>'requestId', '')";
+        " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, '')";
+    char *types_lit = db_array_literal(types, ntypes);
     const char *params[] = {worker_id, types_lit};
     PGresult *r = db_query(c, CLAIM, 2, params, e);
     free(types_lit);
@@ -143,13 +114,12 @@ int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out, str
         return 0;
     }
     snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
-    out->kind = job_kind_by_type(PQgetvalue(r, 0, 1));
+    snprintf(out->job_type, sizeof out->job_type, "%s", PQgetvalue(r, 0, 1));
     snprintf(out->tenant_id, sizeof out->tenant_id, "%s", PQgetvalue(r, 0, 2));
     out->params = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
-    long long attempts = 0;
-    attempts = util_i64_or(PQgetvalue(r, 0, 4), 0);
-    out->attempts = (int)attempts;
+    out->attempts = (int)util_i64_or(PQgetvalue(r, 0, 4), 0);
     snprintf(out->request_id, sizeof out->request_id, "%s", PQgetvalue(r, 0, 5));
+    snprintf(out->trigger, sizeof out->trigger, "%s", PQgetvalue(r, 0, 6));
     PQclear(r);
     if (!out->params)
         out->params = json_object();
@@ -256,8 +226,8 @@ int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *wo
 {
     if (n == 0)
         return 0;
-    char *ids_lit = job_store_array_literal(ids, n);
-    char *workers_lit = job_store_array_literal(workers, n);
+    char *ids_lit = db_array_literal(ids, n);
+    char *workers_lit = db_array_literal(workers, n);
     static const char SQL[] = "UPDATE job_logs j SET heartbeat_at = now() "
                               "FROM unnest($1::uuid[], $2::text[]) AS t(id, w) "
                               "WHERE j.id = t.id AND j.worker_id = t.w AND j.status = 'running' "
@@ -278,8 +248,8 @@ int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *wo
     return 0;
 }
 
-int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, int *failed_out,
-                   struct err *e)
+int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
+                   void (*fn)(void *ctx, const struct job_reaped *r), void *ctx, struct err *e)
 {
     static const char SQL[] =
         "WITH expired AS ("
@@ -324,19 +294,16 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts, i
     if (!r)
         return -1;
     int n = PQntuples(r);
-    if (failed_out)
-        *failed_out = 0;
-    for (int i = 0; i < n; i++) {
-        const struct job_kind *k = job_kind_by_type(PQgetvalue(r, i, 2));
-        bool failed = strcmp(PQgetvalue(r, i, 1), "error") == 0;
-        if (failed && failed_out)
-            (*failed_out)++;
-        log_event(failed ? LOG_ERROR : LOG_WARN,
-                  failed ? LOG_JOB_TAG "job interrupted too many times: failed"
-                         : LOG_JOB_TAG "job interrupted: requeued",
-                  "job", k ? k->name : PQgetvalue(r, i, 2), "jobLogId", PQgetvalue(r, i, 0),
-                  "tenantId", PQgetvalue(r, i, 3), "attempts", PQgetvalue(r, i, 4), "lostWorker",
-                  PQgetvalue(r, i, 5), "reason", "lease expired", NULL);
+    for (int i = 0; fn && i < n; i++) {
+        struct job_reaped x = {
+            .id = PQgetvalue(r, i, 0),
+            .job_type = PQgetvalue(r, i, 2),
+            .tenant_id = PQgetvalue(r, i, 3),
+            .attempts = PQgetvalue(r, i, 4),
+            .lost_worker = PQgetvalue(r, i, 5),
+            .failed = strcmp(PQgetvalue(r, i, 1), "error") == 0,
+        };
+        fn(ctx, &x);
     }
     PQclear(r);
     return n;
@@ -351,7 +318,7 @@ json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, long lon
         return NULL;
     }
     static const char SQL[] =
-        "SELECT " JOB_STORE_JOB_JSON "::text, job_type, "
+        "SELECT " JOB_STORE_JOB_JSON "::text, "
         " (metadata->'result')::text, (metadata->'error')::text "
         "FROM job_logs WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)";
     const char *params[] = {norm, tenant_id};
@@ -364,18 +331,16 @@ json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, long lon
         return NULL;
     }
     json_t *job = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-    const struct job_kind *k = job_kind_by_type(PQgetvalue(r, 0, 1));
     const char *st = job ? json_string_value(json_object_get(job, "status")) : NULL;
     /* The job's answer: result when it produced one (success, or a partial failure), error when
      * it failed. */
-    if (st && (strcmp(st, "success") == 0 || strcmp(st, "error") == 0) && !PQgetisnull(r, 0, 2)) {
-        json_t *res = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+    if (st && (strcmp(st, "success") == 0 || strcmp(st, "error") == 0) && !PQgetisnull(r, 0, 1)) {
+        json_t *res = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
         if (res)
-            json_object_set_new(job, "result", k ? k->present(res) : json_incref(res));
-        json_decref(res);
+            json_object_set_new(job, "result", res);
     }
-    if (st && strcmp(st, "error") == 0 && !PQgetisnull(r, 0, 3)) {
-        json_t *er = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
+    if (st && strcmp(st, "error") == 0 && !PQgetisnull(r, 0, 2)) {
+        json_t *er = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
         if (er)
             json_object_set_new(job, "error", er);
     }
@@ -390,7 +355,7 @@ int job_store_poll(PGconn *c, const char *const *ids, size_t n,
 {
     if (n == 0)
         return 0;
-    char *lit = job_store_array_literal(ids, n);
+    char *lit = db_array_literal(ids, n);
     static const char SQL[] =
         "SELECT id::text, status, job_type, (metadata->'result')::text, (metadata->'error')::text "
         "FROM job_logs WHERE id = ANY ($1::uuid[])";
@@ -409,6 +374,29 @@ int job_store_poll(PGconn *c, const char *const *ids, size_t n,
         s.error = PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4);
         fn(ctx, &s);
     }
+    PQclear(r);
+    return 0;
+}
+
+int job_store_queue_counts(PGconn *c, const char *const *types, size_t ntypes,
+                           void (*fn)(void *ctx, const char *job_type, const char *status,
+                                      long long count),
+                           void *ctx, struct err *e)
+{
+    static const char SQL[] =
+        "SELECT t.job_type, s.status, count(j.id) "
+        "FROM unnest($1::text[]) t(job_type) "
+        "CROSS JOIN (VALUES ('queued'), ('running')) s(status) "
+        "LEFT JOIN job_logs j ON j.job_type = t.job_type AND j.status = s.status "
+        "GROUP BY 1, 2 ORDER BY 1, 2";
+    char *lit = db_array_literal(types, ntypes);
+    const char *params[] = {lit};
+    PGresult *r = db_query(c, SQL, 1, params, e);
+    free(lit);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++)
+        fn(ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), util_i64_or(PQgetvalue(r, i, 2), 0));
     PQclear(r);
     return 0;
 }

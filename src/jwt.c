@@ -100,10 +100,10 @@ void jwt_verifier_free(struct jwt_verifier *v)
 {
     if (!v)
         return;
-    OPENSSL_cleanse(v->secret, v->secret_len);
+    util_wipe(v->secret, v->secret_len);
     free(v->secret);
     if (v->previous) {
-        OPENSSL_cleanse(v->previous, v->previous_len);
+        util_wipe(v->previous, v->previous_len);
         free(v->previous);
     }
     free(v->issuer);
@@ -212,8 +212,8 @@ static enum jwt_result check_signature(const struct jwt_verifier *v, const struc
         b[0] ^= 0xff;
     }
     ok |= CRYPTO_memcmp(b, sig, SIG_LEN) == 0;
-    OPENSSL_cleanse(a, sizeof a);
-    OPENSSL_cleanse(b, sizeof b);
+    util_wipe(a, sizeof a);
+    util_wipe(b, sizeof b);
     return ok ? JWT_OK : JWT_BAD_SIGNATURE;
 }
 

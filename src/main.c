@@ -4,24 +4,21 @@
 #include "jobsd/api.h"
 #include "jobsd/app.h"
 #include "jobsd/db.h"
-#include "jobsd/job.h"
+#include "jobsd/http.h"
+#include "jobsd/job_exec.h"
 #include "jobsd/job_kinds.h"
 #include "jobsd/job_lease.h"
-#include "jobsd/job_runner.h"
-#include "jobsd/job_store.h"
 #include "jobsd/jwt.h"
 #include "jobsd/log.h"
 #include "jobsd/ml_client.h"
 #include "jobsd/migrate.h"
+#include "jobsd/token_crypt.h"
 #include "jobsd/util.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/opensslv.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,26 +29,35 @@
 
 enum { EXIT_OK = 0, EXIT_JOB_FAILED = 1, EXIT_USAGE = 2, EXIT_TRANSIENT = 3 };
 
-static const char USAGE[] =
+static const char USAGE_HEAD[] =
     "usage: jobsd [COMMAND] [OPTIONS]\n"
     "\n"
     "Commands:\n"
     "  serve                      run the HTTP server and job workers (default)\n"
-    "  migrate [--status]         apply the database migrations (or list their state)\n"
-    "  rebuild-daily-metrics --tenant ID [--from D --to D | --days-back N [--to D]]\n"
-    "                             rebuild listing_metrics_daily for one tenant, in-process\n"
+    "  migrate [--status]         apply the database migrations (or list their state)\n";
+
+static const char USAGE_TAIL[] =
     "  token --tenant ID [--user ID] [--ttl SECONDS]\n"
     "                             mint a JWT with JWT_SECRET (local use: curl the status API)\n"
-    "  sync-mercadolivre --tenant ID [--days-back N] [--include listings,orders,visits]\n"
-    "                             pull listings, orders and visits from Mercado Livre\n"
     "  healthcheck                GET /healthz on PORT; exit 0 when it answers 200\n"
     "  check-config               validate the serve configuration and print it (secrets\n"
     "                             redacted)\n"
+    "  routes                     print the route table (METHOD PATH GUARD)\n"
     "  version                    print the version and library versions\n"
     "\n"
     "Run `jobsd COMMAND --help` for a command's options. Configuration comes from the\n"
     "environment (DATABASE_URL, INTERNAL_JOBS_KEY, JOBS_TIMEZONE, ...; see README.md).\n"
     "Exit codes: 0 ok, 1 job failed, 2 usage/configuration error, 3 transient failure.\n";
+
+/* The overview: the fixed commands and one entry per job kind (from the registry). */
+static void print_usage(FILE *out)
+{
+    fputs(USAGE_HEAD, out);
+    for (const struct job_kind *const *k = job_kinds(); *k; k++)
+        fprintf(out, "  %s %s\n                             %s\n", (*k)->name, (*k)->synopsis,
+                (*k)->summary);
+    fputs(USAGE_TAIL, out);
+}
 
 static const char USAGE_SERVE[] =
     "usage: jobsd serve\n"
@@ -118,8 +124,9 @@ static int cmd_version(void)
 {
     curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     printf("jobsd %s\n", JOBSD_VERSION);
-    printf("libmicrohttpd %s, libpq %d, jansson %s, %s, libcurl %s\n", MHD_get_version(),
-           PQlibVersion(), JANSSON_VERSION, OPENSSL_VERSION_TEXT, cv ? cv->version : "?");
+    printf("libmicrohttpd %s, libpq %d, jansson %s, %s, libcurl %s\n",
+           http_server_library_version(), db_library_version(), JANSSON_VERSION,
+           token_crypt_library_version(), cv ? cv->version : "?");
     printf("schema version %d\n", migrate_latest_version());
     return EXIT_OK;
 }
@@ -289,6 +296,8 @@ static void show_progress(void *ctx, const char *phase)
                 phase);
 }
 
+/* A signal cancels the running statement (PQcancel is async-signal-safe) and asks the kind
+ * to stop; the job then fails as interrupted with nothing changed. */
 static volatile sig_atomic_t g_interrupted;
 static PGcancel *volatile g_cancel;
 
@@ -299,8 +308,27 @@ static void on_cli_signal(int sig)
     PGcancel *c = g_cancel;
     if (c) {
         char buf[128];
-        PQcancel(c, buf, (int)sizeof buf); /* async-signal-safe */
+        PQcancel(c, buf, (int)sizeof buf);
     }
+}
+
+static void catch_signals(PGconn *conn)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cli_signal;
+    g_cancel = PQgetCancel(conn);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void release_signals(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    PGcancel *cancel = g_cancel;
+    g_cancel = NULL;
+    PQfreeCancel(cancel);
 }
 
 static int exit_code_for(const struct err *e)
@@ -312,192 +340,238 @@ static int exit_code_for(const struct err *e)
     return EXIT_JOB_FAILED;
 }
 
-/* Builds the request body from the options (the HTTP rules then apply unchanged). */
-static int job_body(const struct job_kind *kind, const char *usage, int argc, char **argv,
-                    json_t *body)
+/* "a,b,c" as a JSON array of strings. */
+static json_t *split_list(const char *val)
 {
-    bool rebuild = strcmp(kind->name, "rebuild-daily-metrics") == 0;
-    for (int i = 0; i < argc; i++) {
-        const char *opt = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        const char *field = NULL;
-        if (strcmp(opt, "--tenant") == 0)
-            field = "tenantId";
-        else if (rebuild && strcmp(opt, "--from") == 0)
-            field = "from";
-        else if (rebuild && strcmp(opt, "--to") == 0)
-            field = "to";
-        else if (strcmp(opt, "--days-back") == 0)
-            field = "daysBack";
-        else if (!rebuild && strcmp(opt, "--include") == 0)
-            field = "include";
-        else
-            return usage_error(usage, "unknown option %s", opt);
-        if (!val)
-            return usage_error(usage, "%s needs a value", opt);
-        if (json_object_get(body, field))
-            return usage_error(usage, "%s given twice", opt);
-        if (strcmp(field, "daysBack") == 0) {
-            long long n;
-            if (!util_parse_i64(val, 1, 100000, &n))
-                return usage_error(usage, "--days-back must be a positive integer (got %s)", val);
-            json_object_set_new(body, field, json_integer(n));
-        } else if (strcmp(field, "include") == 0) {
-            json_t *parts = json_array();
-            const char *p = val;
-            while (*p) {
-                size_t n = strcspn(p, ",");
-                char *part = util_strndup(p, n);
-                json_array_append_new(parts, json_string(part));
-                free(part);
-                p += n;
-                if (*p == ',')
-                    p++;
-            }
-            json_object_set_new(body, field, parts);
-        } else {
-            json_object_set_new(body, field, json_string(val));
-        }
-        i++;
+    json_t *parts = json_array();
+    const char *p = val;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        char *part = util_strndup(p, n);
+        json_array_append_new(parts, json_string(part));
+        free(part);
+        p += n;
+        if (*p == ',')
+            p++;
     }
-    if (!json_object_get(body, "tenantId"))
-        return usage_error(usage, "--tenant is required");
+    return parts;
+}
+
+/* Builds the request body from the kind's options (the HTTP rules then apply unchanged). */
+static int job_body(const struct job_kind *kind, int argc, char **argv, json_t *body)
+{
+    for (int i = 0; i < argc; i += 2) {
+        const struct job_option *o = kind->options;
+        while (o->flag && strcmp(o->flag, argv[i]) != 0)
+            o++;
+        if (!o->flag)
+            return usage_error(kind->usage, "unknown option %s", argv[i]);
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val)
+            return usage_error(kind->usage, "%s needs a value", o->flag);
+        if (json_object_get(body, o->field))
+            return usage_error(kind->usage, "%s given twice", o->flag);
+        long long n;
+        if (o->type == JOB_OPTION_INTEGER && !util_parse_i64(val, 1, 100000, &n))
+            return usage_error(kind->usage, "%s must be a positive integer (got %s)", o->flag, val);
+        json_object_set_new(body, o->field,
+                            o->type == JOB_OPTION_INTEGER ? json_integer(n)
+                            : o->type == JOB_OPTION_LIST  ? split_list(val)
+                                                          : json_string(val));
+    }
+    for (const struct job_option *o = kind->options; o->flag; o++)
+        if (o->required && !json_object_get(body, o->field))
+            return usage_error(kind->usage, "%s is required", o->flag);
     return 0;
 }
 
-static int cmd_job(const struct job_kind *kind, const char *usage, int argc, char **argv)
+struct cli_job {
+    struct config cfg;
+    struct progress prog;
+    struct ml_client *ml;
+    PGconn *conn;
+    char worker[JOB_WORKER_ID_MAX];
+    struct job_submission sub;
+};
+
+/* The CLI's connection broke: open a new one to record the outcome. */
+static PGconn *reconnect(void *ctx, PGconn *broken, struct err *e)
 {
-    json_t *body = json_object();
-    int rc = job_body(kind, usage, argc, argv, body);
-    if (rc != 0) {
-        json_decref(body);
-        return rc;
+    struct cli_job *j = ctx;
+    if (broken)
+        PQfinish(broken);
+    return db_connect(j->cfg.database_url, e);
+}
+
+/* Connects and checks what every job needs, then submits the job already running. */
+static int cli_submit(struct cli_job *j, const struct job_kind *kind, json_t *body, struct err *e)
+{
+    j->ml = app_ml_client(&j->cfg, e);
+    j->conn = j->ml ? db_connect(j->cfg.database_url, e) : NULL;
+    if (!j->conn || app_check_timezone(j->conn, j->cfg.jobs_timezone, e) != 0)
+        return -1;
+    if (!migrate_is_current(j->conn, e)) {
+        char why[ERR_MESSAGE_MAX];
+        snprintf(why, sizeof why, "%s", e->message);
+        return err_set(e, 503, "database_unavailable", "%s (run `jobsd migrate` first)", why);
     }
-    struct config c;
-    if (load_config(&c, CONFIG_JOB) != 0) {
-        json_decref(body);
-        return EXIT_USAGE;
-    }
-    log_set_fd(STDERR_FILENO);
-    struct progress prog = {isatty(STDERR_FILENO) != 0, util_mono_ms()};
+    show_progress(&j->prog, "resolving the request");
+    job_worker_id(j->worker, sizeof j->worker, "cli");
+    struct job_origin origin = {"cli", "jobsd-cli/" JOBSD_VERSION, NULL};
+    return job_exec_submit(j->conn, &j->cfg, kind, body, &origin, j->worker, &j->sub, e);
+}
+
+/* Runs the submitted job the way a worker runs a claimed one; prints its body. */
+static int cli_run(struct cli_job *j, const struct job_kind *kind)
+{
+    struct job_claim claim;
+    memset(&claim, 0, sizeof claim);
+    snprintf(claim.id, sizeof claim.id, "%s", j->sub.enq.id);
+    snprintf(claim.job_type, sizeof claim.job_type, "%s", kind->type);
+    snprintf(claim.tenant_id, sizeof claim.tenant_id, "%s", j->sub.req.tenant_id);
+    snprintf(claim.trigger, sizeof claim.trigger, "cli");
+    claim.params = j->sub.req.params;
+    claim.attempts = 1;
+    struct job_lease *lease = job_lease_start(j->cfg.database_url, j->cfg.job_lease_seconds,
+                                              j->cfg.job_max_attempts, false, NULL);
+    struct job_exec x = {
+        .cfg = &j->cfg,
+        .ml = j->ml,
+        .lease = lease,
+        .reconnect = reconnect,
+        .reconnect_ctx = j,
+        .progress = show_progress,
+        .progress_ctx = &j->prog,
+        .cancel = (volatile int *)&g_interrupted,
+    };
     struct err e;
     err_clear(&e);
-    struct job_request jr;
-    memset(&jr, 0, sizeof jr);
-    struct job_lease *lease = NULL;
-    struct ml_client *ml = app_ml_client(&c, &e);
-    PGconn *conn = ml ? db_connect(c.database_url, &e) : NULL;
-    char worker[JOB_WORKER_ID_MAX];
-    job_worker_id(worker, sizeof worker, "cli");
-    struct job_enqueued enq;
-    memset(&enq, 0, sizeof enq);
-    if (!conn || app_check_timezone(conn, c.jobs_timezone, &e) != 0)
-        goto fail;
-    if (!migrate_is_current(conn, &e)) {
-        err_set(&e, 503, "database_unavailable", "%s (run `jobsd migrate` first)", e.message);
-        goto fail;
-    }
-    show_progress(&prog, "resolving the request");
-    struct job_origin origin = {"cli", "jobsd-cli/" JOBSD_VERSION, NULL};
-    if (db_begin(conn, c.db_query_timeout_ms, &e) != 0 ||
-        kind->resolve(&c, conn, body, &jr, &e) != 0 ||
-        job_store_enqueue(conn, kind, &jr, &origin, worker, &enq, &e) != 0 ||
-        db_commit(conn, &e) != 0)
-        goto fail;
-    if (enq.deduplicated) {
-        fprintf(stderr, "jobsd: the same job is already %s: %s (see GET /api/v1/jobs/%s)\n",
-                job_status_name(enq.status), enq.id, enq.id);
-        rc = EXIT_TRANSIENT;
-        goto out;
-    }
-    char msg[96];
-    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s started", kind->name);
-    log_event(LOG_INFO, msg, "job", kind->name, "jobLogId", enq.id, "tenantId", jr.tenant_id,
-              "trigger", "cli", "workerId", worker, NULL);
-    lease = job_lease_start(c.database_url, c.job_lease_seconds, c.job_max_attempts, false, NULL);
-    job_lease_add(lease, enq.id, worker);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_cli_signal;
-    g_cancel = PQgetCancel(conn);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    struct job_run run;
-    memset(&run, 0, sizeof run);
-    run.cfg = &c;
-    run.ml = ml;
-    run.conn = conn;
-    snprintf(run.id, sizeof run.id, "%s", enq.id);
-    snprintf(run.tenant_id, sizeof run.tenant_id, "%s", jr.tenant_id);
-    snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
-    run.params = jr.params;
-    run.attempt = 1;
-    run.progress = show_progress;
-    run.progress_ctx = &prog;
-    json_t *result = job_runner_execute(&run, kind, &e);
-
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    PGcancel *cancel = g_cancel;
-    g_cancel = NULL;
-    PQfreeCancel(cancel);
-    if (!result) {
-        if (g_interrupted)
-            err_set(&e, 503, "interrupted",
-                    "cancelled by a signal before it finished; nothing "
-                    "was changed");
-        struct err e2;
-        err_clear(&e2);
-        if (db_is_broken(conn)) {
-            PQfinish(conn);
-            conn = db_connect(c.database_url, &e2);
-        }
-        if (!conn || job_store_finish_error(conn, enq.id, worker, &e, &e2) != 0)
-            fprintf(stderr, "jobsd: could not record the failure (%s); the reaper will\n",
-                    e2.message);
-        job_lease_remove(lease, enq.id);
-        util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s failed", kind->name);
-        log_event(LOG_ERROR, msg, "job", kind->name, "jobLogId", enq.id, "code", e.code, "error",
-                  e.message, NULL);
+    json_t *result = NULL;
+    catch_signals(j->conn);
+    enum job_outcome o = job_exec_run(&x, kind, &claim, j->worker, &j->conn, &result, &e);
+    release_signals();
+    job_lease_stop(lease);
+    if (o != JOB_OUTCOME_SUCCESS && o != JOB_OUTCOME_PARTIAL) {
         fprintf(stderr, "jobsd: %s failed (%s): %s\n", kind->name, e.code, e.message);
-        rc = e.http_status == 503 ? EXIT_TRANSIENT : EXIT_JOB_FAILED;
-        goto out;
+        return e.http_status == 503 ? EXIT_TRANSIENT : EXIT_JOB_FAILED;
     }
-    job_lease_remove(lease, enq.id);
-    show_progress(&prog, "done");
+    show_progress(&j->prog, "done");
     json_object_set_new(result, "deduplicated", json_false());
     json_t *ordered = kind->present(result);
     char *text = json_dumps(ordered, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     printf("%s\n", text ? text : "{}");
     free(text);
-    bool partial = json_is_false(json_object_get(ordered, "success"));
     json_decref(ordered);
     json_decref(result);
-    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s %s", kind->name,
-             partial ? "finished with errors" : "finished");
-    log_event(partial ? LOG_WARN : LOG_INFO, msg, "job", kind->name, "jobLogId", enq.id, "tenantId",
-              jr.tenant_id, NULL);
-    rc = partial ? EXIT_JOB_FAILED : EXIT_OK;
-    goto out;
-fail:
-    if (conn)
-        db_rollback(conn);
-    fprintf(stderr, "jobsd: %s: %s\n", kind->name, e.message[0] ? e.message : "failed");
-    rc = exit_code_for(&e);
-out:
-    job_lease_stop(lease);
-    ml_client_free(ml);
-    job_request_clear(&jr);
+    return o == JOB_OUTCOME_PARTIAL ? EXIT_JOB_FAILED : EXIT_OK;
+}
+
+static int cmd_job(const struct job_kind *kind, int argc, char **argv)
+{
+    json_t *body = json_object();
+    int rc = job_body(kind, argc, argv, body);
+    if (rc != 0) {
+        json_decref(body);
+        return rc;
+    }
+    struct cli_job j;
+    memset(&j, 0, sizeof j);
+    if (load_config(&j.cfg, CONFIG_JOB) != 0) {
+        json_decref(body);
+        return EXIT_USAGE;
+    }
+    log_set_fd(STDERR_FILENO);
+    j.prog = (struct progress){isatty(STDERR_FILENO) != 0, util_mono_ms()};
+    struct err e;
+    err_clear(&e);
+    if (cli_submit(&j, kind, body, &e) != 0) {
+        fprintf(stderr, "jobsd: %s: %s\n", kind->name, e.message[0] ? e.message : "failed");
+        rc = exit_code_for(&e);
+    } else if (j.sub.enq.deduplicated) {
+        fprintf(stderr, "jobsd: the same job is already %s: %s (see GET /api/v1/jobs/%s)\n",
+                job_status_name(j.sub.enq.status), j.sub.enq.id, j.sub.enq.id);
+        rc = EXIT_TRANSIENT;
+    } else {
+        rc = cli_run(&j, kind);
+    }
+    ml_client_free(j.ml);
+    job_submission_clear(&j.sub);
     json_decref(body);
-    if (conn)
-        PQfinish(conn);
-    config_free(&c);
+    if (j.conn)
+        PQfinish(j.conn);
+    config_free(&j.cfg);
     return rc;
 }
 
+/* ------------------------------------------------------------------ routes */
+
+/* The route table, one "METHOD PATH GUARD" per line (docs/openapi.yaml is checked against
+ * it by scripts/check-deploy.sh). */
+static int cmd_routes(void)
+{
+    static const char *const guards[] = {"none", "internal-key", "jwt", "internal-key-or-jwt",
+                                         "internal-key"};
+    struct api_routes routes;
+    api_routes_build(&routes);
+    for (size_t i = 0; i < routes.n; i++)
+        printf("%s %s %s\n", routes.route[i].method, routes.route[i].path,
+               guards[routes.route[i].guard]);
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ dispatch */
+
+static int run_serve(int argc, char **argv)
+{
+    if (argc > 0)
+        return usage_error(USAGE_SERVE, "serve takes no arguments (got %s)", argv[0]);
+    return app_serve();
+}
+
+static int run_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cmd_version();
+}
+
+static int run_routes(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cmd_routes();
+}
+
+static int run_healthcheck(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cmd_healthcheck();
+}
+
+static int run_check_config(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cmd_check_config();
+}
+
+/* clang-format off */
+static const struct command {
+    const char *name;
+    const char *usage;
+    int (*run)(int argc, char **argv);
+} COMMANDS[] = {
+    {"serve",        USAGE_SERVE,       run_serve},
+    {"migrate",      USAGE_MIGRATE,     cmd_migrate},
+    {"token",        USAGE_TOKEN,       cmd_token},
+    {"healthcheck",  USAGE_HEALTHCHECK, run_healthcheck},
+    {"check-config", USAGE_CHECK,       run_check_config},
+    {"routes",       NULL,              run_routes},
+    {"version",      NULL,              run_version},
+    {"--version",    NULL,              run_version},
+};
+/* clang-format on */
 
 int main(int argc, char **argv)
 {
@@ -505,62 +579,27 @@ int main(int argc, char **argv)
     int sub_argc = argc > 2 ? argc - 2 : 0;
     char **sub_argv = argv + 2;
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(USAGE, stdout);
+        print_usage(stdout);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
-        return cmd_version();
-    if (strcmp(cmd, "routes") == 0) {
-        /* The route table, one "METHOD PATH GUARD" per line (docs/openapi.yaml is checked
-         * against it). */
-        static const char *const guards[] = {"none", "internal-key", "jwt", "internal-key-or-jwt",
-                                             "internal-key"};
-        size_t n;
-        const struct route *routes = api_routes(&n);
-        for (size_t i = 0; i < n; i++)
-            printf("%s %s %s\n", routes[i].method, routes[i].path, guards[routes[i].guard]);
-        return EXIT_OK;
-    }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "jobsd: libcurl initialisation failed\n");
-        return 1;
-    }
-    int rc;
-    if (strcmp(cmd, "serve") == 0) {
-        if (wants_help(sub_argc, sub_argv)) {
-            fputs(USAGE_SERVE, stdout);
-            rc = EXIT_OK;
-        } else if (sub_argc > 0) {
-            rc = usage_error(USAGE_SERVE, "serve takes no arguments (got %s)", sub_argv[0]);
-        } else {
-            rc = app_serve();
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
+        const struct command *c = &COMMANDS[i];
+        if (strcmp(cmd, c->name) != 0)
+            continue;
+        if (c->usage && wants_help(sub_argc, sub_argv)) {
+            fputs(c->usage, stdout);
+            return EXIT_OK;
         }
-    } else if (strcmp(cmd, "migrate") == 0) {
-        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_MIGRATE, stdout), EXIT_OK)
-                                            : cmd_migrate(sub_argc, sub_argv);
-    } else if (strcmp(cmd, "rebuild-daily-metrics") == 0) {
-        rc = wants_help(sub_argc, sub_argv)
-                 ? (fputs(job_kind_by_name("rebuild-daily-metrics")->usage, stdout), EXIT_OK)
-                 : cmd_job(job_kind_by_name("rebuild-daily-metrics"),
-                           job_kind_by_name("rebuild-daily-metrics")->usage, sub_argc, sub_argv);
-    } else if (strcmp(cmd, "sync-mercadolivre") == 0) {
-        rc = wants_help(sub_argc, sub_argv)
-                 ? (fputs(job_kind_by_name("sync-mercadolivre")->usage, stdout), EXIT_OK)
-                 : cmd_job(job_kind_by_name("sync-mercadolivre"),
-                           job_kind_by_name("sync-mercadolivre")->usage, sub_argc, sub_argv);
-    } else if (strcmp(cmd, "token") == 0) {
-        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_TOKEN, stdout), EXIT_OK)
-                                            : cmd_token(sub_argc, sub_argv);
-    } else if (strcmp(cmd, "healthcheck") == 0) {
-        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_HEALTHCHECK, stdout), EXIT_OK)
-                                            : cmd_healthcheck();
-    } else if (strcmp(cmd, "check-config") == 0) {
-        rc = wants_help(sub_argc, sub_argv) ? (fputs(USAGE_CHECK, stdout), EXIT_OK)
-                                            : cmd_check_config();
-    } else {
-        fprintf(stderr, "jobsd: unknown command \"%s\"\n\n%s", cmd, USAGE);
-        rc = EXIT_USAGE;
+        return c->run(sub_argc, sub_argv);
     }
-    curl_global_cleanup();
-    return rc;
+    const struct job_kind *kind = job_kind_by_name(cmd);
+    if (kind && wants_help(sub_argc, sub_argv)) {
+        fputs(kind->usage, stdout);
+        return EXIT_OK;
+    }
+    if (kind)
+        return cmd_job(kind, sub_argc, sub_argv);
+    fprintf(stderr, "jobsd: unknown command \"%s\"\n\n", cmd);
+    print_usage(stderr);
+    return EXIT_USAGE;
 }

@@ -1,22 +1,32 @@
-/* routes: every route on one screen: method, path, guard, body, handler. */
+/* routes: every route on one screen: method, path, guard, body, handler. The trigger
+ * routes come from the job kind registry. */
 #include "jobsd/api.h"
+#include "jobsd/util.h"
 
 /* clang-format off */
-static const struct route ROUTES[] = {
-    /* method  path                                   guard                  body   job    handler */
-    {"POST", "/api/v1/jobs/rebuild-daily-metrics", GUARD_INTERNAL,        true,  true,  api_post_rebuild},
-    {"POST", "/api/v1/jobs/sync-mercadolivre",     GUARD_INTERNAL,        true,  true,  api_post_sync},
-    {"GET",  "/api/v1/jobs/status",                GUARD_JWT,             false, true,  api_get_status},
-    {"GET",  "/api/v1/jobs/stats",                 GUARD_JWT,             false, true,  api_get_stats},
-    {"GET",  "/api/v1/jobs/{id}",                  GUARD_INTERNAL_OR_JWT, false, true,  api_get_job},
-    {"GET",  "/healthz",                           GUARD_NONE,            false, false, api_healthz},
-    {"GET",  "/readyz",                            GUARD_NONE,            false, false, api_readyz},
-    {"GET",  "/metrics",                           GUARD_METRICS,         false, false, api_metrics},
+static const struct route FIXED[] = {
+    /* method  path                  guard                  body   job    handler */
+    {"GET",  "/api/v1/jobs/status",  GUARD_JWT,             false, true,  api_get_status, NULL},
+    {"GET",  "/api/v1/jobs/stats",   GUARD_JWT,             false, true,  api_get_stats,  NULL},
+    {"GET",  "/api/v1/jobs/{id}",    GUARD_INTERNAL_OR_JWT, false, true,  api_get_job,    NULL},
+    {"GET",  "/healthz",             GUARD_NONE,            false, false, api_healthz,    NULL},
+    {"GET",  "/readyz",              GUARD_NONE,            false, false, api_readyz,     NULL},
+    {"GET",  "/metrics",             GUARD_METRICS,         false, false, api_metrics,    NULL},
 };
 /* clang-format on */
 
-const struct route *api_routes(size_t *n)
+_Static_assert(JOB_KINDS_MAX + sizeof FIXED / sizeof FIXED[0] <= API_ROUTES_MAX,
+               "raise API_ROUTES_MAX");
+
+void api_routes_build(struct api_routes *out)
 {
-    *n = sizeof ROUTES / sizeof ROUTES[0];
-    return ROUTES;
+    size_t n = 0;
+    for (const struct job_kind *const *k = job_kinds(); *k && n < JOB_KINDS_MAX; k++, n++) {
+        util_fmt(out->job_paths[n], sizeof out->job_paths[n], "/api/v1/jobs/%s", (*k)->name);
+        out->route[n] =
+            (struct route){"POST", out->job_paths[n], GUARD_INTERNAL, true, true, api_post_job, *k};
+    }
+    for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++)
+        out->route[n++] = FIXED[i];
+    out->n = n;
 }

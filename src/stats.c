@@ -118,22 +118,23 @@ static const char *stats_sql(void)
     return f->data;
 }
 
-json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
-                      const char *now_rfc3339, long long timeout_ms, struct err *e)
+json_t *stats_compute(PGconn *c, const struct stats_query *q, long long timeout_ms, struct err *e)
 {
     const char *interval = NULL;
-    if (strcmp(window, "24h") == 0)
+    if (strcmp(q->window, "24h") == 0)
         interval = "24 hours";
-    else if (strcmp(window, "7d") == 0)
+    else if (strcmp(q->window, "7d") == 0)
         interval = "7 days";
-    else if (strcmp(window, "30d") == 0)
+    else if (strcmp(q->window, "30d") == 0)
         interval = "30 days";
     if (!interval) {
         err_set(e, 400, "invalid_field", "window must be 24h, 7d or 30d");
         return NULL;
     }
-    const char *params[] = {tenant_id, interval, tz, now_rfc3339};
-    PGresult *r = db_read(c, timeout_ms, stats_sql(), 4, params, e);
+    char *types = db_array_literal(q->types, q->ntypes);
+    const char *params[] = {q->tenant_id, interval, q->tz, q->now_rfc3339, types};
+    PGresult *r = db_read(c, timeout_ms, stats_sql(), 5, params, e);
+    free(types);
     if (!r)
         return NULL;
     json_t *body = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -142,7 +143,7 @@ json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, cons
         err_set(e, 500, "internal_error", "statistics could not be read");
         return NULL;
     }
-    json_t *out = json_pack("{s:s}", "window", window);
+    json_t *out = json_pack("{s:s}", "window", q->window);
     json_object_update(out, body);
     json_decref(body);
     return out;

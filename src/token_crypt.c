@@ -26,13 +26,13 @@ struct token_crypt *token_crypt_new(const char *b64_key, struct err *e)
     size_t n = 0;
     unsigned char k[64];
     if (!util_base64_decode(b64_key, strlen(b64_key), false, k, sizeof k, &n) || n != 32) {
-        OPENSSL_cleanse(k, sizeof k);
+        util_wipe(k, sizeof k);
         free(t);
         err_set(e, 400, "invalid_config", "TOKEN_ENCRYPTION_KEY must be 32 bytes in base64");
         return NULL;
     }
     memcpy(t->key, k, 32);
-    OPENSSL_cleanse(k, sizeof k);
+    util_wipe(k, sizeof k);
     t->enabled = 1;
     return t;
 }
@@ -41,7 +41,7 @@ void token_crypt_free(struct token_crypt *t)
 {
     if (!t)
         return;
-    OPENSSL_cleanse(t, sizeof *t);
+    util_wipe(t, sizeof *t);
     free(t);
 }
 
@@ -75,7 +75,7 @@ char *token_crypt_seal(const struct token_crypt *t, const char *plain, const cha
     char *s = util_xmalloc(cap);
     memcpy(s, PREFIX, sizeof PREFIX - 1);
     util_base64url_encode(buf, total, s + sizeof PREFIX - 1, cap - (sizeof PREFIX - 1));
-    OPENSSL_cleanse(buf, sizeof buf);
+    util_wipe(buf, sizeof buf);
     return s;
 }
 
@@ -109,9 +109,9 @@ char *token_crypt_open(const struct token_crypt *t, const char *stored, const ch
              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG, buf + NONCE + ct) == 1 &&
              EVP_DecryptFinal_ex(ctx, plain + out, &fin) == 1;
     EVP_CIPHER_CTX_free(ctx);
-    OPENSSL_cleanse(buf, sizeof buf);
+    util_wipe(buf, sizeof buf);
     if (!ok) {
-        OPENSSL_cleanse(plain, ct + 1);
+        util_wipe(plain, ct + 1);
         free(plain);
         err_set(e, 500, "internal_error",
                 "a stored token does not decrypt with TOKEN_ENCRYPTION_KEY (wrong key, or moved "
@@ -120,4 +120,9 @@ char *token_crypt_open(const struct token_crypt *t, const char *stored, const ch
     }
     plain[(size_t)out + (size_t)fin] = '\0';
     return (char *)plain;
+}
+
+const char *token_crypt_library_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
 }

@@ -10,6 +10,7 @@
 
 #include "jobsd/config.h"
 #include "jobsd/err.h"
+#include "jobsd/job_kinds.h"
 #include "jobsd/router.h"
 
 struct db_pool;
@@ -36,12 +37,18 @@ void api_read(struct api_ctx *a, struct http_request *req,
 /* A read's JSON value as compact text (the value is released); NULL stays NULL. */
 char *api_dump(json_t *body);
 
-/* The whole route table (routes.c). */
-const struct route *api_routes(size_t *n);
+/* The whole route table (routes.c): one trigger route per job kind of the registry
+ * (POST /api/v1/jobs/<name>), then the fixed routes. Caller-owned storage. */
+#define API_ROUTES_MAX 32
+struct api_routes {
+    struct route route[API_ROUTES_MAX];
+    size_t n;
+    char job_paths[JOB_KINDS_MAX][96];
+};
+void api_routes_build(struct api_routes *out);
 
-/* Handlers (void *app is a struct api_ctx *). */
-void api_post_rebuild(void *app, struct http_request *req);
-void api_post_sync(void *app, struct http_request *req);
+/* Handlers (void *app is a struct api_ctx *). A trigger route's data is its job kind. */
+void api_post_job(void *app, struct http_request *req);
 void api_get_job(void *app, struct http_request *req);
 void api_get_status(void *app, struct http_request *req);
 void api_get_stats(void *app, struct http_request *req);

@@ -74,7 +74,4 @@ void config_free(struct config *c);
 void config_print(const struct config *c, enum config_use use, FILE *out,
                   char *(*redact_url)(const char *url));
 
-/* Wipes a secret string in place (used after keys are derived). */
-void config_wipe(char *s);
-
 #endif

@@ -11,19 +11,17 @@
 
 #include "jobsd/err.h"
 
-#define DB_MUSTCHECK __attribute__((warn_unused_result))
-
 struct db_pool;
 
 /* One new connection with jobsd's defaults added to the URL (connect_timeout, keepalives,
  * tcp_user_timeout, application_name) unless the URL sets them. NULL + e on failure. */
-DB_MUSTCHECK PGconn *db_connect(const char *url, struct err *e);
+MUSTCHECK PGconn *db_connect(const char *url, struct err *e);
 
 /* A pool of at most `size` connections, opened lazily. */
 struct db_pool *db_pool_new(const char *url, size_t size);
 void db_pool_free(struct db_pool *p);
 /* Borrows a connection, waiting up to wait_ms for one to be free. NULL + e (503) on failure. */
-DB_MUSTCHECK PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e);
+MUSTCHECK PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e);
 /* Gives a connection back; a broken one or one left inside a transaction that cannot be
  * rolled back is closed. */
 void db_pool_release(struct db_pool *p, PGconn *c);
@@ -31,17 +29,17 @@ void db_pool_stats(struct db_pool *p, size_t *in_use, size_t *idle, unsigned lon
 
 /* Runs one parameterised statement (text parameters, NULL = SQL NULL). Returns the result
  * (caller PQclear) for COMMAND_OK / TUPLES_OK, else NULL with e filled. */
-DB_MUSTCHECK PGresult *db_query(PGconn *c, const char *sql, int nparams, const char *const *params,
-                                struct err *e);
+MUSTCHECK PGresult *db_query(PGconn *c, const char *sql, int nparams, const char *const *params,
+                             struct err *e);
 /* Runs a statement and discards its result. */
-DB_MUSTCHECK int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
-                         struct err *e);
+MUSTCHECK int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
+                      struct err *e);
 /* Runs trusted, parameterless SQL (several statements allowed: simple query protocol). Only
  * for SQL compiled into the binary. */
-DB_MUSTCHECK int db_exec_script(PGconn *c, const char *sql, struct err *e);
+MUSTCHECK int db_exec_script(PGconn *c, const char *sql, struct err *e);
 /* BEGIN with SET LOCAL statement_timeout and lock_timeout (one round trip). */
-DB_MUSTCHECK int db_begin(PGconn *c, long long timeout_ms, struct err *e);
-DB_MUSTCHECK int db_commit(PGconn *c, struct err *e);
+MUSTCHECK int db_begin(PGconn *c, long long timeout_ms, struct err *e);
+MUSTCHECK int db_commit(PGconn *c, struct err *e);
 /* Best effort; never fails loudly. */
 void db_rollback(PGconn *c);
 
@@ -53,22 +51,29 @@ struct db_stmt {
     int nparams;
     const char *const *params; /* copied into libpq's buffer by db_tx_send */
 };
-DB_MUSTCHECK int db_tx_send(PGconn *c, long long timeout_ms, const struct db_stmt *stmts, size_t n,
-                            struct err *e);
+MUSTCHECK int db_tx_send(PGconn *c, long long timeout_ms, const struct db_stmt *stmts, size_t n,
+                         struct err *e);
 /* Waits for the transaction of db_tx_send; res[i] (may be NULL) receives statement i's result
  * (caller PQclear). On failure everything was rolled back and e says why. */
-DB_MUSTCHECK int db_tx_wait(PGconn *c, size_t n, PGresult **res, struct err *e);
+MUSTCHECK int db_tx_wait(PGconn *c, size_t n, PGresult **res, struct err *e);
 
 /* One read-only statement in its own transaction bounded by timeout_ms (statement and lock
  * timeouts), in one round trip (db_tx_send + db_tx_wait). timeout_ms <= 0: the statement
  * alone, in whatever transaction the connection is in (tests). Result as db_query's. */
-DB_MUSTCHECK PGresult *db_read(PGconn *c, long long timeout_ms, const char *sql, int nparams,
-                               const char *const *params, struct err *e);
+MUSTCHECK PGresult *db_read(PGconn *c, long long timeout_ms, const char *sql, int nparams,
+                            const char *const *params, struct err *e);
 
 /* Fills e from a failed result (or the connection when res is NULL). */
 void db_classify(PGconn *c, const PGresult *res, struct err *e);
 /* Is the connection unusable (broken, must be dropped)? */
 bool db_is_broken(PGconn *c);
+
+/* "{a,b,c}" array literal for a uuid[]/text[] parameter, every element quoted and escaped.
+ * Caller frees; NULL only past 16 MiB. */
+char *db_array_literal(const char *const *items, size_t n);
+
+/* libpq's version number (PQlibVersion), for `jobsd version`. */
+int db_library_version(void);
 
 /* The URL for display: password removed. Caller frees. */
 char *db_redact_url(const char *url);

@@ -55,7 +55,8 @@ struct http_server_config {
 };
 
 /* Starts listening. Returns NULL and fills e on failure. */
-struct http_server *http_server_start(const struct http_server_config *cfg, struct err *e);
+MUSTCHECK struct http_server *http_server_start(const struct http_server_config *cfg,
+                                                struct err *e);
 unsigned http_server_port(const struct http_server *s);
 /* Stops accepting new connections (existing ones are served). */
 void http_server_quiesce(struct http_server *s);
@@ -63,6 +64,8 @@ void http_server_quiesce(struct http_server *s);
 size_t http_server_suspended(const struct http_server *s);
 /* Stops the server. Every suspended request must have been completed first. */
 void http_server_stop(struct http_server *s);
+/* libmicrohttpd's version, for `jobsd version`. */
+const char *http_server_library_version(void);
 
 /* ---- the request, as handlers see it (borrowed pointers, valid until completion) ---- */
 const char *http_request_method(const struct http_request *r);

@@ -1,6 +1,6 @@
-/* job_runner: the worker threads of `serve`. Each claims queued jobs (any instance may have
- * queued them), runs them with a pooled connection, records the outcome and wakes the
- * waiters. Also runs a job in-process for the CLI (job_runner_run_inline). */
+/* job_runner: the worker threads of `serve`. Each claims queued jobs of every registered
+ * kind (any instance may have queued them), runs them with a pooled connection through
+ * job_exec_run (which records the outcome) and wakes the waiters. */
 #ifndef JOBSD_JOB_RUNNER_H
 #define JOBSD_JOB_RUNNER_H
 
@@ -29,9 +29,5 @@ void job_runner_wake(struct job_runner *r);
 void job_runner_stop(struct job_runner *r, long long grace_ms);
 /* Jobs running right now in this process. */
 int job_runner_busy(struct job_runner *r);
-
-/* Runs one claimed/inserted job to its end on connection c: calls the kind, then records the
- * failure when it failed. Returns the result (new ref) or NULL with e (the job's error). */
-json_t *job_runner_execute(struct job_run *run, const struct job_kind *kind, struct err *e);
 
 #endif

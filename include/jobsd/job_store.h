@@ -1,6 +1,8 @@
 /* job_store: every statement on job_logs, the queue. Rows go queued → running → success or
  * error; claims use FOR UPDATE SKIP LOCKED; single flight is the unique partial index on
- * dedupe_key; leases are heartbeat_at, renewed by job_lease and expired by the reaper. */
+ * dedupe_key; leases are heartbeat_at, renewed by job_lease and expired by the reaper.
+ * The store knows job types as strings, never the kinds: callers pass what it needs (the
+ * types to claim, the type to enqueue) and get raw rows back; presenting them is theirs. */
 #ifndef JOBSD_JOB_STORE_H
 #define JOBSD_JOB_STORE_H
 
@@ -11,8 +13,6 @@
 
 #include "jobsd/err.h"
 #include "jobsd/job.h"
-
-#define JOB_STORE_MUSTCHECK __attribute__((warn_unused_result))
 
 /* "to_char(<col> AT TIME ZONE 'UTC', ...)": RFC 3339 UTC with milliseconds. */
 #define JOB_STORE_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -45,64 +45,78 @@ struct job_origin {
     const char *request_id; /* may be NULL */
 };
 
-/* Queues a job, or attaches to the queued/running job with the same identity. With
- * worker_id (the CLI) the row is inserted already running, owned by that worker, and a
+/* Queues a job of job_type, or attaches to the queued/running job with the same identity.
+ * With worker_id (the CLI) the row is inserted already running, owned by that worker, and a
  * duplicate is reported in `out->deduplicated` without attaching. */
-JOB_STORE_MUSTCHECK int job_store_enqueue(PGconn *c, const struct job_kind *kind,
-                                          const struct job_request *req,
-                                          const struct job_origin *origin, const char *worker_id,
-                                          struct job_enqueued *out, struct err *e);
+MUSTCHECK int job_store_enqueue(PGconn *c, const char *job_type, const struct job_request *req,
+                                const struct job_origin *origin, const char *worker_id,
+                                struct job_enqueued *out, struct err *e);
 
+/* A job taken to run: claimed from the queue, or inserted running by the CLI. */
 struct job_claim {
     char id[JOB_ID_LEN];
-    char tenant_id[37];
-    char request_id[65];
-    const struct job_kind *kind;
-    json_t *params; /* owned */
+    char job_type[JOB_TYPE_MAX];
+    char tenant_id[JOB_TENANT_LEN]; /* "" when the job has no tenant */
+    char request_id[65];            /* the triggering request's, "" when none */
+    char trigger[16];               /* "http", "cli" */
+    json_t *params;                 /* the resolved request (owned) */
     int attempts;
 };
 void job_claim_clear(struct job_claim *c);
 
-/* Claims the oldest queued job of a known kind. 1 = claimed, 0 = none, -1 = error. */
-JOB_STORE_MUSTCHECK int job_store_claim(PGconn *c, const char *worker_id, struct job_claim *out,
-                                        struct err *e);
+/* Claims the oldest queued job whose type is one of types[0..ntypes) (the kinds this
+ * process can run). 1 = claimed, 0 = none, -1 = error. */
+MUSTCHECK int job_store_claim(PGconn *c, const char *worker_id, const char *const *types,
+                              size_t ntypes, struct job_claim *out, struct err *e);
 
 /* Inside the job's own transaction, as its last statement: marks it success with its result
  * (borrowed) and records_processed. Fails (503 interrupted) when the lease was lost, so the
  * caller rolls back. duration_ms receives the run's duration. */
-JOB_STORE_MUSTCHECK int job_store_finish_success(PGconn *c, const char *id, const char *worker_id,
-                                                 long long records, json_t *result,
-                                                 long long *duration_ms, struct err *e);
+MUSTCHECK int job_store_finish_success(PGconn *c, const char *id, const char *worker_id,
+                                       long long records, json_t *result, long long *duration_ms,
+                                       struct err *e);
 /* A job that ran to its end but partly failed: status error, its 200 body as result (callers
  * get that body), job_err as metadata.error with httpStatus 200. */
-JOB_STORE_MUSTCHECK int job_store_finish_partial(PGconn *c, const char *id, const char *worker_id,
-                                                 long long records, json_t *result,
-                                                 const struct err *job_err, long long *duration_ms,
-                                                 struct err *e);
+MUSTCHECK int job_store_finish_partial(PGconn *c, const char *id, const char *worker_id,
+                                       long long records, json_t *result, const struct err *job_err,
+                                       long long *duration_ms, struct err *e);
 /* Marks a job failed with job_err as metadata.error. 0 when the row was still ours. */
-JOB_STORE_MUSTCHECK int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
-                                               const struct err *job_err, struct err *e);
+MUSTCHECK int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
+                                     const struct err *job_err, struct err *e);
 /* Puts a running job back in the queue: without counting the attempt (shutdown), or counting
  * it (the job's database connection was lost). */
-JOB_STORE_MUSTCHECK int job_store_requeue(PGconn *c, const char *id, const char *worker_id,
-                                          const char *reason, bool count_attempt, struct err *e);
+MUSTCHECK int job_store_requeue(PGconn *c, const char *id, const char *worker_id,
+                                const char *reason, bool count_attempt, struct err *e);
 
 /* Renews the leases of (ids[i], workers[i]); lost[i] becomes true for a job that is no
  * longer running under that worker. */
-JOB_STORE_MUSTCHECK int job_store_heartbeat(PGconn *c, const char *const *ids,
-                                            const char *const *workers, size_t n, bool *lost,
-                                            struct err *e);
+MUSTCHECK int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *workers,
+                                  size_t n, bool *lost, struct err *e);
 
+/* A running job the reaper took back. Strings are borrowed for the call. */
+struct job_reaped {
+    const char *id, *job_type, *tenant_id, *attempts, *lost_worker;
+    bool failed; /* out of attempts: ended as error (interrupted), else requeued */
+};
 /* Requeues running jobs whose lease expired (or fails them as `interrupted` once they had
- * max_attempts claims). Returns how many were reaped (failed receives how many of them were
- * failed; may be NULL), or -1. */
-JOB_STORE_MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
-                                       int *failed, struct err *e);
+ * max_attempts claims), calling fn (may be NULL) once per job. Returns how many were reaped,
+ * or -1. */
+MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
+                             void (*fn)(void *ctx, const struct job_reaped *r), void *ctx,
+                             struct err *e);
 
 /* One job as SPEC 2.5 shows it (new reference), or NULL with e: 404 job_not_found when it
- * does not exist or (tenant_id not NULL) belongs to another tenant. */
-json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id, long long timeout_ms,
-                      struct err *e);
+ * does not exist or (tenant_id not NULL) belongs to another tenant. Its "result" is the
+ * stored copy (jsonb key order): presenting it is the caller's. */
+MUSTCHECK json_t *job_store_get(PGconn *c, const char *id, const char *tenant_id,
+                                long long timeout_ms, struct err *e);
+
+/* Jobs queued and running now (every instance), per type of types[0..ntypes): fn is
+ * called once per (type, status) pair, zeros included. */
+MUSTCHECK int job_store_queue_counts(PGconn *c, const char *const *types, size_t ntypes,
+                                     void (*fn)(void *ctx, const char *job_type, const char *status,
+                                                long long count),
+                                     void *ctx, struct err *e);
 
 /* The state of waited-for jobs. fn is called once per row found. */
 struct job_state {
@@ -112,12 +126,8 @@ struct job_state {
     const char *result; /* JSON text or NULL */
     const char *error;  /* JSON text or NULL */
 };
-JOB_STORE_MUSTCHECK int job_store_poll(PGconn *c, const char *const *ids, size_t n,
-                                       void (*fn)(void *ctx, const struct job_state *s), void *ctx,
-                                       struct err *e);
-
-/* "{a,b,c}" array literal for a uuid[]/text[] parameter. Caller frees. NULL when an element
- * contains characters that would need quoting. */
-char *job_store_array_literal(const char *const *items, size_t n);
+MUSTCHECK int job_store_poll(PGconn *c, const char *const *ids, size_t n,
+                             void (*fn)(void *ctx, const struct job_state *s), void *ctx,
+                             struct err *e);
 
 #endif

@@ -27,6 +27,7 @@ struct route {
     bool takes_body; /* JSON body parsed and handed to the handler */
     bool job_route;  /* its log lines carry [INTERNAL-JOB] */
     route_handler handler;
+    const void *data; /* the handler's own (api: the job kind of a trigger route) */
 };
 
 enum router_result {

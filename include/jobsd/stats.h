@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 
 #include "jobsd/err.h"
 
@@ -19,17 +20,26 @@ struct status_query {
 
 /* The body {"jobs": [...], "nextCursor": "..." | null} as compact JSON text (caller frees), or
  * NULL with e (400 for a bad cursor). Reads run with db_read(timeout_ms). */
-char *stats_status(PGconn *c, const struct status_query *q, long long timeout_ms, struct err *e);
+MUSTCHECK char *stats_status(PGconn *c, const struct status_query *q, long long timeout_ms,
+                             struct err *e);
 /* Its statement ($1 tenant, $2 jobType, $3 status, $4/$5 cursor, $6 page size), for EXPLAIN
  * in tests. */
 const char *stats_status_sql(void);
 
 /* Is this an opaque cursor jobsd could have issued? */
-int stats_cursor_check(const char *cursor, struct err *e);
+MUSTCHECK int stats_cursor_check(const char *cursor, struct err *e);
 
-/* The stats body for window "24h" | "7d" | "30d". now_rfc3339 pins the clock (tests); NULL
- * means the database's now(). New reference, or NULL with e. */
-json_t *stats_compute(PGconn *c, const char *tenant_id, const char *window, const char *tz,
-                      const char *now_rfc3339, long long timeout_ms, struct err *e);
+/* The query of stats_compute. */
+struct stats_query {
+    const char *tenant_id;
+    const char *window;       /* "24h" | "7d" | "30d" */
+    const char *tz;           /* JOBS_TIMEZONE */
+    const char *now_rfc3339;  /* pins the clock (tests); NULL = the database's now() */
+    const char *const *types; /* the job types to report, every one shown, in this order */
+    size_t ntypes;
+};
+/* The stats body. New reference, or NULL with e. */
+MUSTCHECK json_t *stats_compute(PGconn *c, const struct stats_query *q, long long timeout_ms,
+                                struct err *e);
 
 #endif

@@ -23,4 +23,7 @@ char *token_crypt_seal(const struct token_crypt *t, const char *plain, const cha
 char *token_crypt_open(const struct token_crypt *t, const char *stored, const char *row_id,
                        const char *column, struct err *e);
 
+/* OpenSSL's version text, for `jobsd version`. */
+const char *token_crypt_library_version(void);
+
 #endif

@@ -1,13 +1,14 @@
 -- GET /api/v1/jobs/stats (SPEC 2.4): one row, one json value; the C side adds "window".
 -- $1 tenant id, $2 window as an interval ('24 hours', '7 days', '30 days'),
--- $3 JOBS_TIMEZONE (freshness is judged by that zone's today), $4 "now" for tests (NULL: now()).
+-- $3 JOBS_TIMEZONE (freshness is judged by that zone's today), $4 "now" for tests (NULL: now()),
+-- $5 the job types to report (text[], from the kind registry), every one shown, in that order.
 -- json_build_object keeps key order; timestamps are UTC with milliseconds, as in 2.3.
 WITH clock AS (SELECT coalesce($4::timestamptz, now()) AS now),
 w AS (
   SELECT j.* FROM job_logs j, clock
   WHERE j.tenant_id = $1 AND j.created_at >= clock.now - $2::interval
 ),
-types (job_type, ord) AS (VALUES ('metrics_aggregation', 1), ('mercadolivre_sync', 2)),
+types (job_type, ord) AS (SELECT * FROM unnest($5::text[]) WITH ORDINALITY),
 per_type AS (
   SELECT t.job_type, t.ord, count(w.id) AS total,
          count(*) FILTER (WHERE w.status = 'success') AS success,

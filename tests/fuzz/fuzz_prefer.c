@@ -18,11 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s[size] = '\0';
     struct http_prefer p = {false, false, 0};
     http_prefer_parse(&p, s);
-    size_t n;
-    const struct route *routes = api_routes(&n);
+    struct api_routes routes;
+    api_routes_build(&routes);
     struct router_match m;
-    (void)router_match(routes, n, "GET", s, &m);
-    (void)router_match(routes, n, "POST", s, &m);
+    (void)router_match(routes.route, routes.n, "GET", s, &m);
+    (void)router_match(routes.route, routes.n, "POST", s, &m);
     free(s);
     return 0;
 }

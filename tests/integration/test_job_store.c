@@ -11,12 +11,14 @@
 #include <string.h>
 
 #include "jobsd/db.h"
-#include "jobsd/job_rebuild.h"
 #include "jobsd/job_store.h"
 #include "jobsd/migrate.h"
 #include "testsupport.h"
 
 #define TENANT "7a1d3b52-8d4e-4f00-9c11-000000000001"
+/* The store knows job types as strings only: this program links no job kind. */
+#define TYPE "metrics_aggregation"
+static const char *const TYPES[] = {TYPE};
 
 static struct testdb db;
 
@@ -91,16 +93,15 @@ static void test_dedupe(void **state)
     struct job_request r;
     request(&r, "metrics_aggregation:" TENANT ":2024-01-01:2024-01-31");
     struct job_enqueued a, b;
-    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &a, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r, &ORIGIN, NULL, &a, &e), 0);
     assert_false(a.deduplicated);
     assert_int_equal(a.status, JOB_QUEUED);
-    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &b, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r, &ORIGIN, NULL, &b, &e), 0);
     assert_true(b.deduplicated);
     assert_string_equal(a.id, b.id);
     /* The CLI's insert-as-running conflicts too, and reports the running job. */
     struct job_enqueued cli;
-    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, "host:1:cli", &cli, &e),
-                     0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r, &ORIGIN, "host:1:cli", &cli, &e), 0);
     assert_true(cli.deduplicated);
     assert_string_equal(cli.id, a.id);
     /* metadata holds the resolved request and the origin. */
@@ -114,7 +115,7 @@ static void test_dedupe(void **state)
     /* Once it finished, the same identity makes a new job. */
     tdb_execf(db.conn, "UPDATE job_logs SET status = 'success' WHERE id = '%s'", a.id);
     struct job_enqueued d;
-    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &d, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r, &ORIGIN, NULL, &d, &e), 0);
     assert_false(d.deduplicated);
     assert_string_not_equal(d.id, a.id);
     tdb_execf(db.conn, "UPDATE job_logs SET status = 'success' WHERE id = '%s'", d.id);
@@ -137,7 +138,7 @@ static void *race(void *arg)
     struct err e;
     err_clear(&e);
     pthread_barrier_wait(x->barrier);
-    x->rc = job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &x->out, &e);
+    x->rc = job_store_enqueue(c, TYPE, &r, &ORIGIN, NULL, &x->out, &e);
     job_request_clear(&r);
     PQfinish(c);
     return NULL;
@@ -181,20 +182,22 @@ static void test_claim_lease_finish(void **state)
     request(&r1, "k:claim:1");
     request(&r2, "k:claim:2");
     struct job_enqueued j1, j2;
-    assert_int_equal(job_store_enqueue(a, &job_rebuild_kind, &r1, &ORIGIN, NULL, &j1, &e), 0);
-    assert_int_equal(job_store_enqueue(a, &job_rebuild_kind, &r2, &ORIGIN, NULL, &j2, &e), 0);
+    assert_int_equal(job_store_enqueue(a, TYPE, &r1, &ORIGIN, NULL, &j1, &e), 0);
+    assert_int_equal(job_store_enqueue(a, TYPE, &r2, &ORIGIN, NULL, &j2, &e), 0);
     /* Two claimers inside open transactions get different jobs (SKIP LOCKED). */
     tdb_exec(a, "BEGIN");
     tdb_exec(b, "BEGIN");
     struct job_claim ca, cb, cc;
-    assert_int_equal(job_store_claim(a, "host:1:w1", &ca, &e), 1);
-    assert_int_equal(job_store_claim(b, "host:1:w2", &cb, &e), 1);
+    assert_int_equal(job_store_claim(a, "host:1:w1", TYPES, 1, &ca, &e), 1);
+    assert_int_equal(job_store_claim(b, "host:1:w2", TYPES, 1, &cb, &e), 1);
     assert_string_not_equal(ca.id, cb.id);
     tdb_exec(a, "COMMIT");
     tdb_exec(b, "COMMIT");
-    assert_int_equal(job_store_claim(a, "host:1:w1", &cc, &e), 0);
+    assert_int_equal(job_store_claim(a, "host:1:w1", TYPES, 1, &cc, &e), 0);
     assert_int_equal(ca.attempts, 1);
-    assert_ptr_equal(ca.kind, &job_rebuild_kind);
+    assert_string_equal(ca.job_type, TYPE);
+    assert_string_equal(ca.tenant_id, TENANT);
+    assert_string_equal(ca.trigger, "http");
     assert_string_equal(json_string_value(json_object_get(ca.params, "from")), "2024-01-01");
     assert_string_equal(ca.request_id, "req-1");
     assert_int_equal(tdb_int(db.conn,
@@ -266,6 +269,22 @@ static bool server_up_a_lease(void *ctx)
                    "SELECT (pg_postmaster_start_time() < now() - interval '3 seconds')::int") == 1;
 }
 
+struct reaped {
+    int calls;
+    bool failed;
+    char id[37], job_type[64], lost_worker[64];
+};
+
+static void on_reaped(void *ctx, const struct job_reaped *r)
+{
+    struct reaped *x = ctx;
+    x->calls++;
+    x->failed = r->failed;
+    snprintf(x->id, sizeof x->id, "%s", r->id);
+    snprintf(x->job_type, sizeof x->job_type, "%s", r->job_type);
+    snprintf(x->lost_worker, sizeof x->lost_worker, "%s", r->lost_worker);
+}
+
 static void test_reaper_and_requeue(void **state)
 {
     (void)state;
@@ -277,17 +296,17 @@ static void test_reaper_and_requeue(void **state)
     struct job_request r;
     request(&r, "k:reap:1");
     struct job_enqueued j;
-    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r, &ORIGIN, NULL, &j, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r, &ORIGIN, NULL, &j, &e), 0);
     struct job_claim cl;
-    assert_int_equal(job_store_claim(c, "dead:1:w1", &cl, &e), 1);
+    assert_int_equal(job_store_claim(c, "dead:1:w1", TYPES, 1, &cl, &e), 1);
     /* A fresh lease is not reaped. */
-    assert_int_equal(job_store_reap(c, 3, 3, NULL, &e), 0);
+    assert_int_equal(job_store_reap(c, 3, 3, NULL, NULL, &e), 0);
     /* An expired one is requeued, with the interruption recorded. */
     tdb_execf(db.conn,
               "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' WHERE "
               "id = '%s'",
               cl.id);
-    assert_int_equal(job_store_reap(c, 3, 3, NULL, &e), 1);
+    assert_int_equal(job_store_reap(c, 3, 3, NULL, NULL, &e), 1);
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'queued' "
                              "AND worker_id IS NULL AND jsonb_array_length(metadata->"
@@ -298,13 +317,19 @@ static void test_reaper_and_requeue(void **state)
     /* Claimed again twice more and expired: after max attempts it fails as interrupted. */
     for (int i = 2; i <= 3; i++) {
         job_claim_clear(&cl);
-        assert_int_equal(job_store_claim(c, "dead:1:w1", &cl, &e), 1);
+        assert_int_equal(job_store_claim(c, "dead:1:w1", TYPES, 1, &cl, &e), 1);
         assert_int_equal(cl.attempts, i);
         tdb_execf(db.conn,
                   "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' "
                   "WHERE id = '%s'",
                   cl.id);
-        assert_int_equal(job_store_reap(c, 3, 3, NULL, &e), 1);
+        struct reaped seen = {0};
+        assert_int_equal(job_store_reap(c, 3, 3, on_reaped, &seen, &e), 1);
+        assert_int_equal(seen.calls, 1);
+        assert_string_equal(seen.id, cl.id);
+        assert_string_equal(seen.job_type, TYPE);
+        assert_string_equal(seen.lost_worker, "dead:1:w1");
+        assert_int_equal(seen.failed, i == 3);
     }
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'error' "
@@ -315,9 +340,9 @@ static void test_reaper_and_requeue(void **state)
     /* A requeue at shutdown does not count the attempt. */
     struct job_request r2;
     request(&r2, "k:requeue:1");
-    assert_int_equal(job_store_enqueue(c, &job_rebuild_kind, &r2, &ORIGIN, NULL, &j, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r2, &ORIGIN, NULL, &j, &e), 0);
     job_claim_clear(&cl);
-    assert_int_equal(job_store_claim(c, "me:1:w1", &cl, &e), 1);
+    assert_int_equal(job_store_claim(c, "me:1:w1", TYPES, 1, &cl, &e), 1);
     assert_int_equal(job_store_requeue(c, cl.id, "me:1:w1", "shutdown", false, &e), 0);
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = 'queued' "
@@ -331,16 +356,55 @@ static void test_reaper_and_requeue(void **state)
     PQfinish(c);
 }
 
+static void count_cb(void *ctx, const char *job_type, const char *status, long long count)
+{
+    char *out = ctx;
+    char line[128];
+    snprintf(line, sizeof line, "%s/%s=%lld;", job_type, status, count);
+    strncat(out, line, 1023 - strlen(out));
+}
+
+/* A worker claims only the types it was given; the queue gauge counts every given type,
+ * zeros included. */
+static void test_claim_types_and_queue_counts(void **state)
+{
+    (void)state;
+    PGconn *c = conn();
+    struct err e;
+    err_clear(&e);
+    tdb_exec(c, "DELETE FROM job_logs");
+    struct job_request r;
+    request(&r, "other:1");
+    struct job_enqueued j;
+    assert_int_equal(job_store_enqueue(c, "some_other_type", &r, &ORIGIN, NULL, &j, &e), 0);
+    struct job_claim cl;
+    assert_int_equal(job_store_claim(c, "me:1:w1", TYPES, 1, &cl, &e), 0);
+    const char *both[] = {TYPE, "some_other_type"};
+    char out[1024] = "";
+    assert_int_equal(job_store_queue_counts(c, both, 2, count_cb, out, &e), 0);
+    assert_string_equal(out, "metrics_aggregation/queued=0;metrics_aggregation/running=0;"
+                             "some_other_type/queued=1;some_other_type/running=0;");
+    assert_int_equal(job_store_claim(c, "me:1:w1", both + 1, 1, &cl, &e), 1);
+    assert_string_equal(cl.id, j.id);
+    assert_string_equal(cl.job_type, "some_other_type");
+    job_claim_clear(&cl);
+    out[0] = '\0';
+    assert_int_equal(job_store_queue_counts(c, both, 2, count_cb, out, &e), 0);
+    assert_non_null(strstr(out, "some_other_type/running=1;"));
+    job_request_clear(&r);
+    PQfinish(c);
+}
+
 static void test_array_literal(void **state)
 {
     (void)state;
     const char *items[] = {"a", "b\"c", "d\\e", "f,g"};
-    char *s = job_store_array_literal(items, 4);
+    char *s = db_array_literal(items, 4);
     assert_string_equal(s, "{\"a\",\"b\\\"c\",\"d\\\\e\",\"f,g\"}");
     free(s);
     PGconn *c = conn();
     const char *p[] = {NULL};
-    s = job_store_array_literal(items, 4);
+    s = db_array_literal(items, 4);
     p[0] = s;
     PGresult *r = PQexecParams(c, "SELECT ($1::text[])[2] || '|' || ($1::text[])[4]", 1, NULL, p,
                                NULL, NULL, 0);
@@ -359,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_single_flight),
         cmocka_unit_test(test_claim_lease_finish),
         cmocka_unit_test(test_reaper_and_requeue),
+        cmocka_unit_test(test_claim_types_and_queue_counts),
         cmocka_unit_test(test_array_literal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

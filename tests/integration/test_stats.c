@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobsd/job_kinds.h"
 #include "jobsd/stats.h"
 #include "testsupport.h"
 
@@ -17,6 +18,15 @@
 #define B "bbbbbbbb-0000-4000-8000-000000000002"
 
 static struct testdb db;
+
+/* stats_compute for every registered job type, in JOBS_TIMEZONE America/Sao_Paulo. */
+static json_t *compute(const char *tenant, const char *window, const char *now, struct err *e)
+{
+    const char *types[JOB_KINDS_MAX];
+    struct stats_query q = {tenant, window, "America/Sao_Paulo",
+                            now,    types,  job_kinds_types(types, JOB_KINDS_MAX)};
+    return stats_compute(db.conn, &q, 0, e);
+}
 
 static int setup(void **state)
 {
@@ -142,7 +152,7 @@ static void test_stats_definitions(void **state)
     insert_job(B, "metrics_aggregation", "error", "now()", 5, "boom");
     struct err e;
     err_clear(&e);
-    json_t *s = stats_compute(db.conn, A, "7d", "America/Sao_Paulo", NULL, 0, &e);
+    json_t *s = compute(A, "7d", NULL, &e);
     assert_non_null(s);
     assert_string_equal(json_string_value(json_object_get(s, "window")), "7d");
     json_t *stats = json_object_get(s, "stats");
@@ -172,12 +182,12 @@ static void test_stats_definitions(void **state)
         json_string_value(json_object_get(json_array_get(errors, 0), "errorMessage")), "boom");
     json_decref(s);
     /* 30d includes the old run; 24h excludes nothing recent. */
-    s = stats_compute(db.conn, A, "30d", "America/Sao_Paulo", NULL, 0, &e);
+    s = compute(A, "30d", NULL, &e);
     assert_int_equal(json_integer_value(json_object_get(
                          json_array_get(json_object_get(s, "stats"), 0), "totalRuns")),
                      7);
     json_decref(s);
-    assert_null(stats_compute(db.conn, A, "1y", "America/Sao_Paulo", NULL, 0, &e));
+    assert_null(compute(A, "1y", NULL, &e));
     assert_int_equal(e.http_status, 400);
     tdb_exec(db.conn, "DELETE FROM job_logs");
 }
@@ -186,7 +196,7 @@ static const char *freshness_status(const char *now, long long *lag, char **max)
 {
     struct err e;
     err_clear(&e);
-    json_t *s = stats_compute(db.conn, A, "7d", "America/Sao_Paulo", now, 0, &e);
+    json_t *s = compute(A, "7d", now, &e);
     assert_non_null(s);
     json_t *f = json_object_get(s, "freshness");
     static char status[32];

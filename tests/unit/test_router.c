@@ -15,10 +15,10 @@ static void h(void *app, struct http_request *r)
 }
 
 static const struct route ROUTES[] = {
-    {"POST", "/api/v1/jobs/rebuild-daily-metrics", GUARD_INTERNAL, true, true, h},
-    {"GET", "/api/v1/jobs/status", GUARD_JWT, false, true, h},
-    {"GET", "/api/v1/jobs/{id}", GUARD_INTERNAL_OR_JWT, false, true, h},
-    {"GET", "/healthz", GUARD_NONE, false, false, h},
+    {"POST", "/api/v1/jobs/rebuild-daily-metrics", GUARD_INTERNAL, true, true, h, NULL},
+    {"GET", "/api/v1/jobs/status", GUARD_JWT, false, true, h, NULL},
+    {"GET", "/api/v1/jobs/{id}", GUARD_INTERNAL_OR_JWT, false, true, h, NULL},
+    {"GET", "/healthz", GUARD_NONE, false, false, h, NULL},
 };
 #define N (sizeof ROUTES / sizeof ROUTES[0])
 

@@ -1,0 +1,69 @@
+/* http_internal: what the two halves of the HTTP module share (src/ only): the server
+ * (http_server.c: libmicrohttpd's call protocol, the checks, authentication, dispatch) and
+ * the request as handlers see it (http_request.c: accessors and answering). */
+#ifndef JOBSD_HTTP_INTERNAL_H
+#define JOBSD_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "jobsd/buf.h"
+#include "jobsd/http.h"
+
+#define MAX_RESPONSE_HEADERS 12
+#define JSON_CTYPE           "application/json; charset=utf-8"
+#define UNAUTHORIZED_MESSAGE "missing or invalid credentials"
+
+#define MAX_CORS_ORIGINS 16
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_server_config cfg;
+    char *cors_origins[MAX_CORS_ORIGINS]; /* CORS_ALLOWED_ORIGINS, trimmed */
+    size_t ncors;
+    unsigned port;
+    atomic_size_t suspended;
+};
+
+struct header_kv {
+    char *name;
+    char *value;
+};
+
+struct http_request {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    long long start_mono;
+    char method[16];
+    char *path;
+    struct router_match match;
+    enum router_result route_result;
+    const struct route *cors_route; /* the route whose CORS rules apply (also for OPTIONS) */
+    char request_id[65];
+    char remote[64];
+    long long content_length; /* -1 = none (chunked or no body) */
+    bool chunked;
+    bool may_have_body;     /* any Transfer-Encoding or Content-Length other than one "0" */
+    char reject_reason[64]; /* why authentication failed, for the access line */
+    bool dispatched;
+    struct buf body;
+    json_t *json;
+    struct http_auth auth;
+
+    pthread_mutex_t lock;
+    bool suspended;
+    bool has_response;
+    bool queued;
+    unsigned status;
+    char *resp_body;
+    size_t resp_len;
+    const char *resp_ctype;
+    struct header_kv hdrs[MAX_RESPONSE_HEADERS];
+    size_t nhdrs;
+};
+
+/* First value of a request header (case-insensitive name), NULL when absent. */
+const char *http_header_value(struct MHD_Connection *c, const char *name);
+
+#endif

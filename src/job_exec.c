@@ -1,0 +1,235 @@
+/* job_exec: see job_exec.h. */
+#include "jobsd/job_exec.h"
+#include "jobsd/db.h"
+#include "jobsd/job_lease.h"
+#include "jobsd/log.h"
+#include "jobsd/metrics.h"
+#include "jobsd/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ submit */
+
+void job_submission_clear(struct job_submission *s)
+{
+    job_request_clear(&s->req);
+    memset(s, 0, sizeof *s);
+}
+
+int job_exec_submit(PGconn *c, const struct config *cfg, const struct job_kind *kind, json_t *body,
+                    const struct job_origin *origin, const char *worker_id,
+                    struct job_submission *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (db_begin(c, cfg->db_query_timeout_ms, e) != 0 ||
+        kind->resolve(cfg, c, body, &out->req, e) != 0 ||
+        job_store_enqueue(c, kind->type, &out->req, origin, worker_id, &out->enq, e) != 0 ||
+        db_commit(c, e) != 0) {
+        db_rollback(c);
+        job_submission_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ run */
+
+/* A usable connection for recording the outcome (the run's, or a new one). */
+static bool usable(const struct job_exec *x, PGconn **c, struct err *e)
+{
+    if (*c && !db_is_broken(*c))
+        return true;
+    *c = x->reconnect(x->reconnect_ctx, *c, e);
+    return *c != NULL;
+}
+
+static void record_failure(const struct job_exec *x, PGconn **c, const struct job_claim *claim,
+                           const char *worker, const struct err *job_err)
+{
+    struct err e;
+    err_clear(&e);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!usable(x, c, &e))
+            continue;
+        if (job_store_finish_error(*c, claim->id, worker, job_err, &e) == 0)
+            return;
+        if (strcmp(e.code, "interrupted") == 0)
+            return; /* not ours any more: whoever has it records the outcome */
+    }
+    /* The lease is dropped by the caller: the reaper will requeue the job. */
+    log_event(LOG_ERROR, LOG_JOB_TAG "could not record a failed job (the reaper will requeue it)",
+              "jobLogId", claim->id, "error", e.message, NULL);
+}
+
+/* Puts the job back in the queue: after a shutdown cancelled it (the attempt does not count),
+ * or after its database connection was lost (it counts). */
+static void requeue(const struct job_exec *x, PGconn **c, const struct job_claim *claim,
+                    const char *worker, const char *reason, bool count_attempt)
+{
+    struct err e;
+    err_clear(&e);
+    if (usable(x, c, &e) &&
+        job_store_requeue(*c, claim->id, worker, reason, count_attempt, &e) == 0) {
+        if (count_attempt)
+            log_event(LOG_WARN, LOG_JOB_TAG "job requeued: its database connection was lost",
+                      "jobLogId", claim->id, "reason", reason, NULL);
+        else
+            log_event(LOG_WARN, LOG_JOB_TAG "job cancelled by shutdown: requeued", "jobLogId",
+                      claim->id, "reason", reason, NULL);
+        return;
+    }
+    log_event(LOG_ERROR, LOG_JOB_TAG "could not requeue the job (the reaper will)", "jobLogId",
+              claim->id, "reason", reason, "error", e.message, NULL);
+}
+
+/* A failure that says nothing about the job: its connection to the database went away
+ * (restart, terminated backend, network). Statement timeouts are not this: they are the
+ * job's own outcome. */
+static bool connection_lost(PGconn *c, const struct err *e)
+{
+    return strcmp(e->code, "database_unavailable") == 0 && db_is_broken(c);
+}
+
+/* SPEC 6: "[INTERNAL-JOB] rebuild-daily-metrics started jobLogId=… tenantId=…". */
+static void log_started(const struct job_kind *kind, const struct job_claim *claim,
+                        const char *worker)
+{
+    char msg[96], attempt[16];
+    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s started", kind->name);
+    util_fmt(attempt, sizeof attempt, "%d", claim->attempts);
+    log_event(LOG_INFO, msg, "job", kind->name, "jobLogId", claim->id, "tenantId", claim->tenant_id,
+              "attempt", attempt, "workerId", worker, "trigger", claim->trigger, "requestId",
+              claim->request_id, NULL);
+}
+
+/* The finished line: the ids, every counter of the result (rowsUpserted, ...), durationMs,
+ * then the request id and the job, in SPEC 6's order. */
+static void log_finished(const struct job_kind *kind, const struct job_claim *claim, json_t *result,
+                         bool partial)
+{
+    enum { MAX_FIELDS = 24, MAX_COUNTERS = 16 };
+    const char *keys[MAX_FIELDS] = {"jobLogId", "tenantId"};
+    const char *values[MAX_FIELDS] = {claim->id, claim->tenant_id};
+    char nums[MAX_COUNTERS][24];
+    size_t n = 2, k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(result, key, v)
+    {
+        if (!json_is_integer(v) || k >= MAX_COUNTERS - 1 || strcmp(key, "duration") == 0)
+            continue;
+        util_fmt(nums[k], sizeof nums[k], "%lld", (long long)json_integer_value(v));
+        keys[n] = key;
+        values[n++] = nums[k++];
+    }
+    json_t *dur = json_object_get(result, "duration");
+    if (json_is_integer(dur)) {
+        util_fmt(nums[k], sizeof nums[k], "%lld", (long long)json_integer_value(dur));
+        keys[n] = "durationMs";
+        values[n++] = nums[k++];
+    }
+    keys[n] = "requestId";
+    values[n++] = claim->request_id;
+    keys[n] = "job";
+    values[n++] = kind->name;
+    char msg[96];
+    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s %s", kind->name,
+             partial ? "finished with errors" : "finished");
+    log_eventv(partial ? LOG_WARN : LOG_INFO, msg, keys, values, n);
+}
+
+static void log_failed(const struct job_kind *kind, const struct job_claim *claim,
+                       const struct err *e)
+{
+    char msg[96];
+    util_fmt(msg, sizeof msg, LOG_JOB_TAG "%s failed", kind->name);
+    log_event(LOG_ERROR, msg, "job", kind->name, "jobLogId", claim->id, "tenantId",
+              claim->tenant_id, "code", e->code, "error", e->message, "requestId",
+              claim->request_id, NULL);
+}
+
+/* Calls the kind. On failure nothing it did is committed. */
+static json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
+                         const struct job_claim *claim, const char *worker, PGconn *c,
+                         struct err *e)
+{
+    struct job_run run;
+    memset(&run, 0, sizeof run);
+    run.cfg = x->cfg;
+    run.ml = x->ml;
+    run.conn = c;
+    snprintf(run.id, sizeof run.id, "%s", claim->id);
+    snprintf(run.tenant_id, sizeof run.tenant_id, "%s", claim->tenant_id);
+    snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
+    run.params = claim->params;
+    run.attempt = claim->attempts;
+    run.progress = x->progress;
+    run.progress_ctx = x->progress_ctx;
+    run.cancel = x->cancel;
+    json_t *result = kind->run(&run, e);
+    if (result)
+        return result;
+    db_rollback(c);
+    if (!err_is_set(e))
+        err_set(e, 500, "internal_error", "job failed without a reason");
+    return NULL;
+}
+
+/* What a run that returned no result becomes. */
+static enum job_outcome after_failure(const struct job_exec *x, const struct job_kind *kind,
+                                      const struct job_claim *claim, const char *worker, PGconn **c,
+                                      struct err *e)
+{
+    bool cancelled = x->cancel && *x->cancel;
+    if (cancelled && x->requeue_cancelled) {
+        requeue(x, c, claim, worker, "shutdown", false);
+        return JOB_OUTCOME_REQUEUED;
+    }
+    if (cancelled)
+        err_set(e, 503, "interrupted",
+                "cancelled by a signal before it finished; nothing was changed");
+    if (!cancelled && x->requeue_lost && connection_lost(*c, e) &&
+        claim->attempts < x->cfg->job_max_attempts) {
+        char attempt[16];
+        util_fmt(attempt, sizeof attempt, "%d", claim->attempts);
+        log_event(LOG_WARN, LOG_JOB_TAG "job lost its database connection", "job", kind->name,
+                  "jobLogId", claim->id, "attempt", attempt, "error", e->message, NULL);
+        requeue(x, c, claim, worker, "database connection lost", true);
+        return JOB_OUTCOME_REQUEUED;
+    }
+    log_failed(kind, claim, e);
+    if (strcmp(e->code, "interrupted") != 0 || cancelled)
+        record_failure(x, c, claim, worker, e);
+    return JOB_OUTCOME_FAILED;
+}
+
+enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *kind,
+                              const struct job_claim *claim, const char *worker, PGconn **c,
+                              json_t **result_out, struct err *e)
+{
+    if (result_out)
+        *result_out = NULL;
+    job_lease_add(x->lease, claim->id, worker);
+    log_started(kind, claim, worker);
+    long long started = util_mono_ms();
+    json_t *result = call_kind(x, kind, claim, worker, *c, e);
+    double seconds = (double)(util_mono_ms() - started) / 1000.0;
+    enum job_outcome outcome;
+    if (result) {
+        bool partial = json_is_false(json_object_get(result, "success"));
+        outcome = partial ? JOB_OUTCOME_PARTIAL : JOB_OUTCOME_SUCCESS;
+        log_finished(kind, claim, result, partial);
+        metrics_job(x->metrics, kind->type, partial ? "error" : "success", seconds);
+    } else {
+        outcome = after_failure(x, kind, claim, worker, c, e);
+        if (outcome == JOB_OUTCOME_FAILED)
+            metrics_job(x->metrics, kind->type, "error", seconds);
+    }
+    job_lease_remove(x->lease, claim->id);
+    if (result_out)
+        *result_out = result;
+    else
+        json_decref(result);
+    return outcome;
+}
