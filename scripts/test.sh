@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what is missing, checks formatting, builds with warnings
-# as errors under AddressSanitizer + UndefinedBehaviorSanitizer, starts a private PostgreSQL
+# as errors under AddressSanitizer + UndefinedBehaviorSanitizer, checks the layers (no cycle
+# among src/ modules, no dependency up a layer: scripts/check-layers.sh), starts a private PostgreSQL
 # on a free port, runs every test (unit, integration, end-to-end, chaos) with ctest, then
 #  - the end-to-end suite again with jobsd connected through PgBouncer (transaction pooling),
 #  - a representative subset of the end-to-end and chaos tests with jobsd under valgrind
@@ -54,6 +55,10 @@ cmake --build "$build" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
 [ -x "$build/jobsd" ] || { echo "build failed" >&2; exit 1; }
 cmake --build "$build" -j "$(nproc)" >/dev/null
 stage_done "build $build" "ok"
+
+stage "layers (scripts/check-layers.sh: nm over the core library, the includes)"
+scripts/check-layers.sh "$build/libjobsd_core.a"
+stage_done "layers" "ok"
 
 full=no
 [ $# -eq 0 ] && full=yes

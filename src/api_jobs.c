@@ -173,7 +173,7 @@ struct get_job {
     const char *tenant; /* NULL for the internal key */
 };
 
-static char *read_job(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
+static MUSTCHECK char *read_job(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     struct get_job *g = ctx;
     json_t *job = job_store_get(c, g->id, g->tenant, timeout_ms, e);

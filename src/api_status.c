@@ -28,7 +28,8 @@ static bool check_key(void *ctx, const char *key, const char *value)
 }
 
 /* Rejects unknown and repeated parameters. */
-static int check_query(struct http_request *req, const char *const *allowed, struct err *e)
+static MUSTCHECK int check_query(struct http_request *req, const char *const *allowed,
+                                 struct err *e)
 {
     struct query_check q = {allowed, e};
     http_request_each_query(req, check_key, &q);
@@ -71,7 +72,7 @@ static void respond_bad_type(struct http_request *req)
     http_respond_error(req, 400, "invalid_field", "jobType must be %s", list);
 }
 
-static char *run_status(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
+static MUSTCHECK char *run_status(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     return stats_status(c, ctx, timeout_ms, e);
 }
@@ -120,7 +121,7 @@ struct stats_args {
     const char *timezone;
 };
 
-static char *run_stats(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
+static MUSTCHECK char *run_stats(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
 {
     struct stats_args *s = ctx;
     const char *types[JOB_KINDS_MAX];

@@ -156,7 +156,7 @@ static void shutdown_all(struct serve_state *s)
 }
 
 /* The HTTP server's JWT hook: verifies a bearer token into the request's identity. */
-static int verify_jwt(void *ctx, const char *token, struct http_auth *auth, struct err *e)
+static MUSTCHECK int verify_jwt(void *ctx, const char *token, struct http_auth *auth, struct err *e)
 {
     struct jwt_claims claims;
     enum jwt_result r = jwt_verify(ctx, token, strlen(token), &claims);

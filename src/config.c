@@ -256,52 +256,73 @@ static const char *shown(const struct var *v, const char *value, char *tmp, size
     return tmp;
 }
 
-static int load_var(struct config *c, const struct var *v, enum config_use use,
-                    config_getenv_fn get, void *ctx, FILE *errors)
+/* A variable's text: from the environment, or from NAME_FILE for a secret (*owned then holds
+ * the file's content, to wipe and free), or its default; NULL when it stays unset. Returns
+ * the number of problems reported. */
+static int raw_value(const struct var *v, enum config_use use, config_getenv_fn get, void *ctx,
+                     FILE *errors, const char **out, char **owned)
 {
     int problems = 0;
-    char *base = (char *)c;
     const char *value = get(ctx, v->name);
-    char *owned = NULL;
+    *out = NULL;
+    *owned = NULL;
     if (value && !*value)
         value = NULL; /* an empty variable counts as unset */
-    if (v->flags & F_SECRET) {
-        char fname[96];
-        util_fmt(fname, sizeof fname, "%s_FILE", v->name);
-        const char *path = get(ctx, fname);
-        if (path && *path) {
-            if (value) {
-                report(errors, &problems, v->name,
-                       "both %s and its _FILE variant are set; set only one", v->name);
-                return problems;
-            }
-            char why[512];
-            owned = read_secret_file(path, why, sizeof why);
-            if (!owned) {
-                report(errors, &problems, fname, "%s", why);
-                return problems;
-            }
-            value = owned;
-            if (!*value) {
-                free(owned);
-                owned = NULL;
-                value = NULL;
-            }
-        }
+    char fname[96];
+    util_fmt(fname, sizeof fname, "%s_FILE", v->name);
+    const char *path = (v->flags & F_SECRET) ? get(ctx, fname) : NULL;
+    if (path && *path && value) {
+        report(errors, &problems, v->name, "both %s and its _FILE variant are set; set only one",
+               v->name);
+        return problems;
     }
-    if (!value) {
-        if (v->required_by & use) {
-            if (v->flags & F_SECRET)
-                report(errors, &problems, v->name, "is required (set it or %s_FILE)", v->name);
-            else
-                report(errors, &problems, v->name, "is required");
+    if (path && *path) {
+        char why[512];
+        *owned = read_secret_file(path, why, sizeof why);
+        if (!*owned) {
+            report(errors, &problems, fname, "%s", why);
             return problems;
         }
-        value = v->def;
-        if (!value)
-            return problems; /* stays unset */
+        if (!**owned) { /* an empty file counts as unset */
+            free(*owned);
+            *owned = NULL;
+        }
+        value = *owned;
     }
+    if (!value && (v->required_by & use)) {
+        if (v->flags & F_SECRET)
+            report(errors, &problems, v->name, "is required (set it or %s_FILE)", v->name);
+        else
+            report(errors, &problems, v->name, "is required");
+        return problems;
+    }
+    *out = value ? value : v->def;
+    return problems;
+}
+
+/* The log level by name. */
+static bool parse_level(const char *value, enum log_level *out)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (util_strcaseeq(value, names[i])) {
+            *out = (enum log_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks value against the variable's kind and stores it (a string takes *owned when set).
+ * Returns the number of problems reported. */
+static int store_value(struct config *c, const struct var *v, const char *value, char **owned,
+                       FILE *errors)
+{
+    int problems = 0;
+    char *slot = (char *)c + v->offset;
     char tmp[96];
+    long long n;
+    bool b;
     switch (v->kind) {
     case K_STR: {
         const char *why = v->check ? v->check(value) : NULL;
@@ -309,59 +330,52 @@ static int load_var(struct config *c, const struct var *v, enum config_use use,
             report(errors, &problems, v->name, "%s", why);
             break;
         }
-        char **slot = (char **)(void *)(base + v->offset);
-        free(*slot);
-        *slot = owned ? owned : util_strdup(value);
-        owned = NULL;
+        char **str = (char **)(void *)slot;
+        free(*str);
+        *str = *owned ? *owned : util_strdup(value);
+        *owned = NULL;
         break;
     }
-    case K_INT: {
-        long long n;
-        if (!util_parse_i64(value, v->min, v->max, &n)) {
-            (void)problems;
-            problems++;
-            if (errors)
-                fprintf(errors, "config: %s: must be an integer from %lld to %lld (got \"%s\")\n",
-                        v->name, v->min, v->max, shown(v, value, tmp, sizeof tmp));
-            break;
-        }
-        *(long long *)(void *)(base + v->offset) = n;
+    case K_INT:
+        if (util_parse_i64(value, v->min, v->max, &n))
+            *(long long *)(void *)slot = n;
+        else
+            report(errors, &problems, v->name, "must be an integer from %lld to %lld (got \"%s\")",
+                   v->min, v->max, shown(v, value, tmp, sizeof tmp));
         break;
-    }
-    case K_BOOL: {
-        bool b;
-        if (!parse_bool(value, &b)) {
+    case K_BOOL:
+        if (parse_bool(value, &b))
+            *(bool *)(void *)slot = b;
+        else
             report(errors, &problems, v->name, "must be true or false (got \"%s\")",
                    shown(v, value, tmp, sizeof tmp));
-            break;
-        }
-        *(bool *)(void *)(base + v->offset) = b;
         break;
-    }
     case K_LOG_FORMAT:
         if (util_strcaseeq(value, "text"))
-            *(enum log_format *)(void *)(base + v->offset) = LOG_TEXT;
+            *(enum log_format *)(void *)slot = LOG_TEXT;
         else if (util_strcaseeq(value, "json"))
-            *(enum log_format *)(void *)(base + v->offset) = LOG_JSON;
+            *(enum log_format *)(void *)slot = LOG_JSON;
         else
             report(errors, &problems, v->name, "must be text or json (got \"%s\")",
                    shown(v, value, tmp, sizeof tmp));
         break;
-    case K_LOG_LEVEL: {
-        static const char *names[] = {"debug", "info", "warn", "error"};
-        bool found = false;
-        for (int i = 0; i < 4; i++) {
-            if (util_strcaseeq(value, names[i])) {
-                *(enum log_level *)(void *)(base + v->offset) = (enum log_level)i;
-                found = true;
-            }
-        }
-        if (!found)
+    case K_LOG_LEVEL:
+        if (!parse_level(value, (enum log_level *)(void *)slot))
             report(errors, &problems, v->name, "must be debug, info, warn or error (got \"%s\")",
                    shown(v, value, tmp, sizeof tmp));
         break;
     }
-    }
+    return problems;
+}
+
+static int load_var(struct config *c, const struct var *v, enum config_use use,
+                    config_getenv_fn get, void *ctx, FILE *errors)
+{
+    const char *value;
+    char *owned;
+    int problems = raw_value(v, use, get, ctx, errors, &value, &owned);
+    if (problems == 0 && value)
+        problems = store_value(c, v, value, &owned, errors);
     if (owned) {
         util_wipe_str(owned);
         free(owned);

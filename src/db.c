@@ -319,7 +319,7 @@ int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, 
     return 0;
 }
 
-static int exec_simple(PGconn *c, const char *sql, struct err *e)
+static MUSTCHECK int exec_simple(PGconn *c, const char *sql, struct err *e)
 {
     PGresult *res = PQexec(c, sql);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;

@@ -35,8 +35,23 @@ int job_exec_submit(PGconn *c, const struct config *cfg, const struct job_kind *
 
 /* ------------------------------------------------------------------ run */
 
+const char *job_outcome_name(enum job_outcome o)
+{
+    switch (o) {
+    case JOB_OUTCOME_SUCCESS:
+        return "success";
+    case JOB_OUTCOME_PARTIAL:
+        return "partial";
+    case JOB_OUTCOME_FAILED:
+        return "failed";
+    case JOB_OUTCOME_REQUEUED:
+        return "requeued";
+    }
+    return "failed";
+}
+
 /* A usable connection for recording the outcome (the run's, or a new one). */
-static bool usable(const struct job_exec *x, PGconn **c, struct err *e)
+static MUSTCHECK bool usable(const struct job_exec *x, PGconn **c, struct err *e)
 {
     if (*c && !db_is_broken(*c))
         return true;
@@ -150,9 +165,9 @@ static void log_failed(const struct job_kind *kind, const struct job_claim *clai
 }
 
 /* Calls the kind. On failure nothing it did is committed. */
-static json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
-                         const struct job_claim *claim, const char *worker, PGconn *c,
-                         struct err *e)
+static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
+                                   const struct job_claim *claim, const char *worker, PGconn *c,
+                                   struct err *e)
 {
     struct job_run run;
     memset(&run, 0, sizeof run);
@@ -177,9 +192,10 @@ static json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
 }
 
 /* What a run that returned no result becomes. */
-static enum job_outcome after_failure(const struct job_exec *x, const struct job_kind *kind,
-                                      const struct job_claim *claim, const char *worker, PGconn **c,
-                                      struct err *e)
+static MUSTCHECK enum job_outcome after_failure(const struct job_exec *x,
+                                                const struct job_kind *kind,
+                                                const struct job_claim *claim, const char *worker,
+                                                PGconn **c, struct err *e)
 {
     bool cancelled = x->cancel && *x->cancel;
     if (cancelled && x->requeue_cancelled) {

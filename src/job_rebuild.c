@@ -21,7 +21,7 @@ static bool known_field(const char *k)
     return false;
 }
 
-static int check_date(const char *field, const char *v, struct err *e)
+static MUSTCHECK int check_date(const char *field, const char *v, struct err *e)
 {
     if (util_is_date(v) || util_is_rfc3339(v))
         return 0;
@@ -108,8 +108,8 @@ static const char RESOLVE_SQL[] =
     "  f >= date '0001-01-01' "
     "FROM win";
 
-static int rebuild_resolve(const struct config *cfg, PGconn *c, json_t *body,
-                           struct job_request *req, struct err *e)
+static MUSTCHECK int rebuild_resolve(const struct config *cfg, PGconn *c, json_t *body,
+                                     struct job_request *req, struct err *e)
 {
     struct rebuild_input in;
     if (rebuild_parse(body, cfg->rebuild_max_range_days, &in, e) != 0)
@@ -187,7 +187,7 @@ static long long int_at(PGresult *r, int col)
     return v;
 }
 
-static json_t *rebuild_run(struct job_run *run, struct err *e)
+static MUSTCHECK json_t *rebuild_run(struct job_run *run, struct err *e)
 {
     const char *tenant = run->tenant_id;
     const char *from = json_string_value(json_object_get(run->params, "from"));

@@ -45,7 +45,7 @@ struct job_runner {
 };
 
 /* The pool's connection broke: hand it back (the pool closes it) and take another. */
-static PGconn *reacquire(void *ctx, PGconn *broken, struct err *e)
+static MUSTCHECK PGconn *reacquire(void *ctx, PGconn *broken, struct err *e)
 {
     struct job_runner *r = ctx;
     if (broken)
@@ -76,7 +76,10 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     };
     struct err e;
     err_clear(&e);
-    (void)job_exec_run(&x, kind, claim, w->id, c, NULL, &e);
+    enum job_outcome o = job_exec_run(&x, kind, claim, w->id, c, NULL, &e);
+    if (log_enabled(LOG_DEBUG))
+        log_event(LOG_DEBUG, "worker done with a job", "workerId", w->id, "jobLogId", claim->id,
+                  "outcome", job_outcome_name(o), NULL);
 
     pthread_mutex_lock(&r->lock);
     PQfreeCancel(w->cancel);

@@ -127,9 +127,10 @@ int job_store_claim(PGconn *c, const char *worker_id, const char *const *types, 
 }
 
 /* Success, or a partial failure (job_err set): the result is stored either way. */
-static int finish_with_result(PGconn *c, const char *id, const char *worker_id, long long records,
-                              json_t *result, const struct err *job_err, long long *duration_ms,
-                              struct err *e)
+static MUSTCHECK int finish_with_result(PGconn *c, const char *id, const char *worker_id,
+                                        long long records, json_t *result,
+                                        const struct err *job_err, long long *duration_ms,
+                                        struct err *e)
 {
     static const char SQL[] =
         "WITH t AS (SELECT floor(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"

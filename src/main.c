@@ -395,7 +395,7 @@ struct cli_job {
 };
 
 /* The CLI's connection broke: open a new one to record the outcome. */
-static PGconn *reconnect(void *ctx, PGconn *broken, struct err *e)
+static MUSTCHECK PGconn *reconnect(void *ctx, PGconn *broken, struct err *e)
 {
     struct cli_job *j = ctx;
     if (broken)
@@ -404,7 +404,8 @@ static PGconn *reconnect(void *ctx, PGconn *broken, struct err *e)
 }
 
 /* Connects and checks what every job needs, then submits the job already running. */
-static int cli_submit(struct cli_job *j, const struct job_kind *kind, json_t *body, struct err *e)
+static MUSTCHECK int cli_submit(struct cli_job *j, const struct job_kind *kind, json_t *body,
+                                struct err *e)
 {
     j->ml = app_ml_client(&j->cfg, e);
     j->conn = j->ml ? db_connect(j->cfg.database_url, e) : NULL;

@@ -21,14 +21,6 @@ struct migration {
     char checksum[65];
 };
 
-const struct embedded_file *embedded_find(const char *name)
-{
-    for (size_t i = 0; i < embedded_files_count; i++)
-        if (strcmp(embedded_files[i].name, name) == 0)
-            return &embedded_files[i];
-    return NULL;
-}
-
 static void sha256_hex(const char *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -82,7 +74,7 @@ static const char BOOTSTRAP[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                 " checksum text NOT NULL,"
                                 " applied_at timestamptz NOT NULL DEFAULT now())";
 
-static int lock_and_bootstrap(PGconn *c, struct err *e)
+static MUSTCHECK int lock_and_bootstrap(PGconn *c, struct err *e)
 {
     if (db_begin(c, 60000, e) != 0)
         return -1;
@@ -146,7 +138,7 @@ int migrate_apply(PGconn *c, FILE *progress, struct err *e)
 
 /* Reads schema_migrations into parallel arrays; returns the row count or -1. A missing table
  * counts as empty. */
-static PGresult *applied_rows(PGconn *c, struct err *e)
+static MUSTCHECK PGresult *applied_rows(PGconn *c, struct err *e)
 {
     return db_query(c,
                     "SELECT version, name, checksum FROM schema_migrations "
@@ -154,7 +146,7 @@ static PGresult *applied_rows(PGconn *c, struct err *e)
                     0, NULL, e);
 }
 
-static PGresult *applied_rows_safe(PGconn *c, struct err *e)
+static MUSTCHECK PGresult *applied_rows_safe(PGconn *c, struct err *e)
 {
     PGresult *t = db_query(c, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, e);
     if (!t)

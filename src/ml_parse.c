@@ -8,7 +8,7 @@
 
 #define MAX_TEXT 2000
 
-static json_t *load(const char *body, size_t len, struct err *e, const char *what)
+static MUSTCHECK json_t *load(const char *body, size_t len, struct err *e, const char *what)
 {
     json_error_t jerr;
     json_t *j = body ? json_loadb(body, len, JSON_DECODE_ANY, &jerr) : NULL;

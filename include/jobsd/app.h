@@ -15,14 +15,14 @@
 int app_serve(void);
 
 /* Connects, retrying for up to wait_ms (a database that is still starting). */
-PGconn *app_connect_retry(const char *url, long long wait_ms, struct err *e);
+MUSTCHECK PGconn *app_connect_retry(const char *url, long long wait_ms, struct err *e);
 
 struct ml_client;
 /* The process's Mercado Livre client from the configuration; NULL + e when the base URL is
  * not acceptable. */
-struct ml_client *app_ml_client(const struct config *cfg, struct err *e);
+MUSTCHECK struct ml_client *app_ml_client(const struct config *cfg, struct err *e);
 
 /* JOBS_TIMEZONE must be a name PostgreSQL knows. */
-int app_check_timezone(PGconn *c, const char *tz, struct err *e);
+MUSTCHECK int app_check_timezone(PGconn *c, const char *tz, struct err *e);
 
 #endif

@@ -1,5 +1,6 @@
 /* embedded: the SQL files compiled into the binary (migrations sql/NNNN_name.sql and the
- * queries of sql/queries/), generated at build time by tools/embed_sql.c. */
+ * queries of sql/queries/). The table is generated at build time by tools/embed_sql.c
+ * (embedded_data.c in the build directory); embedded.c looks files up in it. */
 #ifndef JOBSD_EMBEDDED_H
 #define JOBSD_EMBEDDED_H
 

@@ -62,11 +62,12 @@ enum job_outcome {
     JOB_OUTCOME_FAILED,
     JOB_OUTCOME_REQUEUED,
 };
+const char *job_outcome_name(enum job_outcome o);
 
 /* Runs claim (a row running under worker_id) with kind on *c, which may be replaced by a
  * reconnection. result (may be NULL) receives the 200 body for SUCCESS and PARTIAL (new
  * reference); e the failure for FAILED and REQUEUED. */
-enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *kind,
+MUSTCHECK enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *kind,
                               const struct job_claim *claim, const char *worker_id, PGconn **c,
                               json_t **result, struct err *e);
 

@@ -12,15 +12,15 @@
 
 /* Applies what is pending. Progress lines go to `progress` when not NULL. Returns the number
  * applied, or -1 with e filled. */
-__attribute__((warn_unused_result)) int migrate_apply(PGconn *c, FILE *progress, struct err *e);
+MUSTCHECK int migrate_apply(PGconn *c, FILE *progress, struct err *e);
 
 /* Prints each known migration with its state (applied / pending / checksum mismatch) and any
  * newer ones applied by a newer binary. Returns 0 when everything is applied and matches. */
-int migrate_status(PGconn *c, FILE *out, struct err *e);
+MUSTCHECK int migrate_status(PGconn *c, FILE *out, struct err *e);
 
 /* True when every migration this binary knows is applied with a matching checksum (newer
  * ones are fine). Fills e with the reason otherwise. */
-bool migrate_is_current(PGconn *c, struct err *e);
+MUSTCHECK bool migrate_is_current(PGconn *c, struct err *e);
 
 /* The highest version this binary knows. */
 int migrate_latest_version(void);

@@ -26,11 +26,11 @@ struct ml_token {
     long long expires_in; /* seconds */
     long long user_id;
 };
-int ml_parse_token(const char *body, size_t len, struct ml_token *out, struct err *e);
+MUSTCHECK int ml_parse_token(const char *body, size_t len, struct ml_token *out, struct err *e);
 
 /* GET /users/{id}/items/search: the ids of this page (array of strings), the scroll id for
  * scan mode ("" when absent) and paging.total (-1 when absent). results null/empty = done. */
-json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t scroll_cap,
+MUSTCHECK json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t scroll_cap,
                         long long *total, struct err *e);
 
 /* GET /items?ids=...: one element per id, in order:
@@ -39,7 +39,7 @@ json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t sc
  *    external_updated_at, seller_id}}
  *   {"id": "MLB2", "code": 404}        {"id": "MLB3", "code": 403, "blocked": true}
  * `ids` gives the requested ids, used when an element carries none. */
-json_t *ml_parse_multiget(const char *body, size_t len, const char *const *ids, size_t nids,
+MUSTCHECK json_t *ml_parse_multiget(const char *body, size_t len, const char *const *ids, size_t nids,
                           struct err *e);
 
 /* GET /orders/search: normalised orders and paging.total:
@@ -47,11 +47,11 @@ json_t *ml_parse_multiget(const char *body, size_t len, const char *const *ids, 
  *    buyer_id, ordered_at, closed_at, paid_at, external_updated_at,
  *    items: [{listing_external_id, variation_id, title, quantity, unit_price,
  *             full_unit_price}]} */
-json_t *ml_parse_orders(const char *body, size_t len, long long *total, struct err *e);
+MUSTCHECK json_t *ml_parse_orders(const char *body, size_t len, long long *total, struct err *e);
 
 /* GET /items/{id}/visits/time_window: [{"date": "YYYY-MM-DD", "visits": N}] (UTC days as
  * the API gives them, zeros included). */
-json_t *ml_parse_visits(const char *body, size_t len, struct err *e);
+MUSTCHECK json_t *ml_parse_visits(const char *body, size_t len, struct err *e);
 
 /* Mercado Livre order status (+ shipment status, may be NULL) → jobsd's status (SPEC 3). */
 const char *ml_map_order_status(const char *status, const char *shipping_status);

@@ -12,7 +12,7 @@
 struct token_crypt;
 
 /* NULL key: no encryption (seal returns a copy). NULL + e when the key is invalid. */
-struct token_crypt *token_crypt_new(const char *b64_key, struct err *e);
+MUSTCHECK struct token_crypt *token_crypt_new(const char *b64_key, struct err *e);
 void token_crypt_free(struct token_crypt *t);
 
 /* New string (caller frees). */
@@ -20,7 +20,7 @@ char *token_crypt_seal(const struct token_crypt *t, const char *plain, const cha
                        const char *column);
 /* New string (caller frees, wipe it), or NULL with e (a sealed value without the key, or one
  * that does not authenticate). */
-char *token_crypt_open(const struct token_crypt *t, const char *stored, const char *row_id,
+MUSTCHECK char *token_crypt_open(const struct token_crypt *t, const char *stored, const char *row_id,
                        const char *column, struct err *e);
 
 /* OpenSSL's version text, for `jobsd version`. */

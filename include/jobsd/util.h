@@ -8,7 +8,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define UTIL_MUSTCHECK __attribute__((warn_unused_result))
+#include "jobsd/err.h"
+
+#define MUSTCHECK __attribute__((warn_unused_result))
 
 /* A condition variable on the monotonic clock (waits are not fooled by clock changes). */
 void util_cond_init(pthread_cond_t *cv);
@@ -26,11 +28,11 @@ void util_format_timestamp_ms(long long ms, char *out, size_t cap);
 
 /* Parses a whole decimal integer (optional leading '-', no spaces, no '+', no trailing
  * characters) within [min, max]. */
-UTIL_MUSTCHECK bool util_parse_i64(const char *s, long long min, long long max, long long *out);
+MUSTCHECK bool util_parse_i64(const char *s, long long min, long long max, long long *out);
 /* A number from a trusted source (a database column): fallback when it does not parse. */
 long long util_i64_or(const char *s, long long fallback);
 /* Same for a counted string. */
-UTIL_MUSTCHECK bool util_parse_i64n(const char *s, size_t n, long long min, long long max,
+MUSTCHECK bool util_parse_i64n(const char *s, size_t n, long long min, long long max,
                                     long long *out);
 
 /* Strict "YYYY-MM-DD" that is a real calendar date (1..9999). */
