@@ -16,7 +16,6 @@
 #include "jobsd/util.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -122,11 +121,10 @@ static int load_config(struct config *c, enum config_use use)
 
 static int cmd_version(void)
 {
-    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     printf("jobsd %s\n", JOBSD_VERSION);
     printf("libmicrohttpd %s, libpq %d, jansson %s, %s, libcurl %s\n",
            http_server_library_version(), db_library_version(), JANSSON_VERSION,
-           token_crypt_library_version(), cv ? cv->version : "?");
+           token_crypt_library_version(), ml_client_library_version());
     printf("schema version %d\n", migrate_latest_version());
     return EXIT_OK;
 }

@@ -70,8 +70,25 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud)
     pthread_mutex_unlock(&c->share_locks[data]);
 }
 
+/* libcurl's global state, set up once before the first client (thread-safe since 7.84). */
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        util_fatal("libcurl initialisation failed");
+}
+
+const char *ml_client_library_version(void)
+{
+    pthread_once(&g_curl_once, curl_init_once);
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    return v ? v->version : "?";
+}
+
 struct ml_client *ml_client_new(const struct ml_client_config *cfg, struct err *e)
 {
+    pthread_once(&g_curl_once, curl_init_once);
     bool https = strncmp(cfg->base_url, "https://", 8) == 0;
     bool http_ok = loopback_http(cfg->base_url);
     if (!https && !http_ok) {

@@ -68,7 +68,7 @@ const char *job_outcome_name(enum job_outcome o);
  * reconnection. result (may be NULL) receives the 200 body for SUCCESS and PARTIAL (new
  * reference); e the failure for FAILED and REQUEUED. */
 MUSTCHECK enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *kind,
-                              const struct job_claim *claim, const char *worker_id, PGconn **c,
-                              json_t **result, struct err *e);
+                                        const struct job_claim *claim, const char *worker_id,
+                                        PGconn **c, json_t **result, struct err *e);
 
 #endif

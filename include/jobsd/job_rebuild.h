@@ -19,7 +19,8 @@ struct rebuild_input {
 };
 
 /* Checks a body in SPEC order up to the combination rule. */
-MUSTCHECK int rebuild_parse(json_t *body, long long max_range_days, struct rebuild_input *in, struct err *e);
+MUSTCHECK int rebuild_parse(json_t *body, long long max_range_days, struct rebuild_input *in,
+                            struct err *e);
 
 /* The SET LOCALs run after BEGIN (embedded sql/queries/rebuild_prologue.sql). */
 const char *rebuild_prologue(void);

@@ -31,6 +31,8 @@ struct ml_client_config {
 /* NULL + e when the base URL is not https (or http on loopback). */
 struct ml_client *ml_client_new(const struct ml_client_config *cfg, struct err *e);
 void ml_client_free(struct ml_client *c);
+/* libcurl's version, for `jobsd version`. */
+const char *ml_client_library_version(void);
 bool ml_client_can_refresh(const struct ml_client *c);
 
 /* One GET of a batch. path_query is relative to the base URL ("/items?ids=MLB1,MLB2"). */

@@ -31,7 +31,7 @@ MUSTCHECK int ml_parse_token(const char *body, size_t len, struct ml_token *out,
 /* GET /users/{id}/items/search: the ids of this page (array of strings), the scroll id for
  * scan mode ("" when absent) and paging.total (-1 when absent). results null/empty = done. */
 MUSTCHECK json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t scroll_cap,
-                        long long *total, struct err *e);
+                                  long long *total, struct err *e);
 
 /* GET /items?ids=...: one element per id, in order:
  *   {"id": "MLB1", "code": 200, "item": {external_id, title, status, price, currency,
@@ -39,8 +39,8 @@ MUSTCHECK json_t *ml_parse_search(const char *body, size_t len, char *scroll_id,
  *    external_updated_at, seller_id}}
  *   {"id": "MLB2", "code": 404}        {"id": "MLB3", "code": 403, "blocked": true}
  * `ids` gives the requested ids, used when an element carries none. */
-MUSTCHECK json_t *ml_parse_multiget(const char *body, size_t len, const char *const *ids, size_t nids,
-                          struct err *e);
+MUSTCHECK json_t *ml_parse_multiget(const char *body, size_t len, const char *const *ids,
+                                    size_t nids, struct err *e);
 
 /* GET /orders/search: normalised orders and paging.total:
  *   {external_id, status (jobsd's), external_status, total_amount, paid_amount, currency,

@@ -20,8 +20,8 @@ char *token_crypt_seal(const struct token_crypt *t, const char *plain, const cha
                        const char *column);
 /* New string (caller frees, wipe it), or NULL with e (a sealed value without the key, or one
  * that does not authenticate). */
-MUSTCHECK char *token_crypt_open(const struct token_crypt *t, const char *stored, const char *row_id,
-                       const char *column, struct err *e);
+MUSTCHECK char *token_crypt_open(const struct token_crypt *t, const char *stored,
+                                 const char *row_id, const char *column, struct err *e);
 
 /* OpenSSL's version text, for `jobsd version`. */
 const char *token_crypt_library_version(void);

@@ -33,7 +33,7 @@ MUSTCHECK bool util_parse_i64(const char *s, long long min, long long max, long 
 long long util_i64_or(const char *s, long long fallback);
 /* Same for a counted string. */
 MUSTCHECK bool util_parse_i64n(const char *s, size_t n, long long min, long long max,
-                                    long long *out);
+                               long long *out);
 
 /* Strict "YYYY-MM-DD" that is a real calendar date (1..9999). */
 bool util_is_date(const char *s);

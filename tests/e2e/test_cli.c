@@ -252,13 +252,95 @@ static void test_healthcheck(void **state)
     free(err);
 }
 
+/* The keys of the text log line whose message is msg, in order ("jobLogId tenantId ..."),
+ * or "" when no line has it. */
+static void keys_of(const char *log, const char *msg, char *out, size_t cap)
+{
+    out[0] = '\0';
+    char needle[160];
+    snprintf(needle, sizeof needle, " %s ", msg);
+    const char *p = log ? strstr(log, needle) : NULL;
+    if (!p)
+        return;
+    p += strlen(needle);
+    const char *end = strchr(p, '\n');
+    if (!end)
+        end = p + strlen(p);
+    while (p < end) {
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        if (!eq || (sp && sp < eq))
+            break;
+        snprintf(out + strlen(out), cap - strlen(out), "%.*s ", (int)(eq - p), p);
+        p = sp ? sp + 1 : end;
+    }
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* The same job run by the CLI and by a server's worker writes the same lines: started and
+ * finished carry the same fields in the same order (SPEC 6), only the values differ. */
+static void test_cli_log_lines_equal_workers(void **state)
+{
+    (void)state;
+    char *out, *err;
+    const char *env[] = {dburl, "JOBS_TIMEZONE=America/Sao_Paulo", NULL};
+    const char *argv[] = {"rebuild-daily-metrics",
+                          "--tenant",
+                          TENANT,
+                          "--from",
+                          "2024-02-01",
+                          "--to",
+                          "2024-02-29",
+                          NULL};
+    assert_int_equal(run(argv, env, &out, &err), 0);
+    free(out);
+
+    struct jobsd_proc p;
+    assert_true(jobsd_start(&p, db.url, NULL));
+    struct th_response r;
+    assert_true(th_post_job(p.port, "/api/v1/jobs/rebuild-daily-metrics", TEST_KEY,
+                            "{\"tenantId\": \"" TENANT
+                            "\", \"from\": \"2024-03-01\", \"to\": \"2024-03-31\"}",
+                            NULL, &r));
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    assert_int_equal(jobsd_stop(&p, 20000), 0);
+    char *serve_log = slurp(p.log_path);
+
+    char kc[512], kw[512];
+    keys_of(err, "[INTERNAL-JOB] rebuild-daily-metrics started", kc, sizeof kc);
+    keys_of(serve_log, "[INTERNAL-JOB] rebuild-daily-metrics started", kw, sizeof kw);
+    assert_string_equal(kc, "job jobLogId tenantId attempt workerId trigger requestId ");
+    assert_string_equal(kc, kw);
+    assert_non_null(strstr(err, "trigger=cli"));
+    keys_of(err, "[INTERNAL-JOB] rebuild-daily-metrics finished", kc, sizeof kc);
+    keys_of(serve_log, "[INTERNAL-JOB] rebuild-daily-metrics finished", kw, sizeof kw);
+    /* SPEC 6's counters, in both */
+    assert_string_equal(kc, "jobLogId tenantId daysProcessed rowsUpserted rowsUnchanged "
+                            "rowsDeleted listingsProcessed durationMs requestId job ");
+    assert_string_equal(kc, kw);
+    free(serve_log);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version), cmocka_unit_test(test_check_config),
         cmocka_unit_test(test_migrate_status),   cmocka_unit_test(test_rebuild),
         cmocka_unit_test(test_rebuild_errors),   cmocka_unit_test(test_duplicate_running),
-        cmocka_unit_test(test_healthcheck),
+        cmocka_unit_test(test_healthcheck),      cmocka_unit_test(test_cli_log_lines_equal_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
