@@ -4,7 +4,8 @@
 #   1. docs/openapi.yaml is a valid OpenAPI 3.1 document: `redocly lint` (@redocly/cli from
 #      the npm registry, installed into a temporary directory), no errors and no warnings.
 #   2. Its operations are exactly the router's: every METHOD PATH of `jobsd routes` is
-#      documented and nothing else is (HEAD and OPTIONS aside), path templates identical.
+#      documented and nothing else is (HEAD and OPTIONS aside), path templates identical;
+#      its JobType enum is exactly the job types of `jobsd kinds` (the kind registry).
 #   3. The runtime image installs a Debian package for every shared library jobsd links
 #      directly (readelf + dpkg; skipped off Debian).
 #   4. `terraform fmt -check -recursive deploy/terraform` (skipped without terraform) and,
@@ -100,6 +101,27 @@ if [ -s "$bundle" ]; then
             fail "$openapi and the router disagree (- only in jobsd routes, + only in $openapi)"
         else
             done_checks+=("routes")
+        fi
+    fi
+    # The job types the document lists (components.schemas.JobType) are the registry's.
+    if ! "$jobsd" kinds >"$work/kinds.raw" 2>"$work/kinds.err"; then
+        cat "$work/kinds.err" >&2
+        fail "\`jobsd kinds\` failed"
+    else
+        awk 'NF >= 2 { print $1 }' "$work/kinds.raw" | LC_ALL=C sort -u >"$work/kinds"
+        node -e '
+            const doc = require(process.argv[1]);
+            const t = ((doc.components || {}).schemas || {}).JobType || {};
+            for (const v of t.enum || []) console.log(v);
+        ' "$bundle" | LC_ALL=C sort -u >"$work/documented-kinds"
+        if [ ! -s "$work/kinds" ]; then
+            fail "\`jobsd kinds\` printed no kind"
+        elif ! diff -u --label "jobsd kinds" --label "$openapi JobType" "$work/kinds" \
+            "$work/documented-kinds" >"$work/kinds.diff"; then
+            cat "$work/kinds.diff" >&2
+            fail "$openapi's JobType enum and the job kind registry disagree"
+        else
+            done_checks+=("job types")
         fi
     fi
 fi

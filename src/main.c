@@ -42,6 +42,7 @@ static const char USAGE_TAIL[] =
     "  check-config               validate the serve configuration and print it (secrets\n"
     "                             redacted)\n"
     "  routes                     print the route table (METHOD PATH GUARD)\n"
+    "  kinds                      print the job kinds (JOB_TYPE NAME)\n"
     "  version                    print the version and library versions\n"
     "\n"
     "Run `jobsd COMMAND --help` for a command's options. Configuration comes from the\n"
@@ -518,6 +519,17 @@ static int cmd_routes(void)
     return EXIT_OK;
 }
 
+/* The kind registry, one "JOB_TYPE NAME" per line (docs/openapi.yaml's JobType is checked
+ * against it by scripts/check-deploy.sh). */
+static int run_kinds(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    for (const struct job_kind *const *k = job_kinds(); *k; k++)
+        printf("%s %s\n", (*k)->type, (*k)->name);
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ dispatch */
 
 static int run_serve(int argc, char **argv)
@@ -567,6 +579,7 @@ static const struct command {
     {"healthcheck",  USAGE_HEALTHCHECK, run_healthcheck},
     {"check-config", USAGE_CHECK,       run_check_config},
     {"routes",       NULL,              run_routes},
+    {"kinds",        NULL,              run_kinds},
     {"version",      NULL,              run_version},
     {"--version",    NULL,              run_version},
 };
