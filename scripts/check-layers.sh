@@ -57,6 +57,7 @@ job_exec 3
 job_runner 3
 job_rebuild 3
 job_sync_ml 3
+job_* 3
 sync_* 3
 stats 3
 api 4
