@@ -79,7 +79,7 @@ long long sync_count(PGresult *r, int col);
 /* counts[key] += n. */
 void sync_bump(json_t *counts, const char *key, long long n);
 
-/* ---- sync_write.c (writes fail into s->errors under their step, except as noted) */
+/* ---- sync_write.c (a failed write is recorded in s->errors under its step) */
 
 /* Collects the write in flight, if any, adding its counts. Must precede any other use of
  * s->c while a write may be in flight. */
