@@ -6,7 +6,8 @@
 #   - link: from `nm` over the core library (and main.c's object when given): module A uses
 #     module B when A's object has an undefined symbol that B's object defines;
 #   - include: every #include "..." between src/*.c, src/*.h and include/jobsd/*.h.
-# A module is a file's base name (src/job_store.c, include/jobsd/job_store.h: job_store).
+# A module is a file's base name (src/job_store.c, include/jobsd/job_store.h: job_store); a
+# private header src/<module>_private.h or _internal.h belongs to its module.
 # Every module must be in the table below: a new file is placed in a layer on purpose.
 #
 #   scripts/check-layers.sh [LIBJOBSD_CORE.A [MAIN.C.O]]   (default: build/asan)
@@ -156,11 +157,18 @@ check_library OpenSSL '^(EVP_|HMAC|CRYPTO_|OPENSSL_|OpenSSL_|RAND_|ERR_)' \
     'jwt|internal_key|token_crypt|migrate'
 
 # ------------------------------------------------------------------ include graph
+# A module's private header (src/<module>_private.h, src/<module>_internal.h) is part of it.
+own() {
+    local m=$1
+    m=${m%_private}
+    echo "${m%_internal}"
+}
 for f in src/*.c src/*.h include/jobsd/*.h; do
     [ -f "$f" ] || continue
     from=$(basename "$f")
-    from=${from%.*}
+    from=$(own "${from%.*}")
     sed -nE 's/^#include "(jobsd\/)?([a-z0-9_]+)\.h".*/\2/p' "$f" | while read -r to; do
+        to=$(own "$to")
         [ "$to" = "$from" ] || echo "$from $to"
     done
 done | sort -u >"$work/include.edges"

@@ -2,7 +2,8 @@
  * connection of a tenant, make sure of a valid access token (refreshes serialised per
  * connection by locking its row, the rotated pair committed in the same transaction), then
  * pull listings (scan + multigets of 20), orders (paged, ranges split past 10,000 results)
- * and daily visits into the raw-fact tables. */
+ * and daily visits into the raw-fact tables. The kind is job_sync_ml.c; its parts are the
+ * sync_*.c files, which share src/sync_ml.h and nothing else. */
 #ifndef JOBSD_JOB_SYNC_ML_H
 #define JOBSD_JOB_SYNC_ML_H
 
