@@ -69,8 +69,8 @@ int sync_parse(json_t *body, char tenant[37], long long *days_back, unsigned *in
     return 0;
 }
 
-static int sync_resolve(const struct config *cfg, PGconn *c, json_t *body, struct job_request *req,
-                        struct err *e)
+static MUSTCHECK int sync_resolve(const struct config *cfg, PGconn *c, json_t *body,
+                                  struct job_request *req, struct err *e)
 {
     (void)cfg;
     char tenant[37];
@@ -258,7 +258,8 @@ static MUSTCHECK json_t *finish(struct sync *s, json_t *connections, json_t *war
     return result;
 }
 
-static json_t *sync_run_with(struct job_run *run, struct token_crypt *crypt, struct err *e)
+static MUSTCHECK json_t *sync_run_with(struct job_run *run, struct token_crypt *crypt,
+                                       struct err *e)
 {
     struct sync s;
     memset(&s, 0, sizeof s);
@@ -288,7 +289,7 @@ static json_t *sync_run_with(struct job_run *run, struct token_crypt *crypt, str
     return finish(&s, connections, warnings, failed_connections == active, e);
 }
 
-static json_t *sync_run(struct job_run *run, struct err *e)
+static MUSTCHECK json_t *sync_run(struct job_run *run, struct err *e)
 {
     struct token_crypt *crypt = token_crypt_new(run->cfg->token_encryption_key, e);
     if (!crypt)

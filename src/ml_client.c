@@ -344,8 +344,8 @@ static bool form_append(struct buf *b, const char *key, const char *value)
 }
 
 /* What a final answer of the token endpoint means: 0 with out for a 2xx, else -1 with e. */
-static int token_answer(struct ml_transfer *t, CURLcode res, long status, int attempts,
-                        struct ml_token *out, struct ml_error *mlerr, struct err *e)
+static MUSTCHECK int token_answer(struct ml_transfer *t, CURLcode res, long status, int attempts,
+                                  struct ml_token *out, struct ml_error *mlerr, struct err *e)
 {
     if (res != CURLE_OK || status == 429 || status >= 500 || t->too_big) {
         struct ml_request r;

@@ -13,8 +13,8 @@
 #include "jobsd/job.h"
 
 /* Checks a sync body (tenantId, daysBack 1..365, include). */
-int sync_parse(json_t *body, char tenant[37], long long *days_back, unsigned *include,
-               struct err *e);
+MUSTCHECK int sync_parse(json_t *body, char tenant[37], long long *days_back, unsigned *include,
+                         struct err *e);
 
 enum sync_part { SYNC_LISTINGS = 1, SYNC_ORDERS = 2, SYNC_VISITS = 4 };
 
