@@ -26,6 +26,12 @@
 #include <string.h>
 
 #include "chaos.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testpgc.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define TENANT        "0d0d0d0d-0000-4000-8000-00000000000b"
 #define EMPTY_TENANT  "0d0d0d0d-0000-4000-8000-0000000000e0" /* no listings: fast rebuilds */

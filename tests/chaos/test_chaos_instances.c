@@ -19,6 +19,10 @@
 #include <string.h>
 
 #include "chaos.h"
+#include "testdb.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define TENANT     "3a3a3a3a-0000-4000-8000-00000000000c"
 #define LOCK_SQL   "SELECT pg_advisory_lock(hashtextextended('jobsd:metrics:" TENANT "', 0))"

@@ -29,6 +29,12 @@
 #include <unistd.h>
 
 #include "chaos.h"
+#include "testdb.h"
+#include "testfake.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define TENANT        "9c9c9c9c-0000-4000-8000-000000000009"
 #define SYNC_TENANT   "9c9c9c9c-0000-4000-8000-0000000000f1"

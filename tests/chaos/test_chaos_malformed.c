@@ -29,6 +29,10 @@
 #include <unistd.h>
 
 #include "chaos.h"
+#include "testdb.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 #include "jobsd/jwt.h"
 
 #define TENANT     "5e5e5e5e-0000-4000-8000-00000000000e"

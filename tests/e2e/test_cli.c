@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testproc.h"
 
 #define TENANT "c11c11c1-0000-4000-8000-000000000001"
 

@@ -18,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define REBUILD   "/api/v1/jobs/rebuild-daily-metrics"
 #define JSON_TYPE "application/json; charset=utf-8"

@@ -16,7 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define TENANT     "3c0ffee0-0000-4000-8000-00000000000a"
 #define PATH       "/api/v1/jobs/rebuild-daily-metrics"

@@ -16,7 +16,11 @@
 #include <time.h>
 
 #include "jobsd/jwt.h"
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define SECRET "e2e-jwt-secret-0123456789abcdef-0123456789"
 #define A      "aaaaaaaa-1111-4000-8000-000000000001"

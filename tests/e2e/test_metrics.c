@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testproc.h"
 
 #define TENANT "3e3e3e3e-0000-4000-8000-000000000001"
 

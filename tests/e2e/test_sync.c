@@ -12,7 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfake.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define PATH          "/api/v1/jobs/sync-mercadolivre"
 #define CLIENT_ID     "4400112233445566"
