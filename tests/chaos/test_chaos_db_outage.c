@@ -281,7 +281,9 @@ static void check_recovery(const char *id, const char *from, const char *to, lon
     print_message("ready again %lld ms after the database came back\n", took);
     assert_true(took <= 10000);
     assert_true(testdb_reconnect(&db));
-    if (!t_wait_until(final, (void *)id, 30000))
+    char job[40]; /* t_wait_until's context is not const */
+    snprintf(job, sizeof job, "%s", id);
+    if (!t_wait_until(final, job, 30000))
         fail_msg("job %s not finished 30 s after the database came back", id);
     char *row = tdb_value(db.conn,
                           "SELECT status || ' after ' || attempts || ' attempt(s): ' || "

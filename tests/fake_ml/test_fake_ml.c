@@ -82,6 +82,17 @@ static bool fake_start(struct fake *f, const char *const *args, int *exit_code, 
     if (efd < 0)
         die("mkstemp: %s", strerror(errno));
     unlink(errpath);
+    /* The command line, built before fork: the child only calls execv. */
+    const char *bin = env_or_die("FAKE_ML_BIN");
+    char *argv[32];
+    size_t argc = 0;
+    argv[argc++] = strdup("fake_ml");
+    for (size_t i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = strdup(args[i]);
+    argv[argc] = NULL;
+    for (size_t i = 0; i < argc; i++)
+        if (!argv[i])
+            die("out of memory");
     pid_t pid = fork();
     if (pid < 0)
         die("fork: %s", strerror(errno));
@@ -91,14 +102,11 @@ static bool fake_start(struct fake *f, const char *const *args, int *exit_code, 
         close(out[0]);
         close(out[1]);
         close(efd);
-        const char *argv[32] = {"fake_ml"};
-        size_t n = 1;
-        for (size_t i = 0; args[i] && n < 31; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(env_or_die("FAKE_ML_BIN"), (char *const *)argv);
+        execv(bin, argv);
         _exit(127);
     }
+    for (size_t i = 0; i < argc; i++)
+        free(argv[i]);
     close(out[1]);
     char line[256] = "";
     size_t got = 0;
