@@ -20,6 +20,7 @@
 
 #include "chaos.h"
 #include "testdb.h"
+#include "testgroup.h"
 #include "testhttp.h"
 #include "testproc.h"
 #include "testtime.h"
@@ -242,5 +243,5 @@ int main(void)
         cmocka_unit_test(test_same_requests_on_three_instances),
         cmocka_unit_test(test_queue_shared_between_instances),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tgroup_run("chaos_instances", tests, setup, teardown);
 }

@@ -4,11 +4,15 @@
  *
  * Three groups, each with its own jobsd:
  *  - http_requests: default configuration; routing, framing, authentication, media type,
- *    JSON, field validation and its order, error envelope, X-Request-Id, health. Ends by
- *    checking that the whole malformed-input sweep wrote nothing.
+ *    JSON, field validation and its order, error envelope, X-Request-Id, health. Its
+ *    teardown checks that the whole malformed-input sweep wrote nothing.
  *  - http_limits_and_keys: MAX_BODY_BYTES=2048 and INTERNAL_JOBS_KEY_PREVIOUS; 413, chunked
- *    bodies over the limit, a body exactly at the limit, key rotation.
- *  - http_jobs: the success paths (200, 202, Prefer, GET /api/v1/jobs/{id}) and /readyz. */
+ *    bodies over the limit, a body exactly at the limit, key rotation. Its teardown checks
+ *    that nothing was written.
+ *  - http_jobs: the success paths (200, 202, Prefer, GET /api/v1/jobs/{id}) and /readyz. Its
+ *    teardown checks that only the deliberate runs added job_logs rows, all successful.
+ * Every group's teardown then stops its jobsd and checks that it exits 0 with a log free of
+ * keys; a failed teardown check fails the program (tgroup_run). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +24,7 @@
 
 #include "testdb.h"
 #include "testfx.h"
+#include "testgroup.h"
 #include "testhttp.h"
 #include "testproc.h"
 #include "testtime.h"
@@ -212,23 +217,6 @@ static bool jobsd_alive(void)
     return ok;
 }
 
-/* Stops the group's jobsd (exit 0: clean shutdown, and under ASan no leak) and checks that no
- * key reached its log. */
-static void stop_and_check_log(void)
-{
-    assert_true(proc.pid > 0);
-    int code = jobsd_stop(&proc, 30000);
-    assert_int_equal(code, 0);
-    static const char *const secrets[] = {TEST_KEY,      TEST_KEY_PREVIOUS, WRONG_KEY_NEAR,
-                                          WRONG_KEY_FAR, BEARER_SECRET,     NULL};
-    for (size_t i = 0; secrets[i]; i++)
-        if (jobsd_log_contains(&proc, secrets[i]))
-            fail_msg("the log of jobsd contains a key: %s", secrets[i]);
-    /* libmicrohttpd's messages go through jobsd's logger (one event per line), which it only
-     * guarantees when the logger is its first option. */
-    assert_false(jobsd_log_contains(&proc, "is not the first option"));
-}
-
 static int start_with(const char *const *env)
 {
     if (!jobsd_start(&proc, db.url, env))
@@ -236,15 +224,6 @@ static int start_with(const char *const *env)
     base_jobs = count_jobs();
     base_metrics = count_metrics();
     return 0;
-}
-
-static int group_stop(void **state)
-{
-    (void)state;
-    th_free(&last);
-    if (proc.pid <= 0)
-        return 0;
-    return jobsd_stop(&proc, 30000) == 0 ? 0 : -1;
 }
 
 static int group_start_default(void **state)
@@ -259,6 +238,103 @@ static int group_start_limits(void **state)
     static const char *const env[] = {"MAX_BODY_BYTES=2048",
                                       "INTERNAL_JOBS_KEY_PREVIOUS=" TEST_KEY_PREVIOUS, NULL};
     return start_with(env);
+}
+
+/* ------------------------------------------------------------------ group teardowns */
+
+/* What a whole group must leave behind, checked once it ran: every problem is printed and
+ * makes the teardown fail, which fails the program (tgroup_run); jobsd is stopped whatever
+ * the checks found. */
+
+/* job_logs rows the group added: want of them. */
+static bool jobs_added(long long want)
+{
+    long long n = count_jobs() - base_jobs;
+    if (n == want)
+        return true;
+    print_error("the group added %lld job_logs row(s), want %lld\n", n, want);
+    return false;
+}
+
+static bool metrics_added(long long want)
+{
+    long long n = count_metrics() - base_metrics;
+    if (n == want)
+        return true;
+    print_error("the group added %lld listing_metrics_daily row(s), want %lld\n", n, want);
+    return false;
+}
+
+/* Stops the group's jobsd: exit 0 (a clean shutdown, and under ASan no leak), no key in its
+ * log, libmicrohttpd's messages through jobsd's logger (which it only guarantees when the
+ * logger is its first option: one event per line). */
+static bool stopped_clean(void)
+{
+    th_free(&last);
+    if (proc.pid <= 0) {
+        print_error("the group's jobsd is not running (it did not start)\n");
+        return false;
+    }
+    bool ok = true;
+    int code = jobsd_stop(&proc, 30000);
+    if (code != 0) {
+        print_error("jobsd exited with %d at SIGTERM, want 0\n", code);
+        ok = false;
+    }
+    static const char *const secrets[] = {TEST_KEY,      TEST_KEY_PREVIOUS, WRONG_KEY_NEAR,
+                                          WRONG_KEY_FAR, BEARER_SECRET,     NULL};
+    for (size_t i = 0; secrets[i]; i++) {
+        if (jobsd_log_contains(&proc, secrets[i])) {
+            print_error("the log of jobsd contains a key: %s\n", secrets[i]);
+            ok = false;
+        }
+    }
+    if (jobsd_log_contains(&proc, "is not the first option")) {
+        print_error("libmicrohttpd's logger is not its first option\n");
+        ok = false;
+    }
+    return ok;
+}
+
+/* http_requests: the malformed-input sweep wrote nothing at all. */
+static int requests_end(void **state)
+{
+    (void)state;
+    bool ok = jobs_added(0);
+    ok = metrics_added(0) && ok;
+    long long jobs = count_jobs();
+    if (jobs != 0) {
+        print_error("job_logs has %lld row(s) after the sweep, want none\n", jobs);
+        ok = false;
+    }
+    bool stopped = stopped_clean();
+    return ok && stopped ? 0 : -1;
+}
+
+/* http_limits_and_keys: nothing written either. */
+static int limits_end(void **state)
+{
+    (void)state;
+    bool ok = jobs_added(0);
+    ok = metrics_added(0) && ok;
+    bool stopped = stopped_clean();
+    return ok && stopped ? 0 : -1;
+}
+
+/* http_jobs: only the deliberate valid requests added job_logs rows (3 synchronous runs,
+ * respond-async, wait=0, the huge wait, the deduplicated one), and every one of them ended
+ * in success. */
+static int jobs_end(void **state)
+{
+    (void)state;
+    bool ok = jobs_added(7);
+    long long failed = tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status <> 'success'");
+    if (failed != 0) {
+        print_error("%lld job(s) did not end in success\n", failed);
+        ok = false;
+    }
+    bool stopped = stopped_clean();
+    return ok && stopped ? 0 : -1;
 }
 
 /* ================================================================== http_requests */
@@ -1016,21 +1092,6 @@ static void test_get_job_auth_and_not_found(void **state)
     assert_true(jobsd_alive());
 }
 
-/* The malformed-input sweep above wrote nothing. */
-static void test_sweep_wrote_nothing(void **state)
-{
-    (void)state;
-    assert_int_equal(count_jobs(), base_jobs);
-    assert_int_equal(count_metrics(), base_metrics);
-    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs"), 0);
-}
-
-static void test_requests_stop_clean(void **state)
-{
-    (void)state;
-    stop_and_check_log();
-}
-
 /* ================================================================== http_limits_and_keys */
 
 /* 20 MB announced, only the headers sent: 413 at once (the body is never awaited). */
@@ -1228,19 +1289,6 @@ static void test_previous_key_accepted(void **state)
     check_error(&r, 401, "unauthorized", NULL);
     th_free(&r);
     assert_true(jobsd_log_contains(&proc, "INTERNAL_JOBS_KEY_PREVIOUS"));
-}
-
-static void test_limits_wrote_nothing(void **state)
-{
-    (void)state;
-    assert_int_equal(count_jobs(), base_jobs);
-    assert_int_equal(count_metrics(), base_metrics);
-}
-
-static void test_limits_stop_clean(void **state)
-{
-    (void)state;
-    stop_and_check_log();
 }
 
 /* ================================================================== http_jobs */
@@ -1585,22 +1633,6 @@ static int restore_checksum(void **state)
     return 0;
 }
 
-/* Only the deliberate valid requests added job_logs rows, and every one of them ended. */
-static void test_jobs_rows_accounted_for(void **state)
-{
-    (void)state;
-    /* 3 synchronous runs, respond-async, wait=0, huge wait, the deduplicated one. */
-    assert_int_equal(count_jobs() - base_jobs, 7);
-    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status <> 'success'"),
-                     0);
-}
-
-static void test_jobs_stop_clean(void **state)
-{
-    (void)state;
-    stop_and_check_log();
-}
-
 /* ================================================================== main */
 
 int main(void)
@@ -1654,8 +1686,6 @@ int main(void)
         cmocka_unit_test(test_error_envelope_and_request_id),
         cmocka_unit_test(test_health_endpoints),
         cmocka_unit_test(test_get_job_auth_and_not_found),
-        cmocka_unit_test(test_sweep_wrote_nothing),
-        cmocka_unit_test(test_requests_stop_clean),
     };
     const struct CMUnitTest limits[] = {
         cmocka_unit_test(test_header_sizes),
@@ -1664,8 +1694,6 @@ int main(void)
         cmocka_unit_test(test_body_exactly_at_limit_accepted),
         cmocka_unit_test(test_chunked_over_limit_closes),
         cmocka_unit_test(test_previous_key_accepted),
-        cmocka_unit_test(test_limits_wrote_nothing),
-        cmocka_unit_test(test_limits_stop_clean),
     };
     const struct CMUnitTest jobs[] = {
         cmocka_unit_test(test_rebuild_200_full_body),
@@ -1674,15 +1702,11 @@ int main(void)
         cmocka_unit_test(test_prefer_huge_wait_saturates),
         cmocka_unit_test_teardown(test_dedupe_and_wait_timeout, release_tenant_lock),
         cmocka_unit_test_teardown(test_readyz_503_on_checksum_mismatch, restore_checksum),
-        cmocka_unit_test(test_jobs_rows_accounted_for),
-        cmocka_unit_test(test_jobs_stop_clean),
     };
     int failed = 0;
-    failed +=
-        cmocka_run_group_tests_name("http_requests", requests, group_start_default, group_stop);
-    failed +=
-        cmocka_run_group_tests_name("http_limits_and_keys", limits, group_start_limits, group_stop);
-    failed += cmocka_run_group_tests_name("http_jobs", jobs, group_start_default, group_stop);
+    failed += tgroup_run("http_requests", requests, group_start_default, requests_end);
+    failed += tgroup_run("http_limits_and_keys", limits, group_start_limits, limits_end);
+    failed += tgroup_run("http_jobs", jobs, group_start_default, jobs_end);
     testdb_drop(&db);
     return failed == 0 ? 0 : 1;
 }

@@ -18,6 +18,7 @@
 #include "jobsd/jwt.h"
 #include "testdb.h"
 #include "testfx.h"
+#include "testgroup.h"
 #include "testhttp.h"
 #include "testproc.h"
 #include "testtime.h"
@@ -420,5 +421,5 @@ int main(void)
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_reads_bounded_by_query_timeout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tgroup_run("jwt_api", tests, setup, teardown);
 }

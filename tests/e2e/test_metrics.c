@@ -11,6 +11,7 @@
 
 #include "testdb.h"
 #include "testfx.h"
+#include "testgroup.h"
 #include "testhttp.h"
 #include "testproc.h"
 
@@ -117,5 +118,5 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_guard),
                                        cmocka_unit_test(test_counters_move)};
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tgroup_run("metrics", tests, setup, teardown);
 }

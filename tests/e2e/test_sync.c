@@ -14,6 +14,7 @@
 
 #include "testdb.h"
 #include "testfake.h"
+#include "testgroup.h"
 #include "testhttp.h"
 #include "testproc.h"
 #include "testtime.h"
@@ -870,8 +871,7 @@ int main(void)
     if (setup(NULL) != 0)
         return 1;
     int failed = cmocka_run_group_tests_name("sync_big_seller", big, NULL, NULL);
-    failed +=
-        cmocka_run_group_tests_name("sync_faults_tokens", small_tests, small_setup, small_teardown);
+    failed += tgroup_run("sync_faults_tokens", small_tests, small_setup, small_teardown);
     failed += cmocka_run_group_tests_name("sync_rate", rate, NULL, NULL);
     teardown(NULL);
     return failed;

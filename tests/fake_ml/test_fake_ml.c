@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testgroup.h"
 #include "testhttp.h"
 #include "testtime.h"
 
@@ -1491,7 +1492,7 @@ int main(void)
         cmocka_unit_test(test_bad_scenarios_refused),
         cmocka_unit_test(test_other_scenarios_load),
     };
-    int failed = cmocka_run_group_tests_name("fake_ml", shared, group_setup, group_teardown);
+    int failed = tgroup_run("fake_ml", shared, group_setup, group_teardown);
     failed += cmocka_run_group_tests_name("fake_ml_scenarios", standalone, NULL, NULL);
     return failed ? 1 : 0;
 }
