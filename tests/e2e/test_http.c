@@ -1,6 +1,9 @@
-/* End-to-end tests of the HTTP contract (SPEC section 2, 1.1 validation, 1.3 202/Prefer):
- * a real `jobsd serve` on a real PostgreSQL, spoken to with raw HTTP so every byte of the
- * framing, headers and body is under the test's control.
+/* End-to-end tests of the HTTP contract (SPEC section 2, 1.1 and 1.2 validation, 1.3
+ * 202/Prefer): a real `jobsd serve` on a real PostgreSQL, spoken to with raw HTTP so every
+ * byte of the framing, headers and body is under the test's control. Field validation is
+ * checked here once per error code and once for its order on each job route; its catalogue
+ * is the tables of tests/unit/test_rebuild_parse.c, test_sync_parse.c and
+ * tests/integration/test_job_resolve.c.
  *
  * Three groups, each with its own jobsd:
  *  - http_requests: default configuration; routing, framing, authentication, media type,
@@ -30,6 +33,7 @@
 #include "testtime.h"
 
 #define REBUILD   "/api/v1/jobs/rebuild-daily-metrics"
+#define SYNC      "/api/v1/jobs/sync-mercadolivre"
 #define JSON_TYPE "application/json; charset=utf-8"
 /* A tenant that exists (created in main) and one that does not. */
 #define TENANT    "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
@@ -45,7 +49,6 @@
 static struct testdb db;
 static struct jobsd_proc proc;
 static long long base_jobs, base_metrics;
-static char today_plus1[16], today_plus2[16], today_plus5[16];
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -192,14 +195,16 @@ static void check_no_secret(const struct th_response *r)
     }
 }
 
-/* The last response of expect_rebuild_error: kept until the next call (or the group's end) so
+/* The last response of expect_job_error: kept until the next call (or the group's end) so
  * a failed assertion, which leaves the function, does not leak it. */
 static struct th_response last;
 
-static void expect_rebuild_error(const char *body, int status, const char *code, const char *needle)
+static void expect_job_error(const char *path, const char *body, int status, const char *code,
+                             const char *needle)
 {
     th_free(&last);
-    post_rebuild(body, &last);
+    if (!th_post_job(proc.port, path, TEST_KEY, body, NULL, &last))
+        fail_msg("no HTTP response to POST %s %s", path, body);
     const char *msg =
         json_string_value(json_object_get(json_object_get(last.json, "error"), "message"));
     if (last.status != status || strcmp(th_error_code(&last), code) != 0 ||
@@ -207,6 +212,11 @@ static void expect_rebuild_error(const char *body, int status, const char *code,
         print_error("request body: %s\n", body);
     check_error(&last, status, code, needle);
     th_free(&last);
+}
+
+static void expect_rebuild_error(const char *body, int status, const char *code, const char *needle)
+{
+    expect_job_error(REBUILD, body, status, code, needle);
 }
 
 static bool jobsd_alive(void)
@@ -722,238 +732,55 @@ static void test_duplicate_keys_400_invalid_json(void **state)
     expect_rebuild_error("{\"form\": 1, \"form\": 1}", 400, "invalid_json", NULL);
 }
 
-static void test_body_not_an_object_400_invalid_body(void **state)
-{
-    (void)state;
-    static const char *const bodies[] = {
-        "[]", "[{\"tenantId\": \"" TENANT "\"}]", "\"" TENANT "\"", "42", "-1.5", "null", "true",
-        NULL};
-    for (size_t i = 0; bodies[i]; i++)
-        expect_rebuild_error(bodies[i], 400, "invalid_body", NULL);
-}
+/* Field validation (SPEC 1.1, 1.2) over HTTP: one body per error code on each job route and
+ * one case of the order of the checks. The catalogues are tables nearer the code that decides
+ * them: tests/unit/test_rebuild_parse.c and test_sync_parse.c (the checks of the body) and
+ * tests/integration/test_job_resolve.c (the window rules and the tenant, on a database). */
 
-static void test_unknown_field_400(void **state)
+/* A field longer than the message quotes, cut inside its multi-byte character ("%.64s" and
+ * "%.40s" in the messages): the error is still a JSON envelope naming the field. */
+#define LONG_NAME "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+#define LONG_ID   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+
+static void test_rebuild_body_one_case_per_code(void **state)
 {
     (void)state;
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"form\": \"2024-01-01\"}", 400,
-                         "unknown_field", "\"form\"");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"TenantId\": \"" TENANT "\"}", 400,
-                         "unknown_field", "TenantId");
-    expect_rebuild_error("{\"tenant_id\": \"" TENANT "\"}", 400, "unknown_field", "tenant_id");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"days_back\": 2}", 400, "unknown_field",
-                         "days_back");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"\": 2}", 400, "unknown_field", NULL);
-    /* A field name whose multi-byte character is cut by the message's length limit. */
-    expect_rebuild_error(
-        "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
-        "\": 1}",
-        400, "unknown_field", "aaaaaaaa");
+    /* a JSON value that is not an object (the HTTP layer hands any JSON value over) */
+    expect_rebuild_error("42", 400, "invalid_body", "JSON object");
+    expect_rebuild_error("{\"" LONG_NAME "\": 1}", 400, "unknown_field", "aaaaaaaa");
+    expect_rebuild_error("{\"tenantId\": \"" LONG_ID "\"}", 400, "invalid_field",
+                         "tenantId must be a UUID");
+    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\"}", 404, "tenant_not_found", "tenantId");
     assert_true(jobsd_alive());
 }
 
-static void test_wrong_types_400_naming_the_field(void **state)
+/* A rule decided on the database (from after to) comes before the unknown tenant. */
+static void test_rebuild_validation_order(void **state)
 {
     (void)state;
-    static const struct {
-        const char *body, *field;
-    } cases[] = {
-        {"{\"tenantId\": 123}", "tenantId"},
-        {"{\"tenantId\": null}", "tenantId"},
-        {"{\"tenantId\": [\"" TENANT "\"]}", "tenantId"},
-        {"{\"tenantId\": {\"id\": \"" TENANT "\"}}", "tenantId"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": 20240101, \"to\": \"2024-01-31\"}", "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\", \"to\": true}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": null, \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": \"2\"}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 2.5}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 2.0}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 0}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": -1}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 367}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 99999999999999999}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": true}", "daysBack"},
-        {"{}", "tenantId"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_rebuild_error(cases[i].body, 400, "invalid_field", cases[i].field);
-}
-
-static void test_tenant_not_a_uuid_400(void **state)
-{
-    (void)state;
-    static const char *const ids[] = {"",
-                                      "not-a-uuid",
-                                      "3f1c2a5e8b7d4c6e9a1b2c3d4e5f6a7b",
-                                      "{3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b}",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7bb",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7g",
-                                      " 3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b' OR '1'='1",
-                                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9",
-                                      NULL};
-    for (size_t i = 0; ids[i]; i++) {
-        char body[256];
-        snprintf(body, sizeof body, "{\"tenantId\": \"%s\"}", ids[i]);
-        expect_rebuild_error(body, 400, "invalid_field", "tenantId");
-    }
-}
-
-static void test_bad_dates_400_naming_the_field(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *body, *field;
-    } cases[] = {
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-02-30\", \"to\": \"2024-03-01\"}",
-         "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2023-02-29\", \"to\": \"2023-03-01\"}",
-         "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\", \"to\": \"2024-04-31\"}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-1-1\", \"to\": \"2024-01-31\"}", "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"31/01/2024\", \"to\": \"2024-02-01\"}",
-         "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-1-1\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"20240131\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31T25:00:00Z\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31T06:00:00\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31 06:00:00Z\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"yesterday\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"\", \"daysBack\": 2}", "to"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_rebuild_error(cases[i].body, 400, "invalid_field", cases[i].field);
-}
-
-static void test_bad_combinations_400(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *body, *field;
-    } cases[] = {
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\"}", "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31\"}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\", \"daysBack\": 3}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT
-         "\", \"from\": \"2024-01-01\", \"to\": \"2024-01-31\", \"daysBack\": 3}",
-         "daysBack"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_rebuild_error(cases[i].body, 400, "invalid_field", cases[i].field);
-}
-
-static void test_window_rules_400(void **state)
-{
-    (void)state;
-    char body[256];
-    /* from after to */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
+    expect_rebuild_error("{\"tenantId\": \"" NOBODY
                          "\", \"from\": \"2024-02-01\", \"to\": \"2024-01-31\"}",
-                         400, "invalid_field", "from");
-    /* 367 days; 366 is the default maximum */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
-                         "\", \"from\": \"2023-01-01\", \"to\": \"2024-01-02\"}",
-                         400, "invalid_field", "366");
-    /* The same calendar date as timestamps: converted in JOBS_TIMEZONE (UTC-3), so
-     * 2024-01-02T02:00:00Z is 2024-01-01 and the window is 366 days. */
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"from\": \"2023-01-01\", \"to\": \"2024-01-02T02:00:00Z\"}",
-                         404, "tenant_not_found", NULL);
-    /* exactly 366 days and daysBack 366: allowed (they reach the tenant check) */
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"from\": \"2023-01-01\", \"to\": \"2024-01-01\"}",
-                         404, "tenant_not_found", NULL);
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"daysBack\": 366}", 404,
-                         "tenant_not_found", NULL);
-    /* to more than one day after today (in JOBS_TIMEZONE); tomorrow is fine */
-    snprintf(body, sizeof body, "{\"tenantId\": \"" TENANT "\", \"to\": \"%s\", \"daysBack\": 1}",
-             today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "to");
-    snprintf(body, sizeof body, "{\"tenantId\": \"" TENANT "\", \"from\": \"%s\", \"to\": \"%s\"}",
-             today_plus2, today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "to");
-    snprintf(body, sizeof body, "{\"tenantId\": \"" NOBODY "\", \"to\": \"%s\", \"daysBack\": 1}",
-             today_plus1);
-    expect_rebuild_error(body, 404, "tenant_not_found", NULL);
-    /* RFC 3339 timestamps are accepted */
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"to\": \"2024-01-31T03:00:00-03:00\", \"daysBack\": 2}",
-                         404, "tenant_not_found", NULL);
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"from\": \"2024-02-29\", \"to\": \"2024-03-01\"}",
-                         404, "tenant_not_found", NULL);
+                         400, "invalid_field", "from (2024-02-01) is after to");
 }
 
-/* A window that resolves to dates before 0001-01-01 (year 1 BC) is not a window of real
- * dates: the resolved from would be printed "0001-12-31", after to. Today it is accepted
- * (200 with daysProcessed 0 for a real tenant): see the report on src/job_rebuild.c. */
-static void test_window_before_year_1_400(void **state)
+static void test_sync_body_one_case_per_code(void **state)
 {
     (void)state;
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"to\": \"0001-01-01\", \"daysBack\": 2}",
-                         400, "invalid_field", NULL);
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"to\": \"0001-01-01T00:00:00+05:00\", \"daysBack\": 1}",
-                         400, "invalid_field", NULL);
+    expect_job_error(SYNC, "\"" TENANT "\"", 400, "invalid_body", "JSON object");
+    /* a field of the rebuild is not one of the sync's */
+    expect_job_error(SYNC, "{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\"}", 400,
+                     "unknown_field", "\"from\"");
+    expect_job_error(SYNC, "{\"tenantId\": \"" TENANT "\", \"include\": [\"orderz\"]}", 400,
+                     "invalid_field", "include");
+    expect_job_error(SYNC, "{\"tenantId\": \"" NOBODY "\"}", 404, "tenant_not_found", "tenantId");
 }
 
-static void test_unknown_tenant_404(void **state)
+/* Every 400 comes before the unknown tenant. */
+static void test_sync_validation_order(void **state)
 {
     (void)state;
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\"}", 404, "tenant_not_found", "tenantId");
-    expect_rebuild_error("{\"tenantId\": \"00000000-0000-4000-8000-00000000ABCD\"}", 404,
-                         "tenant_not_found", NOBODY);
-}
-
-/* When several rules are broken, the first one in the SPEC's order is reported. */
-static void test_validation_order(void **state)
-{
-    (void)state;
-    char body[256];
-    /* not an object over everything inside it */
-    expect_rebuild_error("[{\"form\": 1, \"tenantId\": 5}]", 400, "invalid_body", NULL);
-    /* unknown field over a bad type, a bad uuid, a missing tenant */
-    expect_rebuild_error("{\"tenantId\": 1, \"form\": \"2024-01-01\"}", 400, "unknown_field",
-                         "form");
-    expect_rebuild_error("{\"daysBack\": \"x\", \"tenantId\": \"nope\", \"form\": 1}", 400,
-                         "unknown_field", "form");
-    expect_rebuild_error("{\"form\": \"2024-01-01\"}", 400, "unknown_field", "form");
-    /* a bad type over a bad uuid */
-    expect_rebuild_error("{\"tenantId\": \"nope\", \"daysBack\": \"2\"}", 400, "invalid_field",
-                         "daysBack");
-    expect_rebuild_error("{\"tenantId\": \"nope\", \"from\": 1, \"to\": \"2024-01-01\"}", 400,
-                         "invalid_field", "from must be a string");
-    /* a bad uuid over a bad date */
-    expect_rebuild_error("{\"tenantId\": \"nope\", \"from\": \"2024-02-30\", \"to\": "
-                         "\"2024-03-01\"}",
-                         400, "invalid_field", "UUID");
-    /* a bad date over a bad combination (from alone) */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"from\": \"2024-02-30\"}", 400,
-                         "invalid_field", "calendar date");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
-                         "\", \"from\": \"2024-02-30\", \"daysBack\": 2}",
-                         400, "invalid_field", "calendar date");
-    /* a bad combination over from-after-to */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
-                         "\", \"from\": \"2024-02-01\", \"to\": \"2024-01-01\", \"daysBack\": 3}",
-                         400, "invalid_field", "combined");
-    /* from-after-to over a date too far ahead */
-    snprintf(body, sizeof body, "{\"tenantId\": \"" TENANT "\", \"from\": \"%s\", \"to\": \"%s\"}",
-             today_plus5, today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "after");
-    /* too long a window over a date too far ahead */
-    snprintf(body, sizeof body,
-             "{\"tenantId\": \"" TENANT "\", \"from\": \"2020-01-01\", \"to\": \"%s\"}",
-             today_plus5);
-    expect_rebuild_error(body, 400, "invalid_field", "366");
-    /* every 400 over the unknown tenant */
-    snprintf(body, sizeof body, "{\"tenantId\": \"" NOBODY "\", \"to\": \"%s\", \"daysBack\": 1}",
-             today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "to");
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"from\": \"2024-01-01\"}", 400,
-                         "invalid_field", "from");
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"daysBack\": 0}", 400, "invalid_field",
-                         "daysBack");
+    expect_job_error(SYNC, "{\"tenantId\": \"" NOBODY "\", \"daysBack\": 366}", 400,
+                     "invalid_field", "daysBack");
 }
 
 static void test_error_envelope_and_request_id(void **state)
@@ -1647,16 +1474,6 @@ int main(void)
     const char *order = fx_order(db.conn, TENANT, 1001, "paid", "2024-01-10T15:00:00Z");
     fx_item(db.conn, TENANT, order, listing2, 2, "10.00");
     fx_visits(db.conn, TENANT, listing2, "2024-01-10", 20);
-    static const char tz[] = "(now() AT TIME ZONE 'America/Sao_Paulo')::date";
-    char *d = tdb_value(db.conn, "SELECT to_char(%s + 1, 'YYYY-MM-DD')", tz);
-    snprintf(today_plus1, sizeof today_plus1, "%s", d);
-    free(d);
-    d = tdb_value(db.conn, "SELECT to_char(%s + 2, 'YYYY-MM-DD')", tz);
-    snprintf(today_plus2, sizeof today_plus2, "%s", d);
-    free(d);
-    d = tdb_value(db.conn, "SELECT to_char(%s + 5, 'YYYY-MM-DD')", tz);
-    snprintf(today_plus5, sizeof today_plus5, "%s", d);
-    free(d);
 
     const struct CMUnitTest requests[] = {
         cmocka_unit_test(test_unknown_path_404),
@@ -1673,16 +1490,10 @@ int main(void)
         cmocka_unit_test(test_empty_body_is_empty_object),
         cmocka_unit_test(test_invalid_json_400_with_line_and_column),
         cmocka_unit_test(test_duplicate_keys_400_invalid_json),
-        cmocka_unit_test(test_body_not_an_object_400_invalid_body),
-        cmocka_unit_test(test_unknown_field_400),
-        cmocka_unit_test(test_wrong_types_400_naming_the_field),
-        cmocka_unit_test(test_tenant_not_a_uuid_400),
-        cmocka_unit_test(test_bad_dates_400_naming_the_field),
-        cmocka_unit_test(test_bad_combinations_400),
-        cmocka_unit_test(test_window_rules_400),
-        cmocka_unit_test(test_window_before_year_1_400),
-        cmocka_unit_test(test_unknown_tenant_404),
-        cmocka_unit_test(test_validation_order),
+        cmocka_unit_test(test_rebuild_body_one_case_per_code),
+        cmocka_unit_test(test_rebuild_validation_order),
+        cmocka_unit_test(test_sync_body_one_case_per_code),
+        cmocka_unit_test(test_sync_validation_order),
         cmocka_unit_test(test_error_envelope_and_request_id),
         cmocka_unit_test(test_health_endpoints),
         cmocka_unit_test(test_get_job_auth_and_not_found),
