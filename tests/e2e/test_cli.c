@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testdb.h"
-#include "testfx.h"
-#include "testproc.h"
+#include "testsupport.h"
 
 #define TENANT "c11c11c1-0000-4000-8000-000000000001"
 
