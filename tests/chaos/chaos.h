@@ -1,165 +1,62 @@
-/* What the chaos tests share (tests/chaos/test_chaos_*.c): a tenant with dense inputs, a
- * "stale" window to rebuild, digests of a window (what it holds now, and what a complete
- * rebuild must leave), a trigger that makes the rebuild's writes slow and interruptible, and
- * job_logs polling. Header-only: every test program includes it once. */
+/* chaos: what the chaos tests share (tests/chaos/test_chaos_*.c, linked with chaos.c): a
+ * tenant with dense inputs, a "stale" window to rebuild, digests of a window (what it holds
+ * now, and what a complete rebuild must leave), a trigger that makes the rebuild's writes slow
+ * and interruptible, job_logs polling, and reading jobsd's log. Failures of its SQL abort the
+ * program (testdb). */
 #ifndef JOBSD_CHAOS_H
 #define JOBSD_CHAOS_H
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
 
-#include "testsupport.h"
+#include "testhttp.h"
+#include "testproc.h"
 
 #define CHAOS_REBUILD "/api/v1/jobs/rebuild-daily-metrics"
 
-#define CHAOS_UNUSED __attribute__((unused))
-
-/* nlistings active listings, visits on every day from..to (a deterministic pattern with
- * zeros, so conversion is NULL on some days and 0 on others). */
-static CHAOS_UNUSED void chaos_seed(PGconn *c, const char *tenant, int nlistings, const char *from,
-                                    const char *to)
-{
-    fx_tenant(c, tenant);
-    tdb_execf(c,
-              "INSERT INTO listings (tenant_id, external_id, status, title) "
-              "SELECT '%s', 'MLB' || g, 'active', 'listing ' || g FROM generate_series(1, %d) g",
-              tenant, nlistings);
-    tdb_execf(c,
-              "INSERT INTO listing_visits_daily (tenant_id, listing_id, date, visits) "
-              "SELECT l.tenant_id, l.id, d::date, abs(hashtext(l.external_id || d::text)) %% 7 "
-              "FROM listings l, generate_series('%s'::date, '%s'::date, interval '1 day') d "
-              "WHERE l.tenant_id = '%s'",
-              from, to, tenant);
-}
+/* The tenant with nlistings active listings and visits on every day from..to (a
+ * deterministic pattern with zeros, so conversion is NULL on some days and 0 on others). */
+void chaos_seed(PGconn *c, const char *tenant, int nlistings, const char *from, const char *to);
 
 /* Rows that a rebuild must replace: every listing and day of from..to, with values no
  * rebuild computes (source 'stale'). */
-static CHAOS_UNUSED void chaos_prefill_stale(PGconn *c, const char *tenant, const char *from,
-                                             const char *to)
-{
-    tdb_execf(c,
-              "INSERT INTO listing_metrics_daily (tenant_id, listing_id, date, visits, orders, "
-              "units, gmv, source) "
-              "SELECT l.tenant_id, l.id, d::date, -1, 0, 0, 0, 'stale' FROM listings l, "
-              "generate_series('%s'::date, '%s'::date, interval '1 day') d "
-              "WHERE l.tenant_id = '%s'",
-              from, to, tenant);
-}
+void chaos_prefill_stale(PGconn *c, const char *tenant, const char *from, const char *to);
 
-/* A BEFORE row trigger on listing_metrics_daily that sleeps `seconds` per row written: a
- * rebuild's statement then takes rows x seconds (x2 for an upsert over an existing row) and
- * can be interrupted half-way through its writes. */
-static CHAOS_UNUSED void chaos_slow_writes(PGconn *c, const char *seconds)
-{
-    tdb_execf(c,
-              "CREATE OR REPLACE FUNCTION chaos_slow() RETURNS trigger LANGUAGE plpgsql AS $$ "
-              "BEGIN PERFORM pg_sleep(%s); RETURN NEW; END $$",
-              seconds);
-    tdb_exec(c, "DROP TRIGGER IF EXISTS chaos_slow ON listing_metrics_daily");
-    tdb_exec(c, "CREATE TRIGGER chaos_slow BEFORE INSERT OR UPDATE ON listing_metrics_daily "
-                "FOR EACH ROW EXECUTE FUNCTION chaos_slow()");
-}
+/* A BEFORE row trigger on listing_metrics_daily that sleeps `seconds` (SQL text, "0.002") per
+ * row written: a rebuild's statement then takes rows x seconds (x2 for an upsert over an
+ * existing row) and can be interrupted half-way through its writes. chaos_fast_writes drops
+ * it. */
+void chaos_slow_writes(PGconn *c, const char *seconds);
+void chaos_fast_writes(PGconn *c);
 
-static CHAOS_UNUSED void chaos_fast_writes(PGconn *c)
-{
-    tdb_exec(c, "DROP TRIGGER IF EXISTS chaos_slow ON listing_metrics_daily");
-}
+/* What a window holds now: "count:md5" over every row (new: caller frees). */
+char *chaos_window_digest(PGconn *c, const char *tenant, const char *from, const char *to);
 
-/* What a window holds now: "count:md5" over every row (malloc'ed). */
-static CHAOS_UNUSED char *chaos_window_digest(PGconn *c, const char *tenant, const char *from,
-                                              const char *to)
-{
-    return tdb_value(
-        c,
-        "SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws('|', listing_id, date, "
-        "coalesce(visits::text, '-'), orders, units, gmv, coalesce(conversion::text, '-'), "
-        "source), ',' ORDER BY listing_id, date)), '') "
-        "FROM listing_metrics_daily WHERE tenant_id = '%s' AND date BETWEEN '%s' AND '%s'",
-        tenant, from, to);
-}
+/* What a complete rebuild of the window must leave, in chaos_window_digest's form, computed
+ * from the inputs independently of the rebuild statement (no orders: visits as stored or
+ * NULL, 0 orders, conversion 0.0000 when there were visits, NULL otherwise; every active
+ * listing on every day). New: caller frees. */
+char *chaos_expected_digest(PGconn *c, const char *tenant, const char *from, const char *to);
 
-/* What a complete rebuild of the window must leave, computed from the inputs independently of
- * the rebuild statement (no orders: visits as stored or NULL, 0 orders, conversion 0.0000
- * when there were visits, NULL otherwise; every active listing on every day). */
-static CHAOS_UNUSED char *chaos_expected_digest(PGconn *c, const char *tenant, const char *from,
-                                                const char *to)
-{
-    return tdb_value(
-        c,
-        "SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws('|', l.id, d::date, "
-        "coalesce(v.visits::text, '-'), 0, 0, 0::numeric(14,2), coalesce((CASE WHEN v.visits > 0 "
-        "THEN 0 END)::numeric(12,4)::text, '-'), 'internal_job'), ',' ORDER BY l.id, d::date)), "
-        "'') "
-        "FROM listings l CROSS JOIN generate_series('%s'::date, '%s'::date, interval '1 day') d "
-        "LEFT JOIN listing_visits_daily v ON v.tenant_id = l.tenant_id AND v.listing_id = l.id "
-        "AND v.date = d::date "
-        "WHERE l.tenant_id = '%s' AND l.status <> 'deleted'",
-        from, to, tenant);
-}
-
-/* A job's status ("" when there is no such row; malloc'ed). */
-static CHAOS_UNUSED char *chaos_job_status(PGconn *c, const char *id)
-{
-    char *s =
-        tdb_value(c, "SELECT coalesce((SELECT status FROM job_logs WHERE id = '%s'), '')", id);
-    return s ? s : strdup("");
-}
-
-static CHAOS_UNUSED bool chaos_job_is(PGconn *c, const char *id, const char *status)
-{
-    char *s = chaos_job_status(c, id);
-    bool ok = strcmp(s, status) == 0;
-    free(s);
-    return ok;
-}
-
-static CHAOS_UNUSED bool chaos_job_final(PGconn *c, const char *id)
-{
-    char *s = chaos_job_status(c, id);
-    bool ok = strcmp(s, "success") == 0 || strcmp(s, "error") == 0;
-    free(s);
-    return ok;
-}
+/* A job's status, "" when there is no such row (new: caller frees). */
+char *chaos_job_status(PGconn *c, const char *id);
+/* Is the job in this status? */
+bool chaos_job_is(PGconn *c, const char *id, const char *status);
+/* Has the job ended (success or error)? */
+bool chaos_job_final(PGconn *c, const char *id);
 
 /* The pid in a worker id (host:pid:thread), or 0. */
-static CHAOS_UNUSED int chaos_worker_pid(const char *worker_id)
-{
-    const char *p = worker_id ? strchr(worker_id, ':') : NULL;
-    return p ? (int)strtol(p + 1, NULL, 10) : 0;
-}
+int chaos_worker_pid(const char *worker_id);
 
-/* POST a rebuild of tenant from..to with the key; extra headers may be NULL. */
-static CHAOS_UNUSED bool chaos_post_rebuild(unsigned port, const char *tenant, const char *from,
-                                            const char *to, const char *extra,
-                                            struct th_response *r)
-{
-    char body[256];
-    snprintf(body, sizeof body, "{\"tenantId\": \"%s\", \"from\": \"%s\", \"to\": \"%s\"}", tenant,
-             from, to);
-    return th_post_job(port, CHAOS_REBUILD, TEST_KEY, body, extra, r);
-}
+/* POST a rebuild of tenant from..to with TEST_KEY; extra headers may be NULL. As th_post_job:
+ * false when no response came (r then needs no th_free). */
+bool chaos_post_rebuild(unsigned port, const char *tenant, const char *from, const char *to,
+                        const char *extra, struct th_response *r);
 
 /* Lines of a jobsd log that contain both needles (b may be NULL). */
-static CHAOS_UNUSED int chaos_log_count(const struct jobsd_proc *p, const char *a, const char *b)
-{
-    FILE *f = fopen(p->log_path, "r");
-    if (!f)
-        return 0;
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, a) != NULL && (!b || strstr(line, b) != NULL);
-    fclose(f);
-    return n;
-}
+int chaos_log_count(const struct jobsd_proc *p, const char *a, const char *b);
 
-/* A day as YYYY-MM-DD, `offset` days after base (a date). */
-static CHAOS_UNUSED void chaos_day(PGconn *c, const char *base, int offset, char out[11])
-{
-    char *d = tdb_value(c, "SELECT to_char('%s'::date + %d, 'YYYY-MM-DD')", base, offset);
-    snprintf(out, 11, "%s", d);
-    free(d);
-}
+/* A day as YYYY-MM-DD, `offset` days after base (a date), computed by PostgreSQL. */
+void chaos_day(PGconn *c, const char *base, int offset, char out[11]);
 
 #endif

@@ -4,7 +4,8 @@
  *  - stopped with pg_ctl -m immediate (a crash, recovery at start), then started again,
  *  - left up while every jobsd backend is killed with pg_terminate_backend,
  * each time while a rebuild is half-way through its writes (a trigger makes them slow).
- * Meanwhile a client thread keeps sending rebuilds, job reads, /readyz, /healthz and /metrics.
+ * Meanwhile a client thread keeps sending rebuilds, job reads, /readyz, /healthz and /metrics
+ * (the group's setup starts it; its teardown stops it and judges everything it saw).
  * Asserted:
  *  - jobsd never crashes: it is running after every outage and exits 0 at SIGTERM;
  *  - every request gets an answer within DB_QUERY_TIMEOUT_MS + 5 s (+ its Prefer wait): no
@@ -26,6 +27,13 @@
 #include <string.h>
 
 #include "chaos.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testgroup.h"
+#include "testhttp.h"
+#include "testpgc.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define TENANT        "0d0d0d0d-0000-4000-8000-00000000000b"
 #define EMPTY_TENANT  "0d0d0d0d-0000-4000-8000-0000000000e0" /* no listings: fast rebuilds */
@@ -36,35 +44,6 @@ static struct pgcluster pg;
 static struct testdb db;
 static struct jobsd_proc proc;
 
-static int setup(void **state)
-{
-    (void)state;
-    if (!pgc_start(&pg))
-        return -1;
-    testdb_create_at(&db, pg.url, "chaos_outage");
-    chaos_seed(db.conn, TENANT, 20, "2024-01-01", "2024-03-31");
-    chaos_prefill_stale(db.conn, TENANT, "2024-01-01", "2024-03-31");
-    fx_tenant(db.conn, EMPTY_TENANT);
-    chaos_slow_writes(db.conn, "0.002");
-    char timeout[64];
-    snprintf(timeout, sizeof timeout, "DB_QUERY_TIMEOUT_MS=%d", QUERY_TIMEOUT);
-    const char *env[] = {timeout, "SYNC_WAIT_SECONDS=5", "JOB_WORKERS=2", NULL};
-    if (!jobsd_start(&proc, db.url, env))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (proc.pid > 0)
-        jobsd_kill9(&proc);
-    if (db.conn)
-        PQfinish(db.conn);
-    pgc_destroy(&pg);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- the client thread */
 
 struct load {
@@ -74,6 +53,7 @@ struct load {
     long long requests, answered_503, max_ms;
     int failures;
     char first_failure[1024];
+    bool running; /* the thread was started (and not joined yet) */
 };
 
 static struct load load;
@@ -275,7 +255,9 @@ static void check_recovery(const char *id, const char *from, const char *to, lon
     print_message("ready again %lld ms after the database came back\n", took);
     assert_true(took <= 10000);
     assert_true(testdb_reconnect(&db));
-    if (!t_wait_until(final, (void *)id, 30000))
+    char job[40]; /* t_wait_until's context is not const */
+    snprintf(job, sizeof job, "%s", id);
+    if (!t_wait_until(final, job, 30000))
         fail_msg("job %s not finished 30 s after the database came back", id);
     char *row = tdb_value(db.conn,
                           "SELECT status || ' after ' || attempts || ' attempt(s): ' || "
@@ -312,15 +294,98 @@ static void outage(const char *mode, const char *from, const char *to)
     check_recovery(id, from, to, back);
 }
 
-/* ---------------------------------------------------------------- tests */
+static bool nothing_pending(void *ctx)
+{
+    (void)ctx;
+    return tdb_int(db.conn,
+                   "SELECT count(*) FROM job_logs WHERE status IN ('queued', 'running')") == 0;
+}
 
-static void test_start_client(void **state)
+/* ---------------------------------------------------------------- the group */
+
+/* The private cluster, jobsd, and the client thread running against a ready jobsd. */
+static int setup(void **state)
 {
     (void)state;
+    if (!pgc_start(&pg))
+        return -1;
+    testdb_create_at(&db, pg.url, "chaos_outage");
+    chaos_seed(db.conn, TENANT, 20, "2024-01-01", "2024-03-31");
+    chaos_prefill_stale(db.conn, TENANT, "2024-01-01", "2024-03-31");
+    fx_tenant(db.conn, EMPTY_TENANT);
+    chaos_slow_writes(db.conn, "0.002");
+    char timeout[64];
+    snprintf(timeout, sizeof timeout, "DB_QUERY_TIMEOUT_MS=%d", QUERY_TIMEOUT);
+    const char *env[] = {timeout, "SYNC_WAIT_SECONDS=5", "JOB_WORKERS=2", NULL};
+    if (!jobsd_start(&proc, db.url, env))
+        return -1;
     pthread_mutex_init(&load.lock, NULL);
-    pthread_create(&load.thread, NULL, load_main, NULL);
-    assert_true(t_wait_until(ready, NULL, 10000));
+    if (pthread_create(&load.thread, NULL, load_main, NULL) != 0)
+        return -1;
+    load.running = true;
+    if (!t_wait_until(ready, NULL, 10000)) {
+        print_error("jobsd is not ready 10 s after its start\n");
+        return -1;
+    }
+    return 0;
 }
+
+/* Once every outage ran: the client thread's verdict over the whole group (every request
+ * answered properly, 503s seen), no job left pending, every rebuild of the interrupted tenant
+ * successful, and a clean exit. A failed check fails the program (tgroup_run); the clean-up
+ * happens whatever the checks found. */
+static int teardown(void **state)
+{
+    (void)state;
+    bool ok = true;
+    if (load.running) {
+        atomic_store(&load.stop, 1);
+        pthread_join(load.thread, NULL);
+        load.running = false;
+        print_message("client: %lld requests, %lld answered 503, slowest %lld ms\n", load.requests,
+                      load.answered_503, load.max_ms);
+        if (load.failures) {
+            print_error("%d requests were not answered properly; the first: %s\n", load.failures,
+                        load.first_failure);
+            ok = false;
+        }
+        if (load.answered_503 < 10) {
+            print_error("the client saw %lld 503 answers, want at least 10\n", load.answered_503);
+            ok = false;
+        }
+        pthread_mutex_destroy(&load.lock);
+    }
+    if (proc.pid > 0 && db.conn) {
+        if (!t_wait_until(nothing_pending, NULL, 30000)) {
+            print_error("jobs still queued or running 30 s after the last outage\n");
+            ok = false;
+        }
+        /* The interrupted jobs (and the client's) all completed. */
+        long long not_ok =
+            tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE tenant_id = '" TENANT
+                             "' AND status <> 'success'");
+        if (not_ok != 0) {
+            print_error("%lld rebuild(s) of the interrupted tenant did not succeed\n", not_ok);
+            ok = false;
+        }
+        int code = jobsd_stop(&proc, 20000);
+        if (code != 0) {
+            print_error("jobsd exited with %d at SIGTERM, want 0\n", code);
+            ok = false;
+        }
+    } else {
+        print_error("jobsd is not running (it did not start, or it exited during the tests)\n");
+        ok = false;
+    }
+    if (proc.pid > 0)
+        jobsd_kill9(&proc);
+    if (db.conn)
+        PQfinish(db.conn);
+    pgc_destroy(&pg);
+    return ok ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- tests */
 
 static void test_postgres_fast_stop(void **state)
 {
@@ -350,42 +415,12 @@ static void test_backends_terminated(void **state)
     check_recovery(id, from, to, t_now_ms());
 }
 
-static bool nothing_pending(void *ctx)
-{
-    (void)ctx;
-    return tdb_int(db.conn,
-                   "SELECT count(*) FROM job_logs WHERE status IN ('queued', 'running')") == 0;
-}
-
-static void test_stop_client_and_check(void **state)
-{
-    (void)state;
-    atomic_store(&load.stop, 1);
-    pthread_join(load.thread, NULL);
-    print_message("client: %lld requests, %lld answered 503, slowest %lld ms\n", load.requests,
-                  load.answered_503, load.max_ms);
-    if (load.failures)
-        fail_msg("%d requests were not answered properly; the first: %s", load.failures,
-                 load.first_failure);
-    assert_true(load.answered_503 >= 10);
-    assert_true(t_wait_until(nothing_pending, NULL, 30000));
-    /* The interrupted jobs (and the client's) all completed. */
-    long long not_ok = tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE tenant_id = '" TENANT
-                                        "' AND status <> 'success'");
-    if (not_ok != 0)
-        fail_msg("%lld rebuild(s) of the interrupted tenant did not succeed", not_ok);
-    pthread_mutex_destroy(&load.lock);
-    assert_int_equal(jobsd_stop(&proc, 20000), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_start_client),
         cmocka_unit_test(test_postgres_fast_stop),
         cmocka_unit_test(test_postgres_immediate_stop),
         cmocka_unit_test(test_backends_terminated),
-        cmocka_unit_test(test_stop_client_and_check),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tgroup_run("chaos_db_outage", tests, setup, teardown);
 }

@@ -21,6 +21,10 @@
 #include <string.h>
 
 #include "chaos.h"
+#include "testdb.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define TENANT     "5d0c0000-0000-4000-8000-00000000000d"
 #define LOCK_SQL   "SELECT pg_advisory_lock(hashtextextended('jobsd:metrics:" TENANT "', 0))"

@@ -1,14 +1,21 @@
-/* End-to-end tests of the HTTP contract (SPEC section 2, 1.1 validation, 1.3 202/Prefer):
- * a real `jobsd serve` on a real PostgreSQL, spoken to with raw HTTP so every byte of the
- * framing, headers and body is under the test's control.
+/* End-to-end tests of the HTTP contract (SPEC section 2, 1.1 and 1.2 validation, 1.3
+ * 202/Prefer): a real `jobsd serve` on a real PostgreSQL, spoken to with raw HTTP so every
+ * byte of the framing, headers and body is under the test's control. Field validation is
+ * checked here once per error code and once for its order on each job route; its catalogue
+ * is the tables of tests/unit/test_rebuild_parse.c, test_sync_parse.c and
+ * tests/integration/test_job_resolve.c.
  *
  * Three groups, each with its own jobsd:
  *  - http_requests: default configuration; routing, framing, authentication, media type,
- *    JSON, field validation and its order, error envelope, X-Request-Id, health. Ends by
- *    checking that the whole malformed-input sweep wrote nothing.
+ *    JSON, field validation and its order, error envelope, X-Request-Id, health. Its
+ *    teardown checks that the whole malformed-input sweep wrote nothing.
  *  - http_limits_and_keys: MAX_BODY_BYTES=2048 and INTERNAL_JOBS_KEY_PREVIOUS; 413, chunked
- *    bodies over the limit, a body exactly at the limit, key rotation.
- *  - http_jobs: the success paths (200, 202, Prefer, GET /api/v1/jobs/{id}) and /readyz. */
+ *    bodies over the limit, a body exactly at the limit, key rotation. Its teardown checks
+ *    that nothing was written.
+ *  - http_jobs: the success paths (200, 202, Prefer, GET /api/v1/jobs/{id}) and /readyz. Its
+ *    teardown checks that only the deliberate runs added job_logs rows, all successful.
+ * Every group's teardown then stops its jobsd and checks that it exits 0 with a log free of
+ * keys; a failed teardown check fails the program (tgroup_run). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,9 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testgroup.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define REBUILD   "/api/v1/jobs/rebuild-daily-metrics"
+#define SYNC      "/api/v1/jobs/sync-mercadolivre"
 #define JSON_TYPE "application/json; charset=utf-8"
 /* A tenant that exists (created in main) and one that does not. */
 #define TENANT    "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
@@ -36,7 +49,6 @@
 static struct testdb db;
 static struct jobsd_proc proc;
 static long long base_jobs, base_metrics;
-static char today_plus1[16], today_plus2[16], today_plus5[16];
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -183,14 +195,16 @@ static void check_no_secret(const struct th_response *r)
     }
 }
 
-/* The last response of expect_rebuild_error: kept until the next call (or the group's end) so
+/* The last response of expect_job_error: kept until the next call (or the group's end) so
  * a failed assertion, which leaves the function, does not leak it. */
 static struct th_response last;
 
-static void expect_rebuild_error(const char *body, int status, const char *code, const char *needle)
+static void expect_job_error(const char *path, const char *body, int status, const char *code,
+                             const char *needle)
 {
     th_free(&last);
-    post_rebuild(body, &last);
+    if (!th_post_job(proc.port, path, TEST_KEY, body, NULL, &last))
+        fail_msg("no HTTP response to POST %s %s", path, body);
     const char *msg =
         json_string_value(json_object_get(json_object_get(last.json, "error"), "message"));
     if (last.status != status || strcmp(th_error_code(&last), code) != 0 ||
@@ -198,6 +212,11 @@ static void expect_rebuild_error(const char *body, int status, const char *code,
         print_error("request body: %s\n", body);
     check_error(&last, status, code, needle);
     th_free(&last);
+}
+
+static void expect_rebuild_error(const char *body, int status, const char *code, const char *needle)
+{
+    expect_job_error(REBUILD, body, status, code, needle);
 }
 
 static bool jobsd_alive(void)
@@ -208,23 +227,6 @@ static bool jobsd_alive(void)
     return ok;
 }
 
-/* Stops the group's jobsd (exit 0: clean shutdown, and under ASan no leak) and checks that no
- * key reached its log. */
-static void stop_and_check_log(void)
-{
-    assert_true(proc.pid > 0);
-    int code = jobsd_stop(&proc, 30000);
-    assert_int_equal(code, 0);
-    static const char *const secrets[] = {TEST_KEY,      TEST_KEY_PREVIOUS, WRONG_KEY_NEAR,
-                                          WRONG_KEY_FAR, BEARER_SECRET,     NULL};
-    for (size_t i = 0; secrets[i]; i++)
-        if (jobsd_log_contains(&proc, secrets[i]))
-            fail_msg("the log of jobsd contains a key: %s", secrets[i]);
-    /* libmicrohttpd's messages go through jobsd's logger (one event per line), which it only
-     * guarantees when the logger is its first option. */
-    assert_false(jobsd_log_contains(&proc, "is not the first option"));
-}
-
 static int start_with(const char *const *env)
 {
     if (!jobsd_start(&proc, db.url, env))
@@ -232,15 +234,6 @@ static int start_with(const char *const *env)
     base_jobs = count_jobs();
     base_metrics = count_metrics();
     return 0;
-}
-
-static int group_stop(void **state)
-{
-    (void)state;
-    th_free(&last);
-    if (proc.pid <= 0)
-        return 0;
-    return jobsd_stop(&proc, 30000) == 0 ? 0 : -1;
 }
 
 static int group_start_default(void **state)
@@ -255,6 +248,103 @@ static int group_start_limits(void **state)
     static const char *const env[] = {"MAX_BODY_BYTES=2048",
                                       "INTERNAL_JOBS_KEY_PREVIOUS=" TEST_KEY_PREVIOUS, NULL};
     return start_with(env);
+}
+
+/* ------------------------------------------------------------------ group teardowns */
+
+/* What a whole group must leave behind, checked once it ran: every problem is printed and
+ * makes the teardown fail, which fails the program (tgroup_run); jobsd is stopped whatever
+ * the checks found. */
+
+/* job_logs rows the group added: want of them. */
+static bool jobs_added(long long want)
+{
+    long long n = count_jobs() - base_jobs;
+    if (n == want)
+        return true;
+    print_error("the group added %lld job_logs row(s), want %lld\n", n, want);
+    return false;
+}
+
+static bool metrics_added(long long want)
+{
+    long long n = count_metrics() - base_metrics;
+    if (n == want)
+        return true;
+    print_error("the group added %lld listing_metrics_daily row(s), want %lld\n", n, want);
+    return false;
+}
+
+/* Stops the group's jobsd: exit 0 (a clean shutdown, and under ASan no leak), no key in its
+ * log, libmicrohttpd's messages through jobsd's logger (which it only guarantees when the
+ * logger is its first option: one event per line). */
+static bool stopped_clean(void)
+{
+    th_free(&last);
+    if (proc.pid <= 0) {
+        print_error("the group's jobsd is not running (it did not start)\n");
+        return false;
+    }
+    bool ok = true;
+    int code = jobsd_stop(&proc, 30000);
+    if (code != 0) {
+        print_error("jobsd exited with %d at SIGTERM, want 0\n", code);
+        ok = false;
+    }
+    static const char *const secrets[] = {TEST_KEY,      TEST_KEY_PREVIOUS, WRONG_KEY_NEAR,
+                                          WRONG_KEY_FAR, BEARER_SECRET,     NULL};
+    for (size_t i = 0; secrets[i]; i++) {
+        if (jobsd_log_contains(&proc, secrets[i])) {
+            print_error("the log of jobsd contains a key: %s\n", secrets[i]);
+            ok = false;
+        }
+    }
+    if (jobsd_log_contains(&proc, "is not the first option")) {
+        print_error("libmicrohttpd's logger is not its first option\n");
+        ok = false;
+    }
+    return ok;
+}
+
+/* http_requests: the malformed-input sweep wrote nothing at all. */
+static int requests_end(void **state)
+{
+    (void)state;
+    bool ok = jobs_added(0);
+    ok = metrics_added(0) && ok;
+    long long jobs = count_jobs();
+    if (jobs != 0) {
+        print_error("job_logs has %lld row(s) after the sweep, want none\n", jobs);
+        ok = false;
+    }
+    bool stopped = stopped_clean();
+    return ok && stopped ? 0 : -1;
+}
+
+/* http_limits_and_keys: nothing written either. */
+static int limits_end(void **state)
+{
+    (void)state;
+    bool ok = jobs_added(0);
+    ok = metrics_added(0) && ok;
+    bool stopped = stopped_clean();
+    return ok && stopped ? 0 : -1;
+}
+
+/* http_jobs: only the deliberate valid requests added job_logs rows (3 synchronous runs,
+ * respond-async, wait=0, the huge wait, the deduplicated one), and every one of them ended
+ * in success. */
+static int jobs_end(void **state)
+{
+    (void)state;
+    bool ok = jobs_added(7);
+    long long failed = tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status <> 'success'");
+    if (failed != 0) {
+        print_error("%lld job(s) did not end in success\n", failed);
+        ok = false;
+    }
+    bool stopped = stopped_clean();
+    return ok && stopped ? 0 : -1;
 }
 
 /* ================================================================== http_requests */
@@ -642,238 +732,55 @@ static void test_duplicate_keys_400_invalid_json(void **state)
     expect_rebuild_error("{\"form\": 1, \"form\": 1}", 400, "invalid_json", NULL);
 }
 
-static void test_body_not_an_object_400_invalid_body(void **state)
-{
-    (void)state;
-    static const char *const bodies[] = {
-        "[]", "[{\"tenantId\": \"" TENANT "\"}]", "\"" TENANT "\"", "42", "-1.5", "null", "true",
-        NULL};
-    for (size_t i = 0; bodies[i]; i++)
-        expect_rebuild_error(bodies[i], 400, "invalid_body", NULL);
-}
+/* Field validation (SPEC 1.1, 1.2) over HTTP: one body per error code on each job route and
+ * one case of the order of the checks. The catalogues are tables nearer the code that decides
+ * them: tests/unit/test_rebuild_parse.c and test_sync_parse.c (the checks of the body) and
+ * tests/integration/test_job_resolve.c (the window rules and the tenant, on a database). */
 
-static void test_unknown_field_400(void **state)
+/* A field longer than the message quotes, cut inside its multi-byte character ("%.64s" and
+ * "%.40s" in the messages): the error is still a JSON envelope naming the field. */
+#define LONG_NAME "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+#define LONG_ID   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+
+static void test_rebuild_body_one_case_per_code(void **state)
 {
     (void)state;
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"form\": \"2024-01-01\"}", 400,
-                         "unknown_field", "\"form\"");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"TenantId\": \"" TENANT "\"}", 400,
-                         "unknown_field", "TenantId");
-    expect_rebuild_error("{\"tenant_id\": \"" TENANT "\"}", 400, "unknown_field", "tenant_id");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"days_back\": 2}", 400, "unknown_field",
-                         "days_back");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"\": 2}", 400, "unknown_field", NULL);
-    /* A field name whose multi-byte character is cut by the message's length limit. */
-    expect_rebuild_error(
-        "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
-        "\": 1}",
-        400, "unknown_field", "aaaaaaaa");
+    /* a JSON value that is not an object (the HTTP layer hands any JSON value over) */
+    expect_rebuild_error("42", 400, "invalid_body", "JSON object");
+    expect_rebuild_error("{\"" LONG_NAME "\": 1}", 400, "unknown_field", "aaaaaaaa");
+    expect_rebuild_error("{\"tenantId\": \"" LONG_ID "\"}", 400, "invalid_field",
+                         "tenantId must be a UUID");
+    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\"}", 404, "tenant_not_found", "tenantId");
     assert_true(jobsd_alive());
 }
 
-static void test_wrong_types_400_naming_the_field(void **state)
+/* A rule decided on the database (from after to) comes before the unknown tenant. */
+static void test_rebuild_validation_order(void **state)
 {
     (void)state;
-    static const struct {
-        const char *body, *field;
-    } cases[] = {
-        {"{\"tenantId\": 123}", "tenantId"},
-        {"{\"tenantId\": null}", "tenantId"},
-        {"{\"tenantId\": [\"" TENANT "\"]}", "tenantId"},
-        {"{\"tenantId\": {\"id\": \"" TENANT "\"}}", "tenantId"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": 20240101, \"to\": \"2024-01-31\"}", "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\", \"to\": true}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": null, \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": \"2\"}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 2.5}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 2.0}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 0}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": -1}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 367}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": 99999999999999999}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT "\", \"daysBack\": true}", "daysBack"},
-        {"{}", "tenantId"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_rebuild_error(cases[i].body, 400, "invalid_field", cases[i].field);
-}
-
-static void test_tenant_not_a_uuid_400(void **state)
-{
-    (void)state;
-    static const char *const ids[] = {"",
-                                      "not-a-uuid",
-                                      "3f1c2a5e8b7d4c6e9a1b2c3d4e5f6a7b",
-                                      "{3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b}",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7bb",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7g",
-                                      " 3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b",
-                                      "3f1c2a5e-8b7d-4c6e-9a1b-2c3d4e5f6a7b' OR '1'='1",
-                                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9",
-                                      NULL};
-    for (size_t i = 0; ids[i]; i++) {
-        char body[256];
-        snprintf(body, sizeof body, "{\"tenantId\": \"%s\"}", ids[i]);
-        expect_rebuild_error(body, 400, "invalid_field", "tenantId");
-    }
-}
-
-static void test_bad_dates_400_naming_the_field(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *body, *field;
-    } cases[] = {
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-02-30\", \"to\": \"2024-03-01\"}",
-         "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2023-02-29\", \"to\": \"2023-03-01\"}",
-         "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\", \"to\": \"2024-04-31\"}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-1-1\", \"to\": \"2024-01-31\"}", "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"31/01/2024\", \"to\": \"2024-02-01\"}",
-         "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-1-1\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"20240131\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31T25:00:00Z\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31T06:00:00\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31 06:00:00Z\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"yesterday\", \"daysBack\": 2}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"\", \"daysBack\": 2}", "to"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_rebuild_error(cases[i].body, 400, "invalid_field", cases[i].field);
-}
-
-static void test_bad_combinations_400(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *body, *field;
-    } cases[] = {
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\"}", "from"},
-        {"{\"tenantId\": \"" TENANT "\", \"to\": \"2024-01-31\"}", "to"},
-        {"{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\", \"daysBack\": 3}", "daysBack"},
-        {"{\"tenantId\": \"" TENANT
-         "\", \"from\": \"2024-01-01\", \"to\": \"2024-01-31\", \"daysBack\": 3}",
-         "daysBack"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_rebuild_error(cases[i].body, 400, "invalid_field", cases[i].field);
-}
-
-static void test_window_rules_400(void **state)
-{
-    (void)state;
-    char body[256];
-    /* from after to */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
+    expect_rebuild_error("{\"tenantId\": \"" NOBODY
                          "\", \"from\": \"2024-02-01\", \"to\": \"2024-01-31\"}",
-                         400, "invalid_field", "from");
-    /* 367 days; 366 is the default maximum */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
-                         "\", \"from\": \"2023-01-01\", \"to\": \"2024-01-02\"}",
-                         400, "invalid_field", "366");
-    /* The same calendar date as timestamps: converted in JOBS_TIMEZONE (UTC-3), so
-     * 2024-01-02T02:00:00Z is 2024-01-01 and the window is 366 days. */
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"from\": \"2023-01-01\", \"to\": \"2024-01-02T02:00:00Z\"}",
-                         404, "tenant_not_found", NULL);
-    /* exactly 366 days and daysBack 366: allowed (they reach the tenant check) */
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"from\": \"2023-01-01\", \"to\": \"2024-01-01\"}",
-                         404, "tenant_not_found", NULL);
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"daysBack\": 366}", 404,
-                         "tenant_not_found", NULL);
-    /* to more than one day after today (in JOBS_TIMEZONE); tomorrow is fine */
-    snprintf(body, sizeof body, "{\"tenantId\": \"" TENANT "\", \"to\": \"%s\", \"daysBack\": 1}",
-             today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "to");
-    snprintf(body, sizeof body, "{\"tenantId\": \"" TENANT "\", \"from\": \"%s\", \"to\": \"%s\"}",
-             today_plus2, today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "to");
-    snprintf(body, sizeof body, "{\"tenantId\": \"" NOBODY "\", \"to\": \"%s\", \"daysBack\": 1}",
-             today_plus1);
-    expect_rebuild_error(body, 404, "tenant_not_found", NULL);
-    /* RFC 3339 timestamps are accepted */
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"to\": \"2024-01-31T03:00:00-03:00\", \"daysBack\": 2}",
-                         404, "tenant_not_found", NULL);
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"from\": \"2024-02-29\", \"to\": \"2024-03-01\"}",
-                         404, "tenant_not_found", NULL);
+                         400, "invalid_field", "from (2024-02-01) is after to");
 }
 
-/* A window that resolves to dates before 0001-01-01 (year 1 BC) is not a window of real
- * dates: the resolved from would be printed "0001-12-31", after to. Today it is accepted
- * (200 with daysProcessed 0 for a real tenant): see the report on src/job_rebuild.c. */
-static void test_window_before_year_1_400(void **state)
+static void test_sync_body_one_case_per_code(void **state)
 {
     (void)state;
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"to\": \"0001-01-01\", \"daysBack\": 2}",
-                         400, "invalid_field", NULL);
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY
-                         "\", \"to\": \"0001-01-01T00:00:00+05:00\", \"daysBack\": 1}",
-                         400, "invalid_field", NULL);
+    expect_job_error(SYNC, "\"" TENANT "\"", 400, "invalid_body", "JSON object");
+    /* a field of the rebuild is not one of the sync's */
+    expect_job_error(SYNC, "{\"tenantId\": \"" TENANT "\", \"from\": \"2024-01-01\"}", 400,
+                     "unknown_field", "\"from\"");
+    expect_job_error(SYNC, "{\"tenantId\": \"" TENANT "\", \"include\": [\"orderz\"]}", 400,
+                     "invalid_field", "include");
+    expect_job_error(SYNC, "{\"tenantId\": \"" NOBODY "\"}", 404, "tenant_not_found", "tenantId");
 }
 
-static void test_unknown_tenant_404(void **state)
+/* Every 400 comes before the unknown tenant. */
+static void test_sync_validation_order(void **state)
 {
     (void)state;
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\"}", 404, "tenant_not_found", "tenantId");
-    expect_rebuild_error("{\"tenantId\": \"00000000-0000-4000-8000-00000000ABCD\"}", 404,
-                         "tenant_not_found", NOBODY);
-}
-
-/* When several rules are broken, the first one in the SPEC's order is reported. */
-static void test_validation_order(void **state)
-{
-    (void)state;
-    char body[256];
-    /* not an object over everything inside it */
-    expect_rebuild_error("[{\"form\": 1, \"tenantId\": 5}]", 400, "invalid_body", NULL);
-    /* unknown field over a bad type, a bad uuid, a missing tenant */
-    expect_rebuild_error("{\"tenantId\": 1, \"form\": \"2024-01-01\"}", 400, "unknown_field",
-                         "form");
-    expect_rebuild_error("{\"daysBack\": \"x\", \"tenantId\": \"nope\", \"form\": 1}", 400,
-                         "unknown_field", "form");
-    expect_rebuild_error("{\"form\": \"2024-01-01\"}", 400, "unknown_field", "form");
-    /* a bad type over a bad uuid */
-    expect_rebuild_error("{\"tenantId\": \"nope\", \"daysBack\": \"2\"}", 400, "invalid_field",
-                         "daysBack");
-    expect_rebuild_error("{\"tenantId\": \"nope\", \"from\": 1, \"to\": \"2024-01-01\"}", 400,
-                         "invalid_field", "from must be a string");
-    /* a bad uuid over a bad date */
-    expect_rebuild_error("{\"tenantId\": \"nope\", \"from\": \"2024-02-30\", \"to\": "
-                         "\"2024-03-01\"}",
-                         400, "invalid_field", "UUID");
-    /* a bad date over a bad combination (from alone) */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT "\", \"from\": \"2024-02-30\"}", 400,
-                         "invalid_field", "calendar date");
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
-                         "\", \"from\": \"2024-02-30\", \"daysBack\": 2}",
-                         400, "invalid_field", "calendar date");
-    /* a bad combination over from-after-to */
-    expect_rebuild_error("{\"tenantId\": \"" TENANT
-                         "\", \"from\": \"2024-02-01\", \"to\": \"2024-01-01\", \"daysBack\": 3}",
-                         400, "invalid_field", "combined");
-    /* from-after-to over a date too far ahead */
-    snprintf(body, sizeof body, "{\"tenantId\": \"" TENANT "\", \"from\": \"%s\", \"to\": \"%s\"}",
-             today_plus5, today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "after");
-    /* too long a window over a date too far ahead */
-    snprintf(body, sizeof body,
-             "{\"tenantId\": \"" TENANT "\", \"from\": \"2020-01-01\", \"to\": \"%s\"}",
-             today_plus5);
-    expect_rebuild_error(body, 400, "invalid_field", "366");
-    /* every 400 over the unknown tenant */
-    snprintf(body, sizeof body, "{\"tenantId\": \"" NOBODY "\", \"to\": \"%s\", \"daysBack\": 1}",
-             today_plus2);
-    expect_rebuild_error(body, 400, "invalid_field", "to");
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"from\": \"2024-01-01\"}", 400,
-                         "invalid_field", "from");
-    expect_rebuild_error("{\"tenantId\": \"" NOBODY "\", \"daysBack\": 0}", 400, "invalid_field",
-                         "daysBack");
+    expect_job_error(SYNC, "{\"tenantId\": \"" NOBODY "\", \"daysBack\": 366}", 400,
+                     "invalid_field", "daysBack");
 }
 
 static void test_error_envelope_and_request_id(void **state)
@@ -1010,21 +917,6 @@ static void test_get_job_auth_and_not_found(void **state)
         th_free(&r);
     }
     assert_true(jobsd_alive());
-}
-
-/* The malformed-input sweep above wrote nothing. */
-static void test_sweep_wrote_nothing(void **state)
-{
-    (void)state;
-    assert_int_equal(count_jobs(), base_jobs);
-    assert_int_equal(count_metrics(), base_metrics);
-    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs"), 0);
-}
-
-static void test_requests_stop_clean(void **state)
-{
-    (void)state;
-    stop_and_check_log();
 }
 
 /* ================================================================== http_limits_and_keys */
@@ -1226,19 +1118,6 @@ static void test_previous_key_accepted(void **state)
     assert_true(jobsd_log_contains(&proc, "INTERNAL_JOBS_KEY_PREVIOUS"));
 }
 
-static void test_limits_wrote_nothing(void **state)
-{
-    (void)state;
-    assert_int_equal(count_jobs(), base_jobs);
-    assert_int_equal(count_metrics(), base_metrics);
-}
-
-static void test_limits_stop_clean(void **state)
-{
-    (void)state;
-    stop_and_check_log();
-}
-
 /* ================================================================== http_jobs */
 
 static char async_id[40];
@@ -1321,9 +1200,16 @@ static void test_rebuild_200_full_body(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "rowsUpserted")), 62);
     assert_int_equal(json_integer_value(json_object_get(j, "rowsUnchanged")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "rowsDeleted")), 0);
+    /* MAX(date) of the tenant's rows after the commit: 2024-01-31 unless another test of the
+     * group already rebuilt a later window. */
+    char *max_date = tdb_value(db.conn, "SELECT max(date)::text FROM listing_metrics_daily WHERE "
+                                        "tenant_id = '" TENANT "'");
+    assert_non_null(max_date);
+    assert_true(strcmp(max_date, "2024-01-31") >= 0);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(j, "dateRange"), "maxDateAfterRebuild")),
-        "2024-01-31");
+        max_date);
+    free(max_date);
     const char *id = json_string_value(json_object_get(j, "jobLogId"));
     assert_int_equal(count_jobs(), jobs + 1);
     assert_int_equal(tdb_int(db.conn,
@@ -1581,22 +1467,6 @@ static int restore_checksum(void **state)
     return 0;
 }
 
-/* Only the deliberate valid requests added job_logs rows, and every one of them ended. */
-static void test_jobs_rows_accounted_for(void **state)
-{
-    (void)state;
-    /* 3 synchronous runs, respond-async, wait=0, huge wait, the deduplicated one. */
-    assert_int_equal(count_jobs() - base_jobs, 7);
-    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status <> 'success'"),
-                     0);
-}
-
-static void test_jobs_stop_clean(void **state)
-{
-    (void)state;
-    stop_and_check_log();
-}
-
 /* ================================================================== main */
 
 int main(void)
@@ -1611,16 +1481,6 @@ int main(void)
     const char *order = fx_order(db.conn, TENANT, 1001, "paid", "2024-01-10T15:00:00Z");
     fx_item(db.conn, TENANT, order, listing2, 2, "10.00");
     fx_visits(db.conn, TENANT, listing2, "2024-01-10", 20);
-    static const char tz[] = "(now() AT TIME ZONE 'America/Sao_Paulo')::date";
-    char *d = tdb_value(db.conn, "SELECT to_char(%s + 1, 'YYYY-MM-DD')", tz);
-    snprintf(today_plus1, sizeof today_plus1, "%s", d);
-    free(d);
-    d = tdb_value(db.conn, "SELECT to_char(%s + 2, 'YYYY-MM-DD')", tz);
-    snprintf(today_plus2, sizeof today_plus2, "%s", d);
-    free(d);
-    d = tdb_value(db.conn, "SELECT to_char(%s + 5, 'YYYY-MM-DD')", tz);
-    snprintf(today_plus5, sizeof today_plus5, "%s", d);
-    free(d);
 
     const struct CMUnitTest requests[] = {
         cmocka_unit_test(test_unknown_path_404),
@@ -1637,21 +1497,13 @@ int main(void)
         cmocka_unit_test(test_empty_body_is_empty_object),
         cmocka_unit_test(test_invalid_json_400_with_line_and_column),
         cmocka_unit_test(test_duplicate_keys_400_invalid_json),
-        cmocka_unit_test(test_body_not_an_object_400_invalid_body),
-        cmocka_unit_test(test_unknown_field_400),
-        cmocka_unit_test(test_wrong_types_400_naming_the_field),
-        cmocka_unit_test(test_tenant_not_a_uuid_400),
-        cmocka_unit_test(test_bad_dates_400_naming_the_field),
-        cmocka_unit_test(test_bad_combinations_400),
-        cmocka_unit_test(test_window_rules_400),
-        cmocka_unit_test(test_window_before_year_1_400),
-        cmocka_unit_test(test_unknown_tenant_404),
-        cmocka_unit_test(test_validation_order),
+        cmocka_unit_test(test_rebuild_body_one_case_per_code),
+        cmocka_unit_test(test_rebuild_validation_order),
+        cmocka_unit_test(test_sync_body_one_case_per_code),
+        cmocka_unit_test(test_sync_validation_order),
         cmocka_unit_test(test_error_envelope_and_request_id),
         cmocka_unit_test(test_health_endpoints),
         cmocka_unit_test(test_get_job_auth_and_not_found),
-        cmocka_unit_test(test_sweep_wrote_nothing),
-        cmocka_unit_test(test_requests_stop_clean),
     };
     const struct CMUnitTest limits[] = {
         cmocka_unit_test(test_header_sizes),
@@ -1660,8 +1512,6 @@ int main(void)
         cmocka_unit_test(test_body_exactly_at_limit_accepted),
         cmocka_unit_test(test_chunked_over_limit_closes),
         cmocka_unit_test(test_previous_key_accepted),
-        cmocka_unit_test(test_limits_wrote_nothing),
-        cmocka_unit_test(test_limits_stop_clean),
     };
     const struct CMUnitTest jobs[] = {
         cmocka_unit_test(test_rebuild_200_full_body),
@@ -1670,15 +1520,11 @@ int main(void)
         cmocka_unit_test(test_prefer_huge_wait_saturates),
         cmocka_unit_test_teardown(test_dedupe_and_wait_timeout, release_tenant_lock),
         cmocka_unit_test_teardown(test_readyz_503_on_checksum_mismatch, restore_checksum),
-        cmocka_unit_test(test_jobs_rows_accounted_for),
-        cmocka_unit_test(test_jobs_stop_clean),
     };
     int failed = 0;
-    failed +=
-        cmocka_run_group_tests_name("http_requests", requests, group_start_default, group_stop);
-    failed +=
-        cmocka_run_group_tests_name("http_limits_and_keys", limits, group_start_limits, group_stop);
-    failed += cmocka_run_group_tests_name("http_jobs", jobs, group_start_default, group_stop);
+    failed += tgroup_run("http_requests", requests, group_start_default, requests_end);
+    failed += tgroup_run("http_limits_and_keys", limits, group_start_limits, limits_end);
+    failed += tgroup_run("http_jobs", jobs, group_start_default, jobs_end);
     testdb_drop(&db);
     return failed == 0 ? 0 : 1;
 }

@@ -16,7 +16,12 @@
 #include <time.h>
 
 #include "jobsd/jwt.h"
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testgroup.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define SECRET "e2e-jwt-secret-0123456789abcdef-0123456789"
 #define A      "aaaaaaaa-1111-4000-8000-000000000001"
@@ -416,5 +421,5 @@ int main(void)
         cmocka_unit_test(test_cors),
         cmocka_unit_test(test_reads_bounded_by_query_timeout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tgroup_run("jwt_api", tests, setup, teardown);
 }

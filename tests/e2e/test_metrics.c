@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testgroup.h"
+#include "testhttp.h"
+#include "testproc.h"
 
 #define TENANT "3e3e3e3e-0000-4000-8000-000000000001"
 
@@ -114,5 +118,5 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_guard),
                                        cmocka_unit_test(test_counters_move)};
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tgroup_run("metrics", tests, setup, teardown);
 }

@@ -12,7 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfake.h"
+#include "testgroup.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
 
 #define PATH          "/api/v1/jobs/sync-mercadolivre"
 #define CLIENT_ID     "4400112233445566"
@@ -866,8 +871,7 @@ int main(void)
     if (setup(NULL) != 0)
         return 1;
     int failed = cmocka_run_group_tests_name("sync_big_seller", big, NULL, NULL);
-    failed +=
-        cmocka_run_group_tests_name("sync_faults_tokens", small_tests, small_setup, small_teardown);
+    failed += tgroup_run("sync_faults_tokens", small_tests, small_setup, small_teardown);
     failed += cmocka_run_group_tests_name("sync_rate", rate, NULL, NULL);
     teardown(NULL);
     return failed;

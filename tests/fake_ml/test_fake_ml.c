@@ -1,16 +1,15 @@
 /* test_fake_ml: the fake Mercado Livre API against the behaviours ML_API.md asks of it, over
- * raw HTTP (FAKE_ML_BIN, FAKE_ML_SCENARIOS set by ctest). Self-contained: a small process
- * helper and a raw HTTP/1.1 client (Connection: close) are below. */
+ * raw HTTP (FAKE_ML_BIN, FAKE_ML_SCENARIOS set by ctest). It starts and stops the fake itself
+ * (a small process helper below, which also sees how it fails to start) and speaks to it with
+ * the tests' raw HTTP/1.1 client (tests/support/testhttp.h); nothing of jobsd is linked. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,11 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "testgroup.h"
+#include "testhttp.h"
+#include "testtime.h"
 
 #define SELLER     2210987654LL
 #define SELLER_S   "2210987654"
@@ -32,20 +34,6 @@
 #define ORDER_2330 "2024-01-15T23:30:00.000-03:00"
 
 /* ------------------------------------------------------------------ helpers */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long long ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static void die(const char *fmt, ...)
 {
@@ -95,6 +83,17 @@ static bool fake_start(struct fake *f, const char *const *args, int *exit_code, 
     if (efd < 0)
         die("mkstemp: %s", strerror(errno));
     unlink(errpath);
+    /* The command line, built before fork: the child only calls execv. */
+    const char *bin = env_or_die("FAKE_ML_BIN");
+    char *argv[32];
+    size_t argc = 0;
+    argv[argc++] = strdup("fake_ml");
+    for (size_t i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = strdup(args[i]);
+    argv[argc] = NULL;
+    for (size_t i = 0; i < argc; i++)
+        if (!argv[i])
+            die("out of memory");
     pid_t pid = fork();
     if (pid < 0)
         die("fork: %s", strerror(errno));
@@ -104,20 +103,17 @@ static bool fake_start(struct fake *f, const char *const *args, int *exit_code, 
         close(out[0]);
         close(out[1]);
         close(efd);
-        const char *argv[32] = {"fake_ml"};
-        size_t n = 1;
-        for (size_t i = 0; args[i] && n < 31; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(env_or_die("FAKE_ML_BIN"), (char *const *)argv);
+        execv(bin, argv);
         _exit(127);
     }
+    for (size_t i = 0; i < argc; i++)
+        free(argv[i]);
     close(out[1]);
     char line[256] = "";
     size_t got = 0;
-    long long end = now_ms() + 30000;
+    long long end = t_now_ms() + 30000;
     bool ok = false, eof = false;
-    while (now_ms() < end && got < sizeof line - 1) {
+    while (t_now_ms() < end && got < sizeof line - 1) {
         struct pollfd p = {out[0], POLLIN, 0};
         if (poll(&p, 1, 100) <= 0)
             continue;
@@ -169,154 +165,49 @@ static int fake_stop(struct fake *f)
     if (f->pid <= 0)
         return -1;
     kill(f->pid, SIGTERM);
-    long long end = now_ms() + 20000;
+    long long end = t_now_ms() + 20000;
     int status = 0;
     while (waitpid(f->pid, &status, WNOHANG) != f->pid) {
-        if (now_ms() > end) {
+        if (t_now_ms() > end) {
             kill(f->pid, SIGKILL);
             waitpid(f->pid, NULL, 0);
             f->pid = 0;
             return -1;
         }
-        sleep_ms(10);
+        t_sleep_ms(10);
     }
     f->pid = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int dial(unsigned port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        die("socket: %s", strerror(errno));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-struct resp {
-    int status;
-    char *headers;
-    char *body;
-    size_t len;
-    json_t *json;
-};
-
-static void resp_free(struct resp *r)
-{
-    free(r->headers);
-    free(r->body);
-    json_decref(r->json);
-    memset(r, 0, sizeof *r);
-}
-
-static bool send_all(int fd, const char *d, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, d, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return false;
-        d += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Sends raw bytes and reads until the server closes (Connection: close). */
-static bool raw(unsigned port, const char *req, size_t reqlen, struct resp *r)
-{
-    memset(r, 0, sizeof *r);
-    int fd = dial(port);
-    if (fd < 0)
-        return false;
-    send_all(fd, req, reqlen);
-    size_t cap = 16384, got = 0;
-    char *buf = malloc(cap);
-    long long end = now_ms() + 60000;
-    for (;;) {
-        long long left = end - now_ms();
-        struct pollfd p = {fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-            break;
-        if (cap - got < 65536) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        ssize_t n = recv(fd, buf + got, cap - got - 1, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    char *hend = strstr(buf, "\r\n\r\n");
-    if (!hend || strncmp(buf, "HTTP/1.", 7) != 0) {
-        free(buf);
-        return false;
-    }
-    size_t hlen = (size_t)(hend - buf) + 4;
-    r->status = (int)strtol(buf + 9, NULL, 10);
-    r->headers = strndup(buf, hlen);
-    r->len = got - hlen;
-    r->body = malloc(r->len + 1);
-    memcpy(r->body, buf + hlen, r->len);
-    r->body[r->len] = '\0';
-    free(buf);
-    r->json = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
-    return true;
-}
-
-/* A request from parts; token may be NULL (no Authorization), ctype NULL = JSON when body. */
+/* A request from parts over the shared raw client (tests/support/testhttp.h); token may be
+ * NULL (no Authorization), ctype NULL = JSON when there is a body. */
 static void http(unsigned port, const char *method, const char *path, const char *token,
-                 const char *body, const char *ctype, struct resp *r)
+                 const char *body, const char *ctype, struct th_response *r)
 {
-    char auth[512] = "";
+    char headers[1024] = "";
+    int n = 0;
     if (token)
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-    size_t blen = body ? strlen(body) : 0;
-    size_t cap = 4096 + strlen(path) + blen;
-    char *req = malloc(cap);
-    int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
-                     method, path, auth);
-    if (body)
-        n += snprintf(req + n, cap - (size_t)n, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                      ctype ? ctype : "application/json", blen);
-    n += snprintf(req + n, cap - (size_t)n, "\r\n");
-    if (body) {
-        memcpy(req + n, body, blen);
-        n += (int)blen;
-    }
-    if (!raw(port, req, (size_t)n, r))
+        n = snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n", token);
+    if (body && n >= 0 && (size_t)n < sizeof headers)
+        n += snprintf(headers + n, sizeof headers - (size_t)n, "Content-Type: %s\r\n",
+                      ctype ? ctype : "application/json");
+    if (n < 0 || (size_t)n >= sizeof headers)
+        fail_msg("headers too long for %s %s", method, path);
+    if (!th_request(port, method, path, headers, body, r))
         fail_msg("no HTTP response for %s %s", method, path);
-    free(req);
 }
 
-/* The first value of a response header, or NULL (static buffer). */
-static const char *header(const struct resp *r, const char *name)
+/* The first value of a response header, or NULL (static buffer, valid until the next call). */
+static const char *header(const struct th_response *r, const char *name)
 {
     static char val[512];
-    size_t nl = strlen(name);
-    for (const char *p = r->headers; p && *p;) {
-        const char *eol = strstr(p, "\r\n");
-        if (!eol)
-            break;
-        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(val, sizeof val, "%.*s", (int)(eol - v), v);
-            return val;
-        }
-        p = eol + 2;
-    }
-    return NULL;
+    char *v = th_header(r, name);
+    if (!v)
+        return NULL;
+    snprintf(val, sizeof val, "%s", v);
+    free(v);
+    return val;
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -345,25 +236,25 @@ static unsigned P(void)
 /* The seller's current access token (tokens rotate during the tests). */
 static char *access_token(void)
 {
-    struct resp r;
+    struct th_response r;
     http(P(), "GET", "/__fake/sellers/" SELLER_S "/tokens", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     char *t = strdup(jstr(r.json, "access_token"));
-    resp_free(&r);
+    th_free(&r);
     return t;
 }
 
 static char *refresh_token(void)
 {
-    struct resp r;
+    struct th_response r;
     http(P(), "GET", "/__fake/sellers/" SELLER_S "/tokens", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     char *t = strdup(jstr(r.json, "refresh_token"));
-    resp_free(&r);
+    th_free(&r);
     return t;
 }
 
-static void api_get(const char *path, struct resp *r)
+static void api_get(const char *path, struct th_response *r)
 {
     char *tok = access_token();
     http(P(), "GET", path, tok, NULL, NULL, r);
@@ -374,24 +265,25 @@ static json_t *stats(const char *query)
 {
     char path[256];
     snprintf(path, sizeof path, "/__fake/stats%s", query ? query : "");
-    struct resp r;
+    struct th_response r;
     http(P(), "GET", path, NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *j = json_incref(r.json);
-    resp_free(&r);
+    th_free(&r);
     return j;
 }
 
 static void control_post(const char *path, const char *body, int want)
 {
-    struct resp r;
+    struct th_response r;
     http(P(), "POST", path, NULL, body, NULL, &r);
     if (r.status != want)
         fail_msg("%s -> %d (%s), wanted %d", path, r.status, r.body, want);
-    resp_free(&r);
+    th_free(&r);
 }
 
-static void refresh(const char *client_id, const char *secret, const char *rt, struct resp *r)
+static void refresh(const char *client_id, const char *secret, const char *rt,
+                    struct th_response *r)
 {
     char body[1024];
     snprintf(body, sizeof body, "grant_type=refresh_token&client_id=%s&client_secret=%s%s%s",
@@ -432,14 +324,14 @@ static void test_users_me_and_invalid_tokens(void **state)
     json_t *before = stats("?log=0");
     long long invalid0 = jint(before, "invalid_token_requests");
     json_decref(before);
-    struct resp r;
+    struct th_response r;
     api_get("/users/me", &r);
     assert_int_equal(r.status, 200);
     assert_true(jint(r.json, "id") == SELLER);
     assert_string_equal(jstr(r.json, "site_id"), "MLB");
     assert_string_equal(jstr(r.json, "nickname"), "LOJA_TESTE_SMALL");
     assert_non_null(strstr(header(&r, "Content-Type"), "application/json"));
-    resp_free(&r);
+    th_free(&r);
 
     const char *bad[] = {NULL, "not-a-token", ""};
     for (size_t i = 0; i < 3; i++) {
@@ -448,7 +340,7 @@ static void test_users_me_and_invalid_tokens(void **state)
         assert_string_equal(r.body,
                             "{\"message\":\"invalid_token\",\"error\":\"not_found\",\"status\":401,"
                             "\"cause\":[]}");
-        resp_free(&r);
+        th_free(&r);
     }
     json_t *after = stats("?log=0");
     assert_int_equal(jint(after, "invalid_token_requests"), invalid0 + 3);
@@ -457,10 +349,10 @@ static void test_users_me_and_invalid_tokens(void **state)
     /* Unknown paths and wrong methods. */
     api_get("/users/me/", &r);
     assert_int_equal(r.status, 404);
-    resp_free(&r);
+    th_free(&r);
     http(P(), "POST", "/users/me", NULL, "{}", NULL, &r);
     assert_int_equal(r.status, 405);
-    resp_free(&r);
+    th_free(&r);
 }
 
 static void test_refresh_rotation_and_reuse(void **state)
@@ -468,7 +360,7 @@ static void test_refresh_rotation_and_reuse(void **state)
     (void)state;
     char *old_at = access_token(), *old_rt = refresh_token();
     json_t *s0 = stats("?log=0");
-    struct resp r;
+    struct th_response r;
     refresh(CLIENT_ID, CLIENT_SEC, old_rt, &r);
     assert_int_equal(r.status, 200);
     const char *at = jstr(r.json, "access_token"), *rt = jstr(r.json, "refresh_token");
@@ -479,7 +371,7 @@ static void test_refresh_rotation_and_reuse(void **state)
     assert_int_equal(jint(r.json, "expires_in"), 21600);
     assert_true(jint(r.json, "user_id") == SELLER);
     char *new_at = strdup(at), *new_rt = strdup(rt);
-    resp_free(&r);
+    th_free(&r);
 
     /* The rotation is visible through the control API. */
     char *cur = access_token(), *cur_rt = refresh_token();
@@ -491,10 +383,10 @@ static void test_refresh_rotation_and_reuse(void **state)
     /* The previous access token stopped working; the new one works. */
     http(P(), "GET", "/users/me", old_at, NULL, NULL, &r);
     assert_int_equal(r.status, 401);
-    resp_free(&r);
+    th_free(&r);
     http(P(), "GET", "/users/me", new_at, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    th_free(&r);
 
     /* Re-using the consumed refresh token: invalid_grant with `message`, no error_description. */
     refresh(CLIENT_ID, CLIENT_SEC, old_rt, &r);
@@ -506,7 +398,7 @@ static void test_refresh_rotation_and_reuse(void **state)
     assert_int_equal(jint(r.json, "status"), 400);
     assert_true(json_is_array(json_object_get(r.json, "cause")));
     assert_null(json_object_get(r.json, "error_description"));
-    resp_free(&r);
+    th_free(&r);
     /* ... and it did not disturb the current tokens. */
     cur = access_token();
     assert_string_equal(cur, new_at);
@@ -533,10 +425,10 @@ static void *race_refresh(void *arg)
 {
     struct race *x = arg;
     pthread_barrier_wait(x->barrier);
-    struct resp r;
+    struct th_response r;
     refresh(CLIENT_ID, CLIENT_SEC, x->rt, &r);
     x->status = r.status;
-    resp_free(&r);
+    th_free(&r);
     return NULL;
 }
 
@@ -571,24 +463,24 @@ static void test_invalid_client_and_bad_requests(void **state)
     (void)state;
     char *rt = refresh_token();
     json_t *s0 = stats("?log=0");
-    struct resp r;
+    struct th_response r;
     refresh(CLIENT_ID, "wrong-secret", rt, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "invalid_client");
-    resp_free(&r);
+    th_free(&r);
     refresh("9999999999", CLIENT_SEC, rt, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "invalid_client");
-    resp_free(&r);
+    th_free(&r);
     http(P(), "POST", "/oauth/token", NULL, "client_id=1", "application/x-www-form-urlencoded", &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "invalid_request");
-    resp_free(&r);
+    th_free(&r);
     http(P(), "POST", "/oauth/token", NULL, "grant_type=password",
          "application/x-www-form-urlencoded", &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "unsupported_grant_type");
-    resp_free(&r);
+    th_free(&r);
     json_t *s1 = stats("?log=0");
     assert_int_equal(jint(s1, "invalid_clients"), jint(s0, "invalid_clients") + 2);
     assert_int_equal(jint(s1, "refreshes"), jint(s0, "refreshes"));
@@ -607,11 +499,11 @@ static void test_expired_access_token(void **state)
     char *at = access_token();
     json_t *s0 = stats("?log=0");
     control_post("/__fake/sellers/" SELLER_S "/expire-access-token", NULL, 200);
-    struct resp r;
+    struct th_response r;
     http(P(), "GET", "/users/me", at, NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     assert_string_equal(jstr(r.json, "message"), "invalid_token");
-    resp_free(&r);
+    th_free(&r);
     json_t *s1 = stats("?log=0");
     assert_int_equal(jint(s1, "expired_token_requests"), jint(s0, "expired_token_requests") + 1);
     assert_int_equal(jint(s1, "invalid_token_requests"), jint(s0, "invalid_token_requests"));
@@ -622,10 +514,10 @@ static void test_expired_access_token(void **state)
     refresh(CLIENT_ID, CLIENT_SEC, rt, &r);
     assert_int_equal(r.status, 200);
     char *at2 = strdup(jstr(r.json, "access_token"));
-    resp_free(&r);
+    th_free(&r);
     http(P(), "GET", "/users/me", at2, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    th_free(&r);
     free(at);
     free(at2);
     free(rt);
@@ -636,7 +528,7 @@ static void test_expired_access_token(void **state)
 static void test_scan_paging_to_the_end(void **state)
 {
     (void)state;
-    struct resp r;
+    struct th_response r;
     json_t *seen = json_object();
     char scroll[256] = "";
     char prev[256] = "";
@@ -663,7 +555,7 @@ static void test_scan_paging_to_the_end(void **state)
         pages++;
         for (size_t i = 0; i < n; i++)
             json_object_set_new(seen, json_string_value(json_array_get(res, i)), json_true());
-        resp_free(&r);
+        th_free(&r);
         if (n == 0)
             break;
         assert_true(n <= 7);
@@ -682,36 +574,36 @@ static void test_scan_paging_to_the_end(void **state)
     api_get(path, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "bad_request");
-    resp_free(&r);
+    th_free(&r);
     /* limit > 100 in scan mode. */
     api_get("/users/" SELLER_S "/items/search?search_type=scan&limit=101", &r);
     assert_int_equal(r.status, 400);
-    resp_free(&r);
+    th_free(&r);
     /* Status filter. */
     api_get("/users/" SELLER_S "/items/search?search_type=scan&limit=100&status=paused", &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "results")), 2);
-    resp_free(&r);
+    th_free(&r);
 }
 
 static void test_scroll_expiry(void **state)
 {
     (void)state;
     control_post("/__fake/config", "{\"scroll_ttl_seconds\": 1}", 200);
-    struct resp r;
+    struct th_response r;
     api_get("/users/" SELLER_S "/items/search?search_type=scan&limit=5", &r);
     assert_int_equal(r.status, 200);
     char sid[256];
     snprintf(sid, sizeof sid, "%s", jstr(r.json, "scroll_id"));
-    resp_free(&r);
+    th_free(&r);
     /* The behaviour under test is time itself: wait out the 1 s lifetime. */
-    sleep_ms(1300);
+    t_sleep_ms(1300);
     char path[512];
     snprintf(path, sizeof path,
              "/users/" SELLER_S "/items/search?search_type=scan&limit=5&scroll_id=%s", sid);
     api_get(path, &r);
     assert_int_equal(r.status, 400);
-    resp_free(&r);
+    th_free(&r);
     control_post("/__fake/config", "{\"scroll_ttl_seconds\": 300}", 200);
     json_t *s = stats("?endpoint=items_search");
     assert_true(jint(s, "scroll_errors") >= 1);
@@ -725,24 +617,24 @@ static void test_scroll_expiry(void **state)
 static void test_offset_paging_limits(void **state)
 {
     (void)state;
-    struct resp r;
+    struct th_response r;
     api_get("/users/" SELLER_S "/items/search", &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(jint(json_object_get(r.json, "paging"), "limit"), 50);
     assert_int_equal(json_array_size(json_object_get(r.json, "results")), 30);
     assert_null(json_object_get(r.json, "scroll_id"));
     assert_string_equal(jstr(r.json, "seller_id"), SELLER_S);
-    resp_free(&r);
+    th_free(&r);
     api_get("/users/" SELLER_S "/items/search?offset=10&limit=5", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_array_get(json_object_get(r.json, "results"), 0)),
                         "MLB1100000011");
-    resp_free(&r);
+    th_free(&r);
     /* offset + limit may reach 1,000 but not pass it, whatever the total. */
     api_get("/users/" SELLER_S "/items/search?offset=950&limit=50", &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "results")), 0);
-    resp_free(&r);
+    th_free(&r);
     const char *bad[] = {"offset=960&limit=50", "offset=1000&limit=1", "limit=101",
                          "offset=-1",           "limit=abc",           "search_type=foo"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -752,13 +644,13 @@ static void test_offset_paging_limits(void **state)
         if (r.status != 400)
             fail_msg("%s -> %d", bad[i], r.status);
         assert_string_equal(jstr(r.json, "error"), "bad_request");
-        resp_free(&r);
+        th_free(&r);
     }
     /* Another seller's listing. */
     api_get("/users/123456/items/search", &r);
     assert_int_equal(r.status, 403);
     assert_string_equal(jstr(r.json, "error"), "access_denied");
-    resp_free(&r);
+    th_free(&r);
 }
 
 /* ------------------------------------------------------------------ multiget */
@@ -766,7 +658,7 @@ static void test_offset_paging_limits(void **state)
 static void test_multiget(void **state)
 {
     (void)state;
-    struct resp r;
+    struct th_response r;
     char path[2048] = "/items?ids=";
     for (int i = 1; i <= 21; i++) {
         size_t used = strlen(path);
@@ -778,13 +670,13 @@ static void test_multiget(void **state)
     assert_string_equal(jstr(r.json, "message"),
                         "The parameter 'ids' only allows 20 elements. You exceeded this value by "
                         "sending 21 elements");
-    resp_free(&r);
+    th_free(&r);
     size_t used = strlen(path);
     snprintf(path + used, sizeof path - used, "%s", ",MLB1,MLB2,MLB3,MLB4");
     api_get(path, &r);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(jstr(r.json, "message"), "by sending 25 elements"));
-    resp_free(&r);
+    th_free(&r);
 
     api_get("/items?ids=MLB1100000001,MLB1100000007,MLB1100000013,MLB42", &r);
     assert_int_equal(r.status, 200);
@@ -810,13 +702,13 @@ static void test_multiget(void **state)
         assert_string_equal(jstr(json_object_get(e, "body"), "message"), "Item not found");
         assert_string_equal(jstr(json_object_get(e, "body"), "error"), "not_found");
     }
-    resp_free(&r);
+    th_free(&r);
 
     /* attributes= is honoured. */
     api_get("/items?ids=MLB1100000002&attributes=id,status", &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_object_size(json_object_get(json_array_get(r.json, 0), "body")), 2);
-    resp_free(&r);
+    th_free(&r);
 
     json_t *s = stats("?log=0");
     assert_true(jint(s, "max_multiget_ids") >= 25);
@@ -829,12 +721,12 @@ static json_t *orders(const char *query, int want_status)
 {
     char path[1024];
     snprintf(path, sizeof path, "/orders/search?seller=" SELLER_S "%s", query);
-    struct resp r;
+    struct th_response r;
     api_get(path, &r);
     if (r.status != want_status)
         fail_msg("%s -> %d %s", path, r.status, r.body);
     json_t *j = json_incref(r.json);
-    resp_free(&r);
+    th_free(&r);
     return j;
 }
 
@@ -878,13 +770,13 @@ static void test_orders_limits(void **state)
     assert_true(jint(st, "max_orders_limit") >= 52);
     json_decref(st);
     /* Another seller. */
-    struct resp r;
+    struct th_response r;
     api_get("/orders/search?seller=123", &r);
     assert_int_equal(r.status, 403);
-    resp_free(&r);
+    th_free(&r);
     api_get("/orders/search", &r);
     assert_int_equal(r.status, 400);
-    resp_free(&r);
+    th_free(&r);
 }
 
 static void test_orders_paging_total_and_ids(void **state)
@@ -989,7 +881,7 @@ static void test_orders_hour_truncation(void **state)
 static void test_visits(void **state)
 {
     (void)state;
-    struct resp r;
+    struct th_response r;
     api_get("/items/MLB1100000001/visits/time_window?last=31&unit=day&ending=2024-02-01", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(jstr(r.json, "item_id"), "MLB1100000001");
@@ -1014,7 +906,7 @@ static void test_visits(void **state)
     }
     assert_true(zeros >= 5); /* every 6th day is an explicit zero */
     assert_int_equal(jint(r.json, "total_visits"), sum);
-    resp_free(&r);
+    th_free(&r);
 
     /* Days without data are zero days, not absent. */
     api_get("/items/MLB1100000004/visits/time_window?last=5&unit=day&ending=2024-01-13", &r);
@@ -1024,7 +916,7 @@ static void test_visits(void **state)
     long long want[] = {0, 0, 5, 0, 7};
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(jint(json_array_get(res, i), "total"), want[i]);
-    resp_free(&r);
+    th_free(&r);
 
     /* last > 150 is capped to 150. */
     api_get("/items/MLB1100000002/visits/time_window?last=400&unit=day&ending=2024-02-01", &r);
@@ -1032,7 +924,7 @@ static void test_visits(void **state)
     assert_int_equal(jint(r.json, "last"), 150);
     assert_int_equal(json_array_size(json_object_get(r.json, "results")), 150);
     assert_string_equal(jstr(r.json, "date_from"), "2023-09-04T00:00:00Z");
-    resp_free(&r);
+    th_free(&r);
 
     const char *bad[] = {"last=5&unit=week", "last=0&unit=day", "unit=day",
                          "last=5&unit=day&ending=2024-13-01"};
@@ -1042,25 +934,25 @@ static void test_visits(void **state)
         api_get(path, &r);
         if (r.status != 400)
             fail_msg("%s -> %d", bad[i], r.status);
-        resp_free(&r);
+        th_free(&r);
     }
     api_get("/items/MLB1100000007/visits/time_window?last=5&unit=day", &r);
     assert_int_equal(r.status, 403);
     assert_string_equal(jstr(r.json, "blocked_by"), "PolicyAgent");
-    resp_free(&r);
+    th_free(&r);
     api_get("/items/MLB1100000013/visits/time_window?last=5&unit=day", &r);
     assert_int_equal(r.status, 404);
-    resp_free(&r);
+    th_free(&r);
     api_get("/items/MLB777/visits/time_window?last=5&unit=day", &r);
     assert_int_equal(r.status, 404);
-    resp_free(&r);
+    th_free(&r);
 
     /* The control API sets counts. */
     control_post("/__fake/sellers/" SELLER_S "/visits", "{\"MLB1100000004\": {\"2024-01-09\": 3}}",
                  200);
     api_get("/items/MLB1100000004/visits/time_window?last=5&unit=day&ending=2024-01-13", &r);
     assert_int_equal(jint(json_array_get(json_object_get(r.json, "results"), 1), "total"), 3);
-    resp_free(&r);
+    th_free(&r);
     control_post("/__fake/sellers/" SELLER_S "/visits", "{\"MLB0\": {\"2024-01-09\": 3}}", 400);
 }
 
@@ -1074,7 +966,7 @@ static void test_fault_retry_after(void **state)
                  "[{\"endpoint\": \"users_me\", \"status\": 429, \"retry_after\": 7, \"count\": 2},"
                  " {\"endpoint\": \"orders_search\", \"status\": 503, \"every\": 2}]",
                  200);
-    struct resp r;
+    struct th_response r;
     for (int i = 0; i < 2; i++) {
         api_get("/users/me", &r);
         assert_int_equal(r.status, 429);
@@ -1083,11 +975,11 @@ static void test_fault_retry_after(void **state)
         assert_string_equal(jstr(r.json, "error"), "local_rate_limited");
         assert_int_equal(jint(r.json, "status"), 429);
         assert_true(json_is_array(json_object_get(r.json, "cause")));
-        resp_free(&r);
+        th_free(&r);
     }
     api_get("/users/me", &r);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    th_free(&r);
     int want[] = {200, 503, 200, 503};
     for (int i = 0; i < 4; i++) {
         api_get("/orders/search?seller=" SELLER_S "&limit=1", &r);
@@ -1096,7 +988,7 @@ static void test_fault_retry_after(void **state)
             assert_null(header(&r, "Retry-After"));
             assert_int_equal(jint(r.json, "status"), 503);
         }
-        resp_free(&r);
+        th_free(&r);
     }
     json_t *s1 = stats("?log=0");
     assert_int_equal(jint(s1, "faults_served"), jint(s0, "faults_served") + 4);
@@ -1105,20 +997,20 @@ static void test_fault_retry_after(void **state)
     /* Bad rules are refused and change nothing; DELETE clears. */
     control_post("/__fake/faults", "[{\"endpoint\": \"nope\", \"status\": 500}]", 400);
     control_post("/__fake/faults", "[{\"status\": 500, \"count\": 1, \"every\": 2}]", 400);
-    struct resp d;
+    struct th_response d;
     http(P(), "DELETE", "/__fake/faults", NULL, NULL, NULL, &d);
     assert_int_equal(d.status, 200);
     assert_int_equal(json_array_size(d.json), 0);
-    resp_free(&d);
+    th_free(&d);
     api_get("/orders/search?seller=" SELLER_S "&limit=1", &r);
     assert_int_equal(r.status, 200);
-    resp_free(&r);
+    th_free(&r);
 }
 
 static void test_fault_modes(void **state)
 {
     (void)state;
-    struct resp r;
+    struct th_response r;
     control_post("/__fake/faults", "[{\"endpoint\": \"users_me\", \"mode\": \"redirect_http\"}]",
                  200);
     api_get("/users/me?x=1", &r);
@@ -1126,15 +1018,15 @@ static void test_fault_modes(void **state)
     char want[128];
     snprintf(want, sizeof want, "http://127.0.0.1:%u/users/me?x=1", P());
     assert_string_equal(header(&r, "Location"), want);
-    resp_free(&r);
+    th_free(&r);
 
     control_post("/__fake/faults", "[{\"endpoint\": \"users_me\", \"mode\": \"oversized\"}]", 200);
     api_get("/users/me", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(header(&r, "Content-Length"), "20971520");
-    assert_int_equal(r.len, 20971520);
+    assert_int_equal(r.body_len, 20971520);
     assert_memory_equal(r.body, "{\"padding\":\"xxx", 15);
-    resp_free(&r);
+    th_free(&r);
 
     /* Slow drip: the body comes one byte per 200 ms. */
     control_post("/__fake/faults",
@@ -1144,13 +1036,13 @@ static void test_fault_modes(void **state)
     int n = snprintf(req, sizeof req,
                      "GET /users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok);
     free(tok);
-    int fd = dial(P());
+    int fd = th_connect(P());
     assert_true(fd >= 0);
-    assert_true(send_all(fd, req, (size_t)n));
+    assert_true(th_send_all(fd, req, (size_t)n));
     char buf[4096];
     size_t got = 0;
-    long long start = now_ms();
-    while (now_ms() - start < 1500) {
+    long long start = t_now_ms();
+    while (t_now_ms() - start < 1500) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 50) > 0) {
             ssize_t k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
@@ -1172,11 +1064,11 @@ static void test_fault_modes(void **state)
     /* Latency from a rule. */
     control_post("/__fake/faults", "[{\"endpoint\": \"any\", \"latency_ms\": 300, \"count\": 1}]",
                  200);
-    long long t0 = now_ms();
+    long long t0 = t_now_ms();
     api_get("/users/me", &r);
     assert_int_equal(r.status, 200);
-    assert_true(now_ms() - t0 >= 290);
-    resp_free(&r);
+    assert_true(t_now_ms() - t0 >= 290);
+    th_free(&r);
     control_post("/__fake/faults", "[]", 200);
 }
 
@@ -1192,10 +1084,10 @@ static void *get_me(void *arg)
 {
     struct worker *w = arg;
     pthread_barrier_wait(w->barrier);
-    struct resp r;
+    struct th_response r;
     http(P(), "GET", "/users/me", w->token, NULL, NULL, &r);
     w->status = r.status;
-    resp_free(&r);
+    th_free(&r);
     return NULL;
 }
 
@@ -1212,9 +1104,9 @@ static void test_counters_in_flight_and_rate(void **state)
     (void)state;
     enum { N = 12 };
     /* The slow-drip connection of an earlier test may still be winding down. */
-    long long end = now_ms() + 10000;
-    while (!idle() && now_ms() < end)
-        sleep_ms(20);
+    long long end = t_now_ms() + 10000;
+    while (!idle() && t_now_ms() < end)
+        t_sleep_ms(20);
     assert_true(idle());
     char *tok = access_token();
     control_post("/__fake/config", "{\"latency_ms\": 600}", 200);
@@ -1244,13 +1136,13 @@ static void test_counters_in_flight_and_rate(void **state)
 
     /* Sequential requests do not overlap; 1.1 s apart they never share a second. */
     control_post("/__fake/reset-stats", NULL, 200);
-    struct resp r;
+    struct th_response r;
     for (int i = 0; i < 2; i++) {
         if (i)
-            sleep_ms(1100);
+            t_sleep_ms(1100);
         http(P(), "GET", "/users/me", tok, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
-        resp_free(&r);
+        th_free(&r);
     }
     s = stats(NULL);
     assert_int_equal(jint(s, "max_in_flight"), 1);
@@ -1271,10 +1163,10 @@ static void test_body_limit(void **state)
     const char req[] = "POST /oauth/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                        "Content-Type: application/x-www-form-urlencoded\r\n"
                        "Content-Length: 2000000\r\n\r\n";
-    struct resp r;
-    assert_true(raw(P(), req, sizeof req - 1, &r));
+    struct th_response r;
+    assert_true(th_raw(P(), req, sizeof req - 1, &r, 60000));
     assert_int_equal(r.status, 413);
-    resp_free(&r);
+    th_free(&r);
     json_t *s = stats("?log=0");
     assert_int_equal(jint(s, "in_flight"), 0);
     json_decref(s);
@@ -1309,7 +1201,7 @@ static void test_control_upserts(void **state)
     assert_int_equal(jint(json_object_get(j, "paging"), "total"), 51);
     json_decref(j);
     /* The patched order kept its other fields and moved last_updated. */
-    struct resp r;
+    struct th_response r;
     api_get("/orders/search?seller=" SELLER_S "&order.status=cancelled&limit=50", &r);
     bool found = false;
     for (size_t i = 0; i < json_array_size(json_object_get(r.json, "results")); i++) {
@@ -1322,7 +1214,7 @@ static void test_control_upserts(void **state)
         }
     }
     assert_true(found);
-    resp_free(&r);
+    th_free(&r);
     /* A bad order changes nothing. */
     control_post("/__fake/sellers/" SELLER_S "/orders",
                  "[{\"id\": 1, \"date_created\": \"2024-01-20T12:00:00.000-03:00\"},"
@@ -1343,17 +1235,17 @@ static void test_control_upserts(void **state)
     assert_true(json_number_value(json_object_get(body, "price")) == 12.34);
     assert_string_equal(jstr(body, "title"), "Garrafa Termica 1L 7"); /* kept */
     assert_int_equal(jint(json_array_get(r.json, 1), "code"), 200);
-    resp_free(&r);
+    th_free(&r);
     api_get("/users/" SELLER_S "/items/search?limit=1", &r);
     assert_int_equal(jint(json_object_get(r.json, "paging"), "total"), 31);
-    resp_free(&r);
+    th_free(&r);
     /* Revoked refresh token → invalid_grant. */
     char *rt = refresh_token();
     control_post("/__fake/sellers/" SELLER_S "/revoke-refresh-token", NULL, 200);
     refresh(CLIENT_ID, CLIENT_SEC, rt, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "invalid_grant");
-    resp_free(&r);
+    th_free(&r);
     free(rt);
     assert_int_equal(fake_stop(&g_fake), 0);
     g_fake = saved;
@@ -1376,7 +1268,7 @@ static char *write_temp(const char *text)
 
 static char *orders_dump(unsigned port, const char *token)
 {
-    struct resp r;
+    struct th_response r;
     char *out = malloc(1);
     out[0] = '\0';
     size_t len = 0;
@@ -1385,10 +1277,10 @@ static char *orders_dump(unsigned port, const char *token)
         snprintf(path, sizeof path, "/orders/search?seller=77&limit=50&offset=%d", off);
         http(port, "GET", path, token, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
-        out = realloc(out, len + r.len + 1);
-        memcpy(out + len, r.body, r.len + 1);
-        len += r.len;
-        resp_free(&r);
+        out = realloc(out, len + r.body_len + 1);
+        memcpy(out + len, r.body, r.body_len + 1);
+        len += r.body_len;
+        th_free(&r);
     }
     return out;
 }
@@ -1424,10 +1316,10 @@ static void test_generators_deterministic(void **state)
     free(d1);
     free(d2);
     free(d3);
-    struct resp r;
+    struct th_response r;
     http(f1.port, "GET", "/users/77/items/search?search_type=scan&limit=100", "T", NULL, NULL, &r);
     assert_int_equal(jint(json_object_get(r.json, "paging"), "total"), 150);
-    resp_free(&r);
+    th_free(&r);
     /* generated item i (1-based) is MLB(1000000000 + i - 1): i=10 blocked, i=15 missing,
      * i=30 both (blocked wins) */
     http(f1.port, "GET",
@@ -1437,14 +1329,14 @@ static void test_generators_deterministic(void **state)
     assert_int_equal(jint(json_array_get(r.json, 1), "code"), 403);
     assert_int_equal(jint(json_array_get(r.json, 2), "code"), 404);
     assert_int_equal(jint(json_array_get(r.json, 3), "code"), 403);
-    resp_free(&r);
+    th_free(&r);
     http(f1.port, "GET", "/__fake/world", NULL, NULL, NULL, &r);
     json_t *w = json_array_get(json_object_get(r.json, "sellers"), 0);
     assert_int_equal(jint(w, "items"), 150);
     assert_int_equal(jint(w, "policy_blocked"), 15);
     assert_int_equal(jint(w, "missing"), 5); /* 10 flagged, 5 of them also blocked */
     assert_int_equal(jint(w, "orders"), 300);
-    resp_free(&r);
+    th_free(&r);
     /* Generated visits: the 20 days before 2024-03-01, zero days included, 0 outside. */
     http(f1.port, "GET",
          "/items/MLB1000000001/visits/time_window?last=30&unit=day&ending=2024-03-01", "T", NULL,
@@ -1460,7 +1352,7 @@ static void test_generators_deterministic(void **state)
         sum += t;
     }
     assert_true(sum > 0);
-    resp_free(&r);
+    th_free(&r);
     assert_int_equal(fake_stop(&f1), 0);
     assert_int_equal(fake_stop(&f2), 0);
     assert_int_equal(fake_stop(&f3), 0);
@@ -1486,7 +1378,7 @@ static void test_rebase_to_today(void **state)
     assert_true(fake_start(&f, args, NULL, NULL, 0));
     time_t t1 = time(NULL);
     const char *tok = "APP_USR-5511223344556677-010124-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-2210987654";
-    struct resp r;
+    struct th_response r;
     http(f.port, "GET", "/orders/search?seller=" SELLER_S "&sort=date_desc&limit=1", tok, NULL,
          NULL, &r);
     assert_int_equal(r.status, 200);
@@ -1498,7 +1390,7 @@ static void test_rebase_to_today(void **state)
     if (strncmp(dc, y0, 10) != 0 && strncmp(dc, y1, 10) != 0)
         fail_msg("last order %s, expected yesterday (%s)", dc, y1);
     assert_string_equal(dc + 10, "T23:59:59.999-03:00");
-    resp_free(&r);
+    th_free(&r);
     /* Visits moved with the orders: January 10 and 12 are today-22 and today-20. */
     http(f.port, "GET", "/items/MLB1100000004/visits/time_window?last=31&unit=day", tok, NULL, NULL,
          &r);
@@ -1508,7 +1400,7 @@ static void test_rebase_to_today(void **state)
     assert_int_equal(jint(json_array_get(res, 9), "total"), 5);
     assert_int_equal(jint(json_array_get(res, 11), "total"), 7);
     assert_int_equal(jint(r.json, "total_visits"), 12);
-    resp_free(&r);
+    th_free(&r);
     assert_int_equal(fake_stop(&f), 0);
 }
 
@@ -1556,7 +1448,7 @@ static void test_other_scenarios_load(void **state)
         int code = 0;
         if (!fake_start(&f, args, &code, err, sizeof err))
             fail_msg("%s did not load (exit %d): %s", names[i], code, err);
-        struct resp r;
+        struct th_response r;
         http(f.port, "GET", "/__fake/world", NULL, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
         json_t *s = json_array_get(json_object_get(r.json, "sellers"), 0);
@@ -1567,7 +1459,7 @@ static void test_other_scenarios_load(void **state)
             assert_int_equal(jint(s, "items"), 5000);
             assert_int_equal(jint(s, "orders"), 20000);
         }
-        resp_free(&r);
+        th_free(&r);
         assert_int_equal(fake_stop(&f), 0);
     }
 }
@@ -1600,7 +1492,7 @@ int main(void)
         cmocka_unit_test(test_bad_scenarios_refused),
         cmocka_unit_test(test_other_scenarios_load),
     };
-    int failed = cmocka_run_group_tests_name("fake_ml", shared, group_setup, group_teardown);
+    int failed = tgroup_run("fake_ml", shared, group_setup, group_teardown);
     failed += cmocka_run_group_tests_name("fake_ml_scenarios", standalone, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testproc.h"
+#include "testtime.h"
 
 static struct testdb db;
 static long long next_external_id = 1000;

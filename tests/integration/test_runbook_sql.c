@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testproc.h"
 
 /* ---------------------------------------------------------- the runbook's SQL, verbatim */
 
