@@ -13,7 +13,9 @@
 #include "jobsd/db.h"
 #include "jobsd/job_store.h"
 #include "jobsd/migrate.h"
-#include "testsupport.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testtime.h"
 
 #define TENANT "7a1d3b52-8d4e-4f00-9c11-000000000001"
 /* The store knows job types as strings only: this program links no job kind. */
