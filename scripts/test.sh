@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what is missing, checks formatting, builds with warnings
-# as errors under AddressSanitizer + UndefinedBehaviorSanitizer, checks the layers (no cycle
-# among src/ modules, no dependency up a layer: scripts/check-layers.sh), starts a private PostgreSQL
+# as errors under AddressSanitizer + UndefinedBehaviorSanitizer, checks the house rules (no
+# cycle among src/ modules, no dependency up a layer: scripts/check-layers.sh; no src/ file
+# over 700 lines, no function over 80: scripts/check-size.sh), starts a private PostgreSQL
 # on a free port, runs every test (unit, integration, end-to-end, chaos) with ctest, then
 #  - the end-to-end suite again with jobsd connected through PgBouncer (transaction pooling),
 #  - a representative subset of the end-to-end and chaos tests with jobsd under valgrind
@@ -56,9 +57,10 @@ cmake --build "$build" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
 cmake --build "$build" -j "$(nproc)" >/dev/null
 stage_done "build $build" "ok"
 
-stage "layers (scripts/check-layers.sh: nm over the core library, the includes)"
+stage "house rules (scripts/check-layers.sh: nm over the core library, the includes; scripts/check-size.sh)"
 scripts/check-layers.sh "$build/libjobsd_core.a"
-stage_done "layers" "ok"
+scripts/check-size.sh
+stage_done "house rules" "ok"
 
 full=no
 [ $# -eq 0 ] && full=yes
