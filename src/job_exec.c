@@ -204,7 +204,7 @@ static MUSTCHECK enum job_outcome after_failure(const struct job_exec *x,
     }
     if (cancelled)
         err_set(e, 503, "interrupted",
-                "cancelled by a signal before it finished; nothing was changed");
+                "cancelled before it finished; its open transaction was rolled back");
     if (!cancelled && x->requeue_lost && connection_lost(*c, e) &&
         claim->attempts < x->cfg->job_max_attempts) {
         char attempt[16];

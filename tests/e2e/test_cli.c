@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,13 +336,93 @@ static void test_cli_log_lines_equal_workers(void **state)
     free(err);
 }
 
+struct cli_call {
+    const char *const *argv;
+    const char *const *env;
+    char *out, *err;
+    int rc;
+};
+
+static void *cli_thread(void *arg)
+{
+    struct cli_call *c = arg;
+    c->rc = run(c->argv, c->env, &c->out, &c->err);
+    return NULL;
+}
+
+/* The CLI's job, running: its worker id is "host:pid:cli". */
+static bool cli_job_running(void *ctx)
+{
+    long long *pid = ctx;
+    char *w = tdb_value(db.conn, "SELECT coalesce(max(worker_id), '') FROM job_logs "
+                                 "WHERE status = 'running' AND trigger = 'cli'");
+    const char *colon = strchr(w, ':');
+    const char *last = strrchr(w, ':');
+    *pid = 0;
+    if (colon && last > colon) {
+        char digits[24];
+        snprintf(digits, sizeof digits, "%.*s", (int)(last - colon - 1), colon + 1);
+        *pid = strtoll(digits, NULL, 10);
+    }
+    free(w);
+    return *pid > 0;
+}
+
+/* SIGINT while the job runs (here: waiting for the tenant's rebuild lock) cancels its
+ * statement: exit 3, the job recorded as failed (interrupted), the window untouched. */
+static void test_rebuild_interrupted_by_a_signal(void **state)
+{
+    (void)state;
+    long long before =
+        tdb_int(db.conn, "SELECT count(*) FROM listing_metrics_daily WHERE date >= '2024-04-01'");
+    PGconn *locker = PQconnectdb(db.url);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    tdb_exec(locker, "SELECT pg_advisory_lock(hashtextextended('jobsd:metrics:" TENANT "', 0))");
+    const char *env[] = {dburl, "JOBS_TIMEZONE=America/Sao_Paulo", NULL};
+    const char *argv[] = {"rebuild-daily-metrics",
+                          "--tenant",
+                          TENANT,
+                          "--from",
+                          "2024-04-01",
+                          "--to",
+                          "2024-04-30",
+                          NULL};
+    struct cli_call c = {argv, env, NULL, NULL, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cli_thread, &c), 0);
+    long long pid = 0;
+    assert_true(t_wait_until(cli_job_running, &pid, 30000));
+    assert_int_equal(kill((pid_t)pid, SIGINT), 0);
+    pthread_join(t, NULL);
+    tdb_exec(locker, "SELECT pg_advisory_unlock_all()");
+    PQfinish(locker);
+    assert_int_equal(c.rc, 3);
+    assert_non_null(strstr(c.err, "interrupted"));
+    assert_non_null(strstr(c.err, "[INTERNAL-JOB] rebuild-daily-metrics failed"));
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE trigger = 'cli' AND "
+                             "status = 'error' AND metadata->'error'->>'code' = 'interrupted' "
+                             "AND metadata->'request'->>'from' = '2024-04-01'"),
+                     1);
+    assert_int_equal(
+        tdb_int(db.conn, "SELECT count(*) FROM listing_metrics_daily WHERE date >= '2024-04-01'"),
+        before);
+    free(c.out);
+    free(c.err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_help_and_version), cmocka_unit_test(test_check_config),
-        cmocka_unit_test(test_migrate_status),   cmocka_unit_test(test_rebuild),
-        cmocka_unit_test(test_rebuild_errors),   cmocka_unit_test(test_duplicate_running),
-        cmocka_unit_test(test_healthcheck),      cmocka_unit_test(test_cli_log_lines_equal_workers),
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_migrate_status),
+        cmocka_unit_test(test_rebuild),
+        cmocka_unit_test(test_rebuild_errors),
+        cmocka_unit_test(test_duplicate_running),
+        cmocka_unit_test(test_healthcheck),
+        cmocka_unit_test(test_cli_log_lines_equal_workers),
+        cmocka_unit_test(test_rebuild_interrupted_by_a_signal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
