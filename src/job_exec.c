@@ -229,7 +229,9 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
     job_lease_add(x->lease, claim->id, worker);
     log_started(kind, claim, worker);
     long long started = util_mono_ms();
-    json_t *result = call_kind(x, kind, claim, worker, *c, e);
+    /* Cancelled before it started (a signal to the CLI right after it submitted): not run. */
+    bool cancelled = x->cancel && *x->cancel;
+    json_t *result = cancelled ? NULL : call_kind(x, kind, claim, worker, *c, e);
     double seconds = (double)(util_mono_ms() - started) / 1000.0;
     enum job_outcome outcome;
     if (result) {

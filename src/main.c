@@ -295,8 +295,10 @@ static void show_progress(void *ctx, const char *phase)
                 phase);
 }
 
-/* A signal cancels the running statement (PQcancel is async-signal-safe) and asks the kind
- * to stop; the job then fails as interrupted with nothing changed. */
+/* SIGINT/SIGTERM are caught from before the job is submitted to the end of its run: a signal
+ * cancels the running statement (PQcancel is async-signal-safe) and asks the kind to stop; a
+ * job submitted but not started yet is not started. The job then fails as interrupted, its
+ * open transaction rolled back (never left running for the reaper to hand to a server). */
 static volatile sig_atomic_t g_interrupted;
 static PGcancel *volatile g_cancel;
 
@@ -311,12 +313,11 @@ static void on_cli_signal(int sig)
     }
 }
 
-static void catch_signals(PGconn *conn)
+static void catch_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_cli_signal;
-    g_cancel = PQgetCancel(conn);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
@@ -408,7 +409,10 @@ static MUSTCHECK int cli_submit(struct cli_job *j, const struct job_kind *kind, 
 {
     j->ml = app_ml_client(&j->cfg, e);
     j->conn = j->ml ? db_connect(j->cfg.database_url, e) : NULL;
-    if (!j->conn || app_check_timezone(j->conn, j->cfg.jobs_timezone, e) != 0)
+    if (!j->conn)
+        return -1;
+    g_cancel = PQgetCancel(j->conn);
+    if (app_check_timezone(j->conn, j->cfg.jobs_timezone, e) != 0)
         return -1;
     if (!migrate_is_current(j->conn, e)) {
         char why[ERR_MESSAGE_MAX];
@@ -447,9 +451,7 @@ static int cli_run(struct cli_job *j, const struct job_kind *kind)
     struct err e;
     err_clear(&e);
     json_t *result = NULL;
-    catch_signals(j->conn);
     enum job_outcome o = job_exec_run(&x, kind, &claim, j->worker, &j->conn, &result, &e);
-    release_signals();
     job_lease_stop(lease);
     if (o != JOB_OUTCOME_SUCCESS && o != JOB_OUTCOME_PARTIAL) {
         fprintf(stderr, "jobsd: %s failed (%s): %s\n", kind->name, e.code, e.message);
@@ -484,6 +486,7 @@ static int cmd_job(const struct job_kind *kind, int argc, char **argv)
     j.prog = (struct progress){isatty(STDERR_FILENO) != 0, util_mono_ms()};
     struct err e;
     err_clear(&e);
+    catch_signals();
     if (cli_submit(&j, kind, body, &e) != 0) {
         fprintf(stderr, "jobsd: %s: %s\n", kind->name, e.message[0] ? e.message : "failed");
         rc = exit_code_for(&e);
@@ -494,6 +497,7 @@ static int cmd_job(const struct job_kind *kind, int argc, char **argv)
     } else {
         rc = cli_run(&j, kind);
     }
+    release_signals();
     ml_client_free(j.ml);
     job_submission_clear(&j.sub);
     json_decref(body);

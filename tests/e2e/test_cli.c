@@ -350,12 +350,15 @@ static void *cli_thread(void *arg)
     return NULL;
 }
 
-/* The CLI's job, running: its worker id is "host:pid:cli". */
-static bool cli_job_running(void *ctx)
+/* The CLI's job, running and waiting for the tenant's rebuild lock: the CLI's pid (its
+ * worker id is "host:pid:cli"). */
+static bool cli_job_waiting(void *ctx)
 {
     long long *pid = ctx;
     char *w = tdb_value(db.conn, "SELECT coalesce(max(worker_id), '') FROM job_logs "
-                                 "WHERE status = 'running' AND trigger = 'cli'");
+                                 "WHERE status = 'running' AND trigger = 'cli' AND EXISTS ("
+                                 "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                 "AND NOT granted)");
     const char *colon = strchr(w, ':');
     const char *last = strrchr(w, ':');
     *pid = 0;
@@ -391,7 +394,7 @@ static void test_rebuild_interrupted_by_a_signal(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, cli_thread, &c), 0);
     long long pid = 0;
-    assert_true(t_wait_until(cli_job_running, &pid, 30000));
+    assert_true(t_wait_until(cli_job_waiting, &pid, 30000));
     assert_int_equal(kill((pid_t)pid, SIGINT), 0);
     pthread_join(t, NULL);
     tdb_exec(locker, "SELECT pg_advisory_unlock_all()");
