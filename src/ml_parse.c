@@ -133,7 +133,15 @@ json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t sc
         return NULL;
     }
     const char *sid = str(j, "scroll_id");
-    if (sid && strlen(sid) < scroll_cap)
+    if (sid && strlen(sid) >= scroll_cap) {
+        /* Never dropped silently: the scan would stop after this page. */
+        json_decref(j);
+        err_set(e, 503, "ml_unavailable",
+                "Mercado Livre's scroll_id is %zu characters, longer than the %zu accepted",
+                strlen(sid), scroll_cap - 1);
+        return NULL;
+    }
+    if (sid)
         snprintf(scroll_id, scroll_cap, "%s", sid);
     long long t;
     if (as_i64(json_object_get(json_object_get(j, "paging"), "total"), &t))
@@ -247,11 +255,15 @@ const char *ml_map_order_status(const char *status, const char *shipping_status)
     static const struct {
         const char *ml, *ours;
     } map[] = {
-        {"confirmed", "pending"},           {"payment_required", "pending"},
-        {"payment_in_process", "pending"},  {"paid", "paid"},
-        {"partially_paid", "paid"},         {"cancelled", "cancelled"},
-        {"invalid", "cancelled"},           {"pending_cancel", "cancelled"},
-        {"partially_refunded", "refunded"},
+        {"confirmed", "pending"},
+        {"payment_required", "pending"},
+        {"payment_in_process", "pending"},
+        {"partially_paid", "pending"}, /* the payment is insufficient: not a sale (yet) */
+        {"paid", "paid"},
+        {"partially_refunded", "partially_refunded"}, /* a sale, minus the refund */
+        {"cancelled", "cancelled"},
+        {"invalid", "cancelled"},
+        {"pending_cancel", "cancelled"},
     };
     const char *ours = "pending";
     for (size_t i = 0; status && i < sizeof map / sizeof map[0]; i++)
@@ -264,6 +276,22 @@ const char *ml_map_order_status(const char *status, const char *shipping_status)
             return "shipped";
     }
     return ours;
+}
+
+/* The amount refunded to the buyer: the sum of the payments' transaction_amount_refunded
+ * (a number, 2 decimals; 0 when none says so). */
+static json_t *refunded(const json_t *payments)
+{
+    double sum = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(payments, i, p)
+    {
+        json_t *r = json_object_get(p, "transaction_amount_refunded");
+        if (json_is_number(r) && json_number_value(r) > 0 && json_number_value(r) < 1e12)
+            sum += json_number_value(r);
+    }
+    return json_real((double)(long long)(sum * 100.0 + 0.5) / 100.0);
 }
 
 static json_t *normalise_order(const json_t *o)
@@ -313,6 +341,13 @@ static json_t *normalise_order(const json_t *o)
         json_decref(t);
     }
     json_object_set_new(n, "paid_at", paid_at);
+    json_object_set_new(n, "refunded_amount", refunded(json_object_get(o, "payments")));
+    /* A partial answer (HTTP 206) may leave these out: what is absent is unknown, not
+     * erased (the orders write keeps the stored buyer, and a stored shipped/delivered). */
+    json_object_set_new(n, "buyer_known",
+                        json_boolean(json_is_object(json_object_get(o, "buyer"))));
+    json_object_set_new(n, "shipping_known",
+                        json_boolean(json_is_object(json_object_get(o, "shipping"))));
     json_t *items = json_array();
     json_t *it;
     json_array_foreach(json_object_get(o, "order_items"), i, it)
@@ -369,6 +404,18 @@ json_t *ml_parse_orders(const char *body, size_t len, long long *total, struct e
     }
     json_decref(j);
     return out;
+}
+
+json_t *ml_parse_order(const char *body, size_t len, struct err *e)
+{
+    json_t *j = load(body, len, e, "order");
+    if (!j)
+        return NULL;
+    json_t *n = json_is_object(j) ? normalise_order(j) : NULL;
+    json_decref(j);
+    if (!n)
+        err_set(e, 503, "ml_unavailable", "Mercado Livre's order answer is not an order");
+    return n;
 }
 
 json_t *ml_parse_visits(const char *body, size_t len, struct err *e)

@@ -65,7 +65,7 @@ static void visits_requests(struct ml_request *reqs, size_t n)
     for (size_t i = 0; i < n; i++) {
         char id[32];
         snprintf(id, sizeof id, "MLB11000000%02d", items[i]);
-        reqs[i].path_query = ml_path_item_visits(id, 5, "2024-01-13");
+        reqs[i].path_query = ml_path_item_visits(id, 5);
     }
 }
 

@@ -138,7 +138,8 @@ static void test_orders(void **state)
         "\"order_items\":[{\"item\":{\"id\":\"MLB1\",\"title\":\"A\",\"variation_id\":null},"
         "\"quantity\":2,\"unit_price\":50.25,\"full_unit_price\":55}]},"
         "{\"id\":\"2000003508419014\",\"status\":\"partially_refunded\",\"date_created\":"
-        "\"2013-05-28T10:01:50Z\",\"order_items\":[]},"
+        "\"2013-05-28T10:01:50Z\",\"order_items\":[],\"payments\":[{\"transaction_amount\":"
+        "100,\"transaction_amount_refunded\":12.345},{\"transaction_amount_refunded\":5}]},"
         "{\"id\":1,\"status\":\"paid\"}]}";
     struct err e;
     err_clear(&e);
@@ -159,7 +160,17 @@ static void test_orders(void **state)
     assert_int_equal(json_integer_value(json_object_get(item, "quantity")), 2);
     json_t *o2 = json_array_get(orders, 1);
     assert_int_equal(json_integer_value(json_object_get(o2, "external_id")), 2000003508419014LL);
-    assert_string_equal(json_string_value(json_object_get(o2, "status")), "refunded");
+    assert_string_equal(json_string_value(json_object_get(o2, "status")), "partially_refunded");
+    /* The refunds of every payment, 2 decimals. */
+    assert_true(json_number_value(json_object_get(o2, "refunded_amount")) > 17.34 &&
+                json_number_value(json_object_get(o2, "refunded_amount")) < 17.36);
+    assert_true(json_number_value(json_object_get(o, "refunded_amount")) == 0.0);
+    /* What an answer leaves out (a 206) is unknown, not empty. */
+    assert_true(json_is_true(json_object_get(o, "buyer_known")));
+    assert_true(json_is_true(json_object_get(o, "shipping_known")));
+    assert_true(json_is_false(json_object_get(o2, "buyer_known")));
+    assert_true(json_is_false(json_object_get(o2, "shipping_known")));
+    assert_true(json_is_null(json_object_get(o2, "buyer_id")));
     json_decref(orders);
 }
 
@@ -191,13 +202,21 @@ static void test_status_mapping(void **state)
     struct {
         const char *ml, *ship, *want;
     } cases[] = {
-        {"confirmed", NULL, "pending"},           {"payment_required", NULL, "pending"},
-        {"payment_in_process", NULL, "pending"},  {"paid", NULL, "paid"},
-        {"partially_paid", NULL, "paid"},         {"cancelled", NULL, "cancelled"},
-        {"invalid", NULL, "cancelled"},           {"pending_cancel", NULL, "cancelled"},
-        {"partially_refunded", NULL, "refunded"}, {"paid", "shipped", "shipped"},
-        {"paid", "delivered", "delivered"},       {"cancelled", "delivered", "cancelled"},
-        {"something_new", NULL, "pending"},       {NULL, NULL, "pending"},
+        {"confirmed", NULL, "pending"},
+        {"payment_required", NULL, "pending"},
+        {"payment_in_process", NULL, "pending"},
+        {"paid", NULL, "paid"},
+        {"partially_paid", NULL, "pending"},
+        {"cancelled", NULL, "cancelled"},
+        {"invalid", NULL, "cancelled"},
+        {"pending_cancel", NULL, "cancelled"},
+        {"partially_refunded", NULL, "partially_refunded"},
+        {"partially_refunded", "delivered", "partially_refunded"},
+        {"paid", "shipped", "shipped"},
+        {"paid", "delivered", "delivered"},
+        {"cancelled", "delivered", "cancelled"},
+        {"something_new", NULL, "pending"},
+        {NULL, NULL, "pending"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_string_equal(ml_map_order_status(cases[i].ml, cases[i].ship), cases[i].want);
