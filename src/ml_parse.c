@@ -135,10 +135,10 @@ json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t sc
     const char *sid = str(j, "scroll_id");
     if (sid && strlen(sid) >= scroll_cap) {
         /* Never dropped silently: the scan would stop after this page. */
-        json_decref(j);
         err_set(e, 503, "ml_unavailable",
                 "Mercado Livre's scroll_id is %zu characters, longer than the %zu accepted",
-                strlen(sid), scroll_cap - 1);
+                strlen(sid), scroll_cap ? scroll_cap - 1 : 0);
+        json_decref(j);
         return NULL;
     }
     if (sid)

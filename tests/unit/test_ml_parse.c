@@ -80,6 +80,17 @@ static void test_search(void **state)
     assert_string_equal(scroll, "");
     json_decref(ids);
     assert_null(ml_parse_search("[]", 2, scroll, sizeof scroll, &total, &e));
+    /* A scroll id longer than the buffer is an error, never dropped (the scan would end). */
+    char body[512];
+    snprintf(body, sizeof body, "{\"results\":[\"MLB1\"],\"scroll_id\":\"%0100d\"}", 7);
+    err_clear(&e);
+    assert_null(ml_parse_search(body, strlen(body), scroll, sizeof scroll, &total, &e));
+    assert_string_equal(e.code, "ml_unavailable");
+    assert_non_null(strstr(e.message, "100 characters"));
+    char big[256];
+    ids = ml_parse_search(body, strlen(body), big, sizeof big, &total, &e);
+    assert_int_equal(strlen(big), 100);
+    json_decref(ids);
 }
 
 static void test_multiget(void **state)
