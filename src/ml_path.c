@@ -105,17 +105,32 @@ static void iso_hour(long long epoch, char *out, size_t cap)
              (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100);
 }
 
+/* "&order.<field>.from=...&order.<field>.to=..." when the range is given, else "". */
+static void date_filter(const char *field, long long from, long long to, char *out, size_t cap)
+{
+    if (from <= 0 && to <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    char f[64] = "", t[64] = "";
+    if (from > 0)
+        iso_hour(from, f, sizeof f);
+    if (to > 0)
+        iso_hour(to, t, sizeof t);
+    snprintf(out, cap, "%s%s%s%s%s%s%s%s", from > 0 ? "&order." : "", from > 0 ? field : "",
+             from > 0 ? ".from=" : "", f, to > 0 ? "&order." : "", to > 0 ? field : "",
+             to > 0 ? ".to=" : "", t);
+}
+
 char *ml_path_orders_search(const struct ml_orders_query *q, long long offset)
 {
-    char from[64], to[64];
-    iso_hour(q->from_epoch, from, sizeof from);
-    iso_hour(q->to_epoch, to, sizeof to);
-    const char *field = q->by_update ? "date_last_updated" : "date_created";
+    char created[160], updated[160];
+    date_filter("date_created", q->created_from, q->created_to, created, sizeof created);
+    date_filter("date_last_updated", q->updated_from, q->updated_to, updated, sizeof updated);
     char *status = escape_new(q->status);
-    char *path = path_new("/orders/search?seller=%lld%s%s&order.%s.from=%s&order.%s.to=%s"
-                          "&sort=date_asc&limit=%d&offset=%lld",
-                          q->seller, status[0] ? "&order.status=" : "", status, field, from, field,
-                          to, ML_ORDERS_PAGE, offset);
+    char *path = path_new("/orders/search?seller=%lld%s%s%s%s&sort=date_asc&limit=%d&offset=%lld",
+                          q->seller, status[0] ? "&order.status=" : "", status, created, updated,
+                          ML_ORDERS_PAGE, offset);
     free(status);
     return path;
 }

@@ -154,18 +154,22 @@ static void fetch_range(struct pass *p, struct ml_orders_query q, int depth)
     json_t *page = first_page(p, &q, &total);
     if (!page)
         return;
-    if (total > ML_ORDERS_OFFSET_CAP && q.to_epoch - q.from_epoch > 3600 && depth < 40) {
+    /* The range that splits: the update range when there is one, else the creation range. */
+    long long *lo_from = q.updated_from > 0 ? &q.updated_from : &q.created_from;
+    long long *lo_to = q.updated_from > 0 ? &q.updated_to : &q.created_to;
+    if (total > ML_ORDERS_OFFSET_CAP && *lo_to - *lo_from > 3600 && depth < 40) {
         /* Halve the range on an hour boundary (the API's date filters are truncated to the
          * hour). */
         json_decref(page);
-        long long mid = q.from_epoch + ((q.to_epoch - q.from_epoch) / 2 / 3600) * 3600;
-        if (mid <= q.from_epoch)
-            mid = q.from_epoch + 3600;
-        struct ml_orders_query lo = q, hi = q;
-        lo.to_epoch = mid;
-        hi.from_epoch = mid;
-        fetch_range(p, lo, depth + 1);
-        fetch_range(p, hi, depth + 1);
+        long long from = *lo_from, to = *lo_to;
+        long long mid = from + ((to - from) / 2 / 3600) * 3600;
+        if (mid <= from)
+            mid = from + 3600;
+        *lo_to = mid;
+        fetch_range(p, q, depth + 1);
+        *lo_to = to;
+        *lo_from = mid;
+        fetch_range(p, q, depth + 1);
         return;
     }
     if (total > ML_ORDERS_OFFSET_CAP) {
@@ -274,16 +278,17 @@ static MUSTCHECK int bounds(struct sync *s, long long *from, long long *to, long
 static void search_all(struct pass *p, long long from, long long to, long long since)
 {
     struct sync *s = p->s;
-    struct ml_orders_query window = {s->seller_id, false, from, to, NULL};
+    struct ml_orders_query window = {s->seller_id, from, to, 0, 0, NULL};
     fetch_range(p, window, 0);
     if (since > 0 && since < to) {
-        struct ml_orders_query updated = {s->seller_id, true, since, to, NULL};
+        /* What the window cannot see: orders created before it, changed since. */
+        struct ml_orders_query updated = {s->seller_id, 0, from, since, to, NULL};
         fetch_range(p, updated, 0);
     }
     json_t *missing = missing_sales(p, from, to);
     if (missing && json_array_size(missing) > 0) {
         json_decref(missing);
-        struct ml_orders_query cancelled = {s->seller_id, false, from, to, "cancelled"};
+        struct ml_orders_query cancelled = {s->seller_id, from, to, 0, 0, "cancelled"};
         fetch_range(p, cancelled, 0);
         missing = missing_sales(p, from, to);
     }

@@ -22,14 +22,14 @@ char *ml_path_items_scan(long long seller, const char *scroll_id);
 /* /items?ids=A,B,...&attributes=...: the details jobsd stores for 1..ML_MULTIGET_MAX ids. */
 char *ml_path_items_multiget(const char *const *ids, size_t n);
 
-/* An orders search: the seller's orders whose date_created (or, with by_update, whose
- * date_last_updated) is in [from_epoch, to_epoch) (seconds, UTC, hour-aligned: the API
- * truncates these filters to the hour); status NULL = the API's default for a seller, which
- * leaves cancelled orders out, or one status ("cancelled") to ask for those only. */
+/* An orders search: the seller's orders created in [created_from, created_to) and/or last
+ * updated in [updated_from, updated_to) (seconds, UTC, hour-aligned: the API truncates these
+ * filters to the hour; 0 = that filter is not sent); status NULL = the API's default for a
+ * seller, which leaves cancelled orders out, or one status ("cancelled") to ask for those. */
 struct ml_orders_query {
     long long seller;
-    bool by_update;
-    long long from_epoch, to_epoch;
+    long long created_from, created_to;
+    long long updated_from, updated_to;
     const char *status;
 };
 
