@@ -342,12 +342,14 @@ static json_t *normalise_order(const json_t *o)
     }
     json_object_set_new(n, "paid_at", paid_at);
     json_object_set_new(n, "refunded_amount", refunded(json_object_get(o, "payments")));
-    /* A partial answer (HTTP 206) may leave these out: what is absent is unknown, not
-     * erased (the orders write keeps the stored buyer, and a stored shipped/delivered). */
-    json_object_set_new(n, "buyer_known",
-                        json_boolean(json_is_object(json_object_get(o, "buyer"))));
+    /* A partial answer (HTTP 206, X-Content-Missing) leaves these out, absent or as an empty
+     * object: what it does not say is unknown, not erased (the orders write keeps the stored
+     * buyer, and a stored shipped/delivered). */
+    json_t *buyer_id = json_object_get(json_object_get(o, "buyer"), "id");
+    json_object_set_new(n, "buyer_known", json_boolean(buyer_id != NULL));
+    json_t *shipping = json_object_get(o, "shipping");
     json_object_set_new(n, "shipping_known",
-                        json_boolean(json_is_object(json_object_get(o, "shipping"))));
+                        json_boolean(json_is_object(shipping) && json_object_size(shipping) > 0));
     json_t *items = json_array();
     json_t *it;
     json_array_foreach(json_object_get(o, "order_items"), i, it)

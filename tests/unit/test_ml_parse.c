@@ -151,14 +151,16 @@ static void test_orders(void **state)
         "{\"id\":\"2000003508419014\",\"status\":\"partially_refunded\",\"date_created\":"
         "\"2013-05-28T10:01:50Z\",\"order_items\":[],\"payments\":[{\"transaction_amount\":"
         "100,\"transaction_amount_refunded\":12.345},{\"transaction_amount_refunded\":5}]},"
-        "{\"id\":1,\"status\":\"paid\"}]}";
+        "{\"id\":1,\"status\":\"paid\"},"
+        "{\"id\":3,\"status\":\"paid\",\"date_created\":\"2013-05-28T10:01:50Z\","
+        "\"buyer\":{},\"shipping\":{}}]}";
     struct err e;
     err_clear(&e);
     long long total;
     json_t *orders = ml_parse_orders(b, strlen(b), &total, &e);
     assert_int_equal(total, 12345);
     /* The order without a date is dropped (it cannot be put on a day). */
-    assert_int_equal(json_array_size(orders), 2);
+    assert_int_equal(json_array_size(orders), 3);
     json_t *o = json_array_get(orders, 0);
     assert_int_equal(json_integer_value(json_object_get(o, "external_id")), 2000003508419013LL);
     assert_string_equal(json_string_value(json_object_get(o, "status")), "delivered");
@@ -182,6 +184,10 @@ static void test_orders(void **state)
     assert_true(json_is_false(json_object_get(o2, "buyer_known")));
     assert_true(json_is_false(json_object_get(o2, "shipping_known")));
     assert_true(json_is_null(json_object_get(o2, "buyer_id")));
+    /* ... and the documented 206 example sends them as empty objects. */
+    json_t *o3 = json_array_get(orders, 2);
+    assert_true(json_is_false(json_object_get(o3, "buyer_known")));
+    assert_true(json_is_false(json_object_get(o3, "shipping_known")));
     json_decref(orders);
 }
 
