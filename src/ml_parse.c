@@ -133,7 +133,15 @@ json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t sc
         return NULL;
     }
     const char *sid = str(j, "scroll_id");
-    if (sid && strlen(sid) < scroll_cap)
+    if (sid && strlen(sid) >= scroll_cap) {
+        /* Never dropped silently: the scan would stop after this page. */
+        err_set(e, 503, "ml_unavailable",
+                "Mercado Livre's scroll_id is %zu characters, longer than the %zu accepted",
+                strlen(sid), scroll_cap ? scroll_cap - 1 : 0);
+        json_decref(j);
+        return NULL;
+    }
+    if (sid)
         snprintf(scroll_id, scroll_cap, "%s", sid);
     long long t;
     if (as_i64(json_object_get(json_object_get(j, "paging"), "total"), &t))
@@ -247,11 +255,15 @@ const char *ml_map_order_status(const char *status, const char *shipping_status)
     static const struct {
         const char *ml, *ours;
     } map[] = {
-        {"confirmed", "pending"},           {"payment_required", "pending"},
-        {"payment_in_process", "pending"},  {"paid", "paid"},
-        {"partially_paid", "paid"},         {"cancelled", "cancelled"},
-        {"invalid", "cancelled"},           {"pending_cancel", "cancelled"},
-        {"partially_refunded", "refunded"},
+        {"confirmed", "pending"},
+        {"payment_required", "pending"},
+        {"payment_in_process", "pending"},
+        {"partially_paid", "pending"}, /* the payment is insufficient: not a sale (yet) */
+        {"paid", "paid"},
+        {"partially_refunded", "partially_refunded"}, /* a sale, minus the refund */
+        {"cancelled", "cancelled"},
+        {"invalid", "cancelled"},
+        {"pending_cancel", "cancelled"},
     };
     const char *ours = "pending";
     for (size_t i = 0; status && i < sizeof map / sizeof map[0]; i++)
@@ -264,6 +276,72 @@ const char *ml_map_order_status(const char *status, const char *shipping_status)
             return "shipped";
     }
     return ours;
+}
+
+/* The amount refunded to the buyer: the sum of the payments' transaction_amount_refunded
+ * (a number, 2 decimals; 0 when none says so). */
+static json_t *refunded(const json_t *payments)
+{
+    double sum = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(payments, i, p)
+    {
+        json_t *r = json_object_get(p, "transaction_amount_refunded");
+        if (json_is_number(r) && json_number_value(r) > 0 && json_number_value(r) < 1e12)
+            sum += json_number_value(r);
+    }
+    return json_real((double)(long long)(sum * 100.0 + 0.5) / 100.0);
+}
+
+/* The order's lines: {listing_external_id, variation_id, title, quantity, unit_price,
+ * full_unit_price} (new array; a line without an item id or a sane quantity is left out). */
+static json_t *normalise_items(const json_t *o)
+{
+    json_t *items = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(o, "order_items"), i, it)
+    {
+        const json_t *item = json_object_get(it, "item");
+        const char *iid = str(item, "id");
+        long long qty = 0;
+        if (!iid || strlen(iid) >= 40 || !as_i64(json_object_get(it, "quantity"), &qty) ||
+            qty < 0 || qty > 1000000000)
+            continue;
+        json_t *x = json_object();
+        json_object_set_new(x, "listing_external_id", json_string(iid));
+        long long var;
+        json_object_set_new(x, "variation_id",
+                            as_i64(json_object_get(item, "variation_id"), &var) ? json_integer(var)
+                                                                                : json_null());
+        json_object_set_new(x, "title", opt_str(item, "title"));
+        json_object_set_new(x, "quantity", json_integer(qty));
+        json_t *up = opt_num(it, "unit_price");
+        if (json_is_null(up)) {
+            json_decref(up);
+            up = json_integer(0);
+        }
+        json_object_set_new(x, "unit_price", up);
+        json_object_set_new(x, "full_unit_price", opt_num(it, "full_unit_price"));
+        json_array_append_new(items, x);
+    }
+    return items;
+}
+
+/* paid_at: the first approved payment's date_approved (new; null when none). */
+static json_t *first_approval(const json_t *payments)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(payments, i, p)
+    {
+        json_t *t = opt_time(p, "date_approved");
+        if (!json_is_null(t))
+            return t;
+        json_decref(t);
+    }
+    return json_null();
 }
 
 static json_t *normalise_order(const json_t *o)
@@ -298,49 +376,17 @@ static json_t *normalise_order(const json_t *o)
         updated = opt_time(o, "date_last_updated");
     }
     json_object_set_new(n, "external_updated_at", updated);
-    /* paid_at: the first approved payment. */
-    json_t *paid_at = json_null();
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(o, "payments"), i, p)
-    {
-        json_t *t = opt_time(p, "date_approved");
-        if (!json_is_null(t)) {
-            json_decref(paid_at);
-            paid_at = t;
-            break;
-        }
-        json_decref(t);
-    }
-    json_object_set_new(n, "paid_at", paid_at);
-    json_t *items = json_array();
-    json_t *it;
-    json_array_foreach(json_object_get(o, "order_items"), i, it)
-    {
-        const json_t *item = json_object_get(it, "item");
-        const char *iid = str(item, "id");
-        long long qty = 0;
-        if (!iid || strlen(iid) >= 40 || !as_i64(json_object_get(it, "quantity"), &qty) ||
-            qty < 0 || qty > 1000000000)
-            continue;
-        json_t *x = json_object();
-        json_object_set_new(x, "listing_external_id", json_string(iid));
-        long long var;
-        json_object_set_new(x, "variation_id",
-                            as_i64(json_object_get(item, "variation_id"), &var) ? json_integer(var)
-                                                                                : json_null());
-        json_object_set_new(x, "title", opt_str(item, "title"));
-        json_object_set_new(x, "quantity", json_integer(qty));
-        json_t *up = opt_num(it, "unit_price");
-        if (json_is_null(up)) {
-            json_decref(up);
-            up = json_integer(0);
-        }
-        json_object_set_new(x, "unit_price", up);
-        json_object_set_new(x, "full_unit_price", opt_num(it, "full_unit_price"));
-        json_array_append_new(items, x);
-    }
-    json_object_set_new(n, "items", items);
+    json_object_set_new(n, "paid_at", first_approval(json_object_get(o, "payments")));
+    json_object_set_new(n, "refunded_amount", refunded(json_object_get(o, "payments")));
+    /* A partial answer (HTTP 206, X-Content-Missing) leaves these out, absent or as an empty
+     * object: what it does not say is unknown, not erased (the orders write keeps the stored
+     * buyer, and a stored shipped/delivered). */
+    json_t *buyer_id = json_object_get(json_object_get(o, "buyer"), "id");
+    json_object_set_new(n, "buyer_known", json_boolean(buyer_id != NULL));
+    json_t *shipping = json_object_get(o, "shipping");
+    json_object_set_new(n, "shipping_known",
+                        json_boolean(json_is_object(shipping) && json_object_size(shipping) > 0));
+    json_object_set_new(n, "items", normalise_items(o));
     return n;
 }
 
@@ -369,6 +415,18 @@ json_t *ml_parse_orders(const char *body, size_t len, long long *total, struct e
     }
     json_decref(j);
     return out;
+}
+
+json_t *ml_parse_order(const char *body, size_t len, struct err *e)
+{
+    json_t *j = load(body, len, e, "order");
+    if (!j)
+        return NULL;
+    json_t *n = json_is_object(j) ? normalise_order(j) : NULL;
+    json_decref(j);
+    if (!n)
+        err_set(e, 503, "ml_unavailable", "Mercado Livre's order answer is not an order");
+    return n;
 }
 
 json_t *ml_parse_visits(const char *body, size_t len, struct err *e)

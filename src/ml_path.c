@@ -105,24 +105,45 @@ static void iso_hour(long long epoch, char *out, size_t cap)
              (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100);
 }
 
-char *ml_path_orders_search(long long seller, long long from_epoch, long long to_epoch,
-                            long long offset)
+/* "&order.<field>.from=...&order.<field>.to=..." when the range is given, else "". */
+static void date_filter(const char *field, long long from, long long to, char *out, size_t cap)
 {
-    char from[64], to[64];
-    iso_hour(from_epoch, from, sizeof from);
-    iso_hour(to_epoch, to, sizeof to);
-    return path_new("/orders/search?seller=%lld&order.date_created.from=%s"
-                    "&order.date_created.to=%s&sort=date_asc&limit=%d&offset=%lld",
-                    seller, from, to, ML_ORDERS_PAGE, offset);
+    if (from <= 0 && to <= 0) {
+        out[0] = '\0';
+        return;
+    }
+    char f[64] = "", t[64] = "";
+    if (from > 0)
+        iso_hour(from, f, sizeof f);
+    if (to > 0)
+        iso_hour(to, t, sizeof t);
+    snprintf(out, cap, "%s%s%s%s%s%s%s%s", from > 0 ? "&order." : "", from > 0 ? field : "",
+             from > 0 ? ".from=" : "", f, to > 0 ? "&order." : "", to > 0 ? field : "",
+             to > 0 ? ".to=" : "", t);
 }
 
-char *ml_path_item_visits(const char *item_id, long long last_days, const char *ending)
+char *ml_path_orders_search(const struct ml_orders_query *q, long long offset)
+{
+    char created[160], updated[160];
+    date_filter("date_created", q->created_from, q->created_to, created, sizeof created);
+    date_filter("date_last_updated", q->updated_from, q->updated_to, updated, sizeof updated);
+    char *status = escape_new(q->status);
+    char *path = path_new("/orders/search?seller=%lld%s%s%s%s&sort=date_asc&limit=%d&offset=%lld",
+                          q->seller, status[0] ? "&order.status=" : "", status, created, updated,
+                          ML_ORDERS_PAGE, offset);
+    free(status);
+    return path;
+}
+
+char *ml_path_order(long long order_id)
+{
+    return path_new("/orders/%lld", order_id);
+}
+
+char *ml_path_item_visits(const char *item_id, long long last_days)
 {
     char *id = escape_new(item_id);
-    char *end = escape_new(ending);
-    char *path =
-        path_new("/items/%s/visits/time_window?last=%lld&unit=day&ending=%s", id, last_days, end);
+    char *path = path_new("/items/%s/visits/time_window?last=%lld&unit=day", id, last_days);
     free(id);
-    free(end);
     return path;
 }

@@ -36,6 +36,7 @@ void sync_phase_done(struct sync *s, const char *phase, long long t0, long long 
 
 void sync_add_error(struct sync *s, const char *step, const struct err *e)
 {
+    s->nerrors++;
     size_t i;
     json_t *x;
     json_array_foreach(s->errors, i, x)

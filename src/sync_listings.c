@@ -15,7 +15,9 @@
 static json_t *discover(struct sync *s)
 {
     json_t *all = json_array();
-    char scroll[256] = "";
+    /* Production's scroll ids are a few hundred characters; far more than that is refused
+     * by ml_parse_search as an error rather than ending the scan early. */
+    char *scroll = util_calloc(1, ML_SCROLL_ID_MAX + 1);
     for (int page = 0; page < 1000000; page++) {
         if (sync_cancelled(s))
             break;
@@ -30,17 +32,19 @@ static json_t *discover(struct sync *s)
         if (o != 1) {
             ml_request_clear(&r);
             json_decref(all);
-            return NULL;
+            all = NULL;
+            break;
         }
         struct err e;
         err_clear(&e);
         long long total;
-        json_t *ids = ml_parse_search(r.body, r.len, scroll, sizeof scroll, &total, &e);
+        json_t *ids = ml_parse_search(r.body, r.len, scroll, ML_SCROLL_ID_MAX + 1, &total, &e);
         ml_request_clear(&r);
         if (!ids) {
             sync_add_error(s, "listings", &e);
             json_decref(all);
-            return NULL;
+            all = NULL;
+            break;
         }
         size_t n = json_array_size(ids);
         json_array_extend(all, ids);
@@ -48,6 +52,7 @@ static json_t *discover(struct sync *s)
         if (n == 0 || !scroll[0])
             break;
     }
+    free(scroll);
     return all;
 }
 

@@ -46,7 +46,8 @@ struct sync {
     /* Across the job. */
     long long ml_ok;
     long long ml_failed;
-    struct err worst; /* the most serious failure seen (503 beats 422) */
+    struct err worst;  /* the most serious failure seen (503 beats 422) */
+    long long nerrors; /* errors recorded so far (a phase compares before and after) */
     long long records;
     long long db_ms; /* time spent writing, for the phase log lines */
 

@@ -29,7 +29,8 @@ struct ml_token {
 MUSTCHECK int ml_parse_token(const char *body, size_t len, struct ml_token *out, struct err *e);
 
 /* GET /users/{id}/items/search: the ids of this page (array of strings), the scroll id for
- * scan mode ("" when absent) and paging.total (-1 when absent). results null/empty = done. */
+ * scan mode ("" when absent) and paging.total (-1 when absent). results null/empty = done.
+ * A scroll id that does not fit scroll_cap is an error (503), never cut or dropped. */
 MUSTCHECK json_t *ml_parse_search(const char *body, size_t len, char *scroll_id, size_t scroll_cap,
                                   long long *total, struct err *e);
 
@@ -43,11 +44,17 @@ MUSTCHECK json_t *ml_parse_multiget(const char *body, size_t len, const char *co
                                     size_t nids, struct err *e);
 
 /* GET /orders/search: normalised orders and paging.total:
- *   {external_id, status (jobsd's), external_status, total_amount, paid_amount, currency,
- *    buyer_id, ordered_at, closed_at, paid_at, external_updated_at,
+ *   {external_id, status (jobsd's), external_status, total_amount, paid_amount,
+ *    refunded_amount (the payments' transaction_amount_refunded), currency, buyer_id,
+ *    buyer_known and shipping_known (false when a partial answer left them out), ordered_at,
+ *    closed_at, paid_at, external_updated_at,
  *    items: [{listing_external_id, variation_id, title, quantity, unit_price,
  *             full_unit_price}]} */
 MUSTCHECK json_t *ml_parse_orders(const char *body, size_t len, long long *total, struct err *e);
+
+/* GET /orders/{id}: the order normalised as one element of ml_parse_orders (new), or NULL
+ * with e when the body is not an order. */
+MUSTCHECK json_t *ml_parse_order(const char *body, size_t len, struct err *e);
 
 /* GET /items/{id}/visits/time_window: [{"date": "YYYY-MM-DD", "visits": N}] (UTC days as
  * the API gives them, zeros included). */

@@ -5,6 +5,7 @@
 #ifndef JOBSD_ML_PATH_H
 #define JOBSD_ML_PATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ML_SCAN_LIMIT        100   /* ids per page of an items scan (the API's maximum) */
@@ -12,6 +13,7 @@
 #define ML_ORDERS_PAGE       50    /* orders per page (the API refuses more than 51) */
 #define ML_ORDERS_OFFSET_CAP 10000 /* the API pages through this many results at most */
 #define ML_VISITS_MAX_DAYS   150   /* the longest visits window the API serves */
+#define ML_SCROLL_ID_MAX     8192  /* the longest scan scroll id jobsd accepts */
 
 /* /users/{seller}/items/search?search_type=scan&limit=100[&scroll_id=...]: scroll_id NULL or
  * "" for the first page, else the scroll id of the previous page. */
@@ -20,14 +22,26 @@ char *ml_path_items_scan(long long seller, const char *scroll_id);
 /* /items?ids=A,B,...&attributes=...: the details jobsd stores for 1..ML_MULTIGET_MAX ids. */
 char *ml_path_items_multiget(const char *const *ids, size_t n);
 
-/* /orders/search for the seller's orders created in [from_epoch, to_epoch) (seconds, UTC,
- * hour-aligned: the API truncates these filters to the hour), oldest first, one page of
- * ML_ORDERS_PAGE from offset. */
-char *ml_path_orders_search(long long seller, long long from_epoch, long long to_epoch,
-                            long long offset);
+/* An orders search: the seller's orders created in [created_from, created_to) and/or last
+ * updated in [updated_from, updated_to) (seconds, UTC, hour-aligned: the API truncates these
+ * filters to the hour; 0 = that filter is not sent); status NULL = the API's default for a
+ * seller, which leaves cancelled orders out, or one status ("cancelled") to ask for those. */
+struct ml_orders_query {
+    long long seller;
+    long long created_from, created_to;
+    long long updated_from, updated_to;
+    const char *status;
+};
 
-/* /items/{id}/visits/time_window?last=N&unit=day&ending=YYYY-MM-DD: daily visits of the
- * last_days days before ending (the API's window excludes ending itself). */
-char *ml_path_item_visits(const char *item_id, long long last_days, const char *ending);
+/* /orders/search for q, sort=date_asc (for a seller the API sorts by date_closed), one page
+ * of ML_ORDERS_PAGE from offset. */
+char *ml_path_orders_search(const struct ml_orders_query *q, long long offset);
+
+/* /orders/{id}: one order. */
+char *ml_path_order(long long order_id);
+
+/* /items/{id}/visits/time_window?last=N&unit=day: daily visits of the last last_days UTC
+ * days, ending where the API's documented default puts it (now): no ending is sent. */
+char *ml_path_item_visits(const char *item_id, long long last_days);
 
 #endif

@@ -12,6 +12,11 @@
 -- * Unchanged rows are never written nor locked (no WAL, no dead tuples).
 -- * An order's business day is (ordered_at AT TIME ZONE $4)::date; the range on ordered_at
 --   is one day wider on each side only to find the rows, the day itself decides.
+-- * What counts (README "Definitions"): an order that jobsd_is_sale(status) (migration 0002:
+--   paid, shipped, delivered, partially_refunded); gmv = quantity x unit_price of its items
+--   (after discounts, without shipping), minus a partially refunded order's refunded_amount
+--   shared among its items by value (never below 0). A day whose visits were read before it
+--   ended 48 hours ago (Mercado Livre's delay, UTC days) is provisional.
 WITH days AS (
     SELECT g::date AS date
     FROM generate_series($2::date, $3::date, interval '1 day') AS g
@@ -27,11 +32,18 @@ counted AS (
                (o.ordered_at AT TIME ZONE $4::text)::date AS date,
                count(DISTINCT o.id)::int AS orders,
                sum(oi.quantity)::int AS units,
-               sum(oi.quantity * oi.unit_price) AS gmv
+               sum(CASE WHEN o.refunded_amount > 0
+                        THEN greatest(oi.quantity * oi.unit_price
+                                      - o.refunded_amount * oi.quantity * oi.unit_price
+                                        / nullif((SELECT sum(i2.quantity * i2.unit_price)
+                                                  FROM order_items i2
+                                                  WHERE i2.tenant_id = o.tenant_id
+                                                    AND i2.order_id = o.id), 0), 0)
+                        ELSE oi.quantity * oi.unit_price END) AS gmv
         FROM orders o
         JOIN order_items oi ON oi.tenant_id = o.tenant_id AND oi.order_id = o.id
         WHERE o.tenant_id = $1::uuid
-          AND o.status IN ('paid', 'shipped', 'delivered')
+          AND jobsd_is_sale(o.status)
           AND o.ordered_at >= (($2::date - 1)::timestamp AT TIME ZONE $4::text)
           AND o.ordered_at < (($3::date + 2)::timestamp AT TIME ZONE $4::text)
           AND oi.listing_id IS NOT NULL
@@ -41,7 +53,8 @@ counted AS (
     WHERE date BETWEEN $2::date AND $3::date
 ),
 visits AS (
-    SELECT listing_id, date, visits
+    SELECT listing_id, date, visits,
+           fetched_at < ((date + 3)::timestamp AT TIME ZONE 'UTC') AS provisional
     FROM listing_visits_daily
     WHERE tenant_id = $1::uuid AND date BETWEEN $2::date AND $3::date
 ),
@@ -58,15 +71,16 @@ merged AS (
            max(visits) AS visits,
            sum(orders)::int AS orders,
            sum(units)::int AS units,
-           sum(gmv)::numeric(14,2) AS gmv
+           sum(gmv)::numeric(14,2) AS gmv,
+           bool_or(provisional) AS provisional
     FROM (
         SELECT q.id AS listing_id, d.date, NULL::int AS visits, 0 AS orders, 0 AS units,
-               0::numeric AS gmv
+               0::numeric AS gmv, false AS provisional
         FROM qualifying q CROSS JOIN days d
         UNION ALL
-        SELECT listing_id, date, NULL, orders, units, gmv FROM counted
+        SELECT listing_id, date, NULL, orders, units, gmv, false FROM counted
         UNION ALL
-        SELECT listing_id, date, visits, 0, 0, 0
+        SELECT listing_id, date, visits, 0, 0, 0, provisional
         FROM visits WHERE listing_id IN (SELECT id FROM qualifying)
     ) parts
     GROUP BY listing_id, date
@@ -75,29 +89,31 @@ computed AS (
     SELECT listing_id, date, visits, orders, units, gmv,
            CASE WHEN visits > 0 THEN round(orders::numeric / visits, 4) END::numeric(12,4)
                AS conversion,
-           'internal_job'::text AS source
+           'internal_job'::text AS source,
+           provisional
     FROM merged
 ),
 existing AS MATERIALIZED (
-    SELECT listing_id, date, visits, orders, units, gmv, conversion, source
+    SELECT listing_id, date, visits, orders, units, gmv, conversion, source, provisional
     FROM listing_metrics_daily
     WHERE tenant_id = $1::uuid AND date BETWEEN $2::date AND $3::date
 ),
 changed AS (
-    SELECT listing_id, date, visits, orders, units, gmv, conversion
+    SELECT listing_id, date, visits, orders, units, gmv, conversion, provisional
     FROM (
         SELECT true AS new_side, * FROM computed
         UNION ALL
         SELECT false, * FROM existing
     ) both_sides
-    GROUP BY listing_id, date, visits, orders, units, gmv, conversion, source
+    GROUP BY listing_id, date, visits, orders, units, gmv, conversion, source, provisional
     HAVING count(*) = 1 AND bool_and(new_side)
 ),
 upserted AS (
     INSERT INTO listing_metrics_daily AS m
-        (tenant_id, listing_id, date, visits, orders, units, gmv, conversion, source, job_log_id)
+        (tenant_id, listing_id, date, visits, orders, units, gmv, conversion, source,
+         provisional, job_log_id)
     SELECT $1::uuid, listing_id, date, visits, orders, units, gmv, conversion, 'internal_job',
-           $5::uuid
+           provisional, $5::uuid
     FROM changed
     ON CONFLICT (tenant_id, listing_id, date) DO UPDATE
     SET visits = EXCLUDED.visits,
@@ -106,6 +122,7 @@ upserted AS (
         gmv = EXCLUDED.gmv,
         conversion = EXCLUDED.conversion,
         source = EXCLUDED.source,
+        provisional = EXCLUDED.provisional,
         job_log_id = EXCLUDED.job_log_id,
         updated_at = now()
     RETURNING 1

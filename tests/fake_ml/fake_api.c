@@ -38,8 +38,10 @@ static void oauth_error(struct reply *out, const char *error, const char *messag
 
 /* ------------------------------------------------------------------ auth */
 
-/* The seller owning the bearer token, or NULL with a 401 in out. world.lock held. */
-static struct seller *authenticate(const char *authz, struct reply *out)
+/* The seller owning the bearer token, or NULL with a 401 in out (visits: the PolicyAgent 403,
+ * which the Visits page documents for "an invalid or expired access token"). world.lock
+ * held. */
+static struct seller *authenticate(const char *authz, enum endpoint ep, struct reply *out)
 {
     const char *tok = NULL;
     if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
@@ -56,7 +58,12 @@ static struct seller *authenticate(const char *authz, struct reply *out)
     if (s && now_ms() < s->access_expires_ms)
         return s;
     stats_count(s ? C_EXPIRED_TOKEN : C_INVALID_TOKEN);
-    reply_error(out, 401, "not_found", "invalid_token");
+    if (ep == EP_VISITS) {
+        stats_count(C_VISITS_FORBIDDEN);
+        reply_json(out, 403, policy_agent_body());
+    } else {
+        reply_error(out, 401, "not_found", "invalid_token");
+    }
     return NULL;
 }
 
@@ -198,6 +205,7 @@ static bool path_user_id(const char *path, long long *uid)
 static void scroll_drop(size_t i)
 {
     free(g_world.scrolls[i].status_filter);
+    free(g_world.scrolls[i].id);
     g_world.scrolls[i] = g_world.scrolls[--g_world.nscrolls];
 }
 
@@ -227,13 +235,31 @@ static struct scroll *scroll_new(size_t seller, const char *filter)
     return sc;
 }
 
-/* Gives the scroll a new id (the previous one stops working). */
+/* Gives the scroll a new id (the previous one stops working). The shape of the documented
+ * example (ML's "Items y búsquedas"): base64("apicore-items"), base64("ds-apicore-items-01")
+ * and a base64 Elasticsearch scroll id ("\rqueryAndFetch\x01..."), whose length grows with
+ * the shards it spans; scroll_id_length characters in all. The last segment is standard
+ * base64, so it contains '+' and '/' (and '=' padding): a client must URL-encode the id. */
 static void scroll_reissue(struct scroll *sc)
 {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char head[] = "YXBpY29yZS1pdGVtcw==:ZHMtYXBpY29yZS1pdGVtcy0wMQ==:"
+                               "DXF1ZXJ5QW5kRmV0Y2gB";
     g_world.scroll_serial++;
-    uint64_t h = mix64(g_world.seed ^ mix64(g_world.scroll_serial));
-    snprintf(sc->id, sizeof sc->id, "YXBpY29yZS1pdGVtcw==:%016llx:%llu", (unsigned long long)h,
-             g_world.scroll_serial);
+    size_t len = (size_t)g_world.scroll_id_length, hl = sizeof head - 1;
+    char *id = xmalloc(len + 1);
+    memcpy(id, head, hl);
+    struct rng r = {mix64(g_world.seed ^ 0x5c7011ULL) ^ mix64(g_world.scroll_serial)};
+    for (size_t i = hl; i < len - 2; i++)
+        id[i] = b64[rng_next(&r) % 64];
+    /* Always one of each character that needs encoding, whatever the draw. */
+    id[hl + 3] = '+';
+    id[hl + 7] = '/';
+    id[len - 2] = '=';
+    id[len - 1] = '=';
+    id[len] = '\0';
+    free(sc->id);
+    sc->id = id;
     sc->issued_ms = now_ms();
 }
 
@@ -282,7 +308,7 @@ static void items_search(const struct api_request *rq, struct seller *s, struct 
         const char *sid = params_get(rq->query, "scroll_id");
         if (sid) {
             for (size_t i = 0; i < g_world.nscrolls && !sc; i++)
-                if (strcmp(g_world.scrolls[i].id, sid) == 0)
+                if (g_world.scrolls[i].id && strcmp(g_world.scrolls[i].id, sid) == 0)
                     sc = &g_world.scrolls[i];
             if (sc && sc->issued_ms + g_world.scroll_ttl_s * 1000 <= now_ms()) {
                 scroll_drop((size_t)(sc - g_world.scrolls));
@@ -437,115 +463,9 @@ static void items_multiget(const struct api_request *rq, struct reply *out)
     out->body = sb_take(&b, &out->len);
 }
 
-/* ------------------------------------------------------------------ GET /orders/search */
-
-/* A date filter truncated to the hour of its own offset (as the real API does). */
-static bool hour_filter(const struct api_request *rq, const char *name, long long *ms,
-                        struct reply *out)
-{
-    const char *v = params_get(rq->query, name);
-    if (!v)
-        return true;
-    int off;
-    if (!ts_parse(v, ms, &off)) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "Invalid date format for %s (expected like "
-                 "2024-01-15T00:00:00.000-03:00)",
-                 name);
-        reply_bad_request(out, msg);
-        return false;
-    }
-    long long local = *ms + (long long)off * 60000;
-    *ms = floor_div(local, 3600000LL) * 3600000LL - (long long)off * 60000;
-    return true;
-}
-
-static void orders_search(const struct api_request *rq, struct seller *s, struct reply *out)
-{
-    const char *sel = params_get(rq->query, "seller");
-    long long seller_id;
-    if (!sel) {
-        reply_bad_request(out, "The parameter seller or buyer is required");
-        return;
-    }
-    if (!parse_ll(sel, 1, LLONG_MAX, &seller_id)) {
-        reply_bad_request(out, "Invalid seller id");
-        return;
-    }
-    long long limit = 50, offset = 0;
-    const char *ls = params_get(rq->query, "limit"), *os = params_get(rq->query, "offset");
-    if (ls && !parse_ll(ls, 0, LLONG_MAX, &limit)) {
-        reply_bad_request(out, "Invalid limit");
-        return;
-    }
-    stats_note_orders_limit(limit);
-    if (limit > 51) {
-        reply_error(out, 400, "limit.maximum_exceeded", "Limit must be a lower or equal than 51");
-        return;
-    }
-    if (os && !parse_ll(os, 0, LLONG_MAX, &offset)) {
-        reply_bad_request(out, "Invalid offset");
-        return;
-    }
-    if (offset >= 10000) {
-        reply_bad_request(out, "Invalid offset. The offset must be lower than 10000");
-        return;
-    }
-    const char *sort = params_get(rq->query, "sort");
-    bool desc = false;
-    if (sort && strcmp(sort, "date_desc") == 0)
-        desc = true;
-    else if (sort && strcmp(sort, "date_asc") != 0) {
-        reply_bad_request(out, "Invalid sort. Valid values: date_asc, date_desc");
-        return;
-    }
-    long long cf = LLONG_MIN, ct = LLONG_MAX, uf = LLONG_MIN, ut = LLONG_MAX;
-    if (!hour_filter(rq, "order.date_created.from", &cf, out) ||
-        !hour_filter(rq, "order.date_created.to", &ct, out) ||
-        !hour_filter(rq, "order.date_last_updated.from", &uf, out) ||
-        !hour_filter(rq, "order.date_last_updated.to", &ut, out))
-        return;
-    if (seller_id != s->user_id) {
-        reply_forbidden(out);
-        return;
-    }
-    const char *status = params_get(rq->query, "order.status");
-    /* Orders are kept sorted by date_created: find the matching ones in the asked order. */
-    long long total = 0;
-    struct sbuf res = {0};
-    for (size_t k = 0; k < s->norders; k++) {
-        const struct order *o = &s->orders[desc ? s->norders - 1 - k : k];
-        if (o->created_ms < cf || o->created_ms > ct || o->updated_ms < uf || o->updated_ms > ut ||
-            !status_matches(status, o->status))
-            continue;
-        if (total >= offset && total < offset + limit) {
-            if (res.len)
-                sb_adds(&res, ",");
-            sb_adds(&res, o->json);
-        }
-        total++;
-    }
-    struct sbuf b = {0};
-    sb_addf(&b,
-            "{\"query\":\"%lld\",\"display\":\"complete\",\"paging\":{\"total\":%lld,"
-            "\"offset\":%lld,\"limit\":%lld},\"sort\":{\"id\":\"%s\",\"name\":\"%s\"},"
-            "\"available_sorts\":[{\"id\":\"%s\",\"name\":\"%s\"}],\"filters\":[],\"results\":[",
-            s->user_id, total, offset, limit, desc ? "date_desc" : "date_asc",
-            desc ? "Date descending" : "Date ascending", desc ? "date_asc" : "date_desc",
-            desc ? "Date ascending" : "Date descending");
-    if (res.len)
-        sb_add(&b, res.data, res.len);
-    sb_adds(&b, "]}");
-    sb_free(&res);
-    out->status = 200;
-    free(out->body);
-    out->body = sb_take(&b, &out->len);
-}
-
 /* ------------------------------------------------------------------ visits */
 
-static void visits(const struct api_request *rq, struct reply *out)
+static void visits(const struct api_request *rq, struct seller *caller, struct reply *out)
 {
     /* /items/{id}/visits/time_window */
     const char *p = rq->path + strlen("/items/");
@@ -554,6 +474,13 @@ static void visits(const struct api_request *rq, struct reply *out)
     const char *unit = params_get(rq->query, "unit"), *ls = params_get(rq->query, "last"),
                *es = params_get(rq->query, "ending");
     long long last, ending;
+    /* An app without the seller's visits permission: the same 403 (Visits page: "does not have
+     * the required permissions"). */
+    if (!caller->visits_permission) {
+        stats_count(C_VISITS_FORBIDDEN);
+        reply_json(out, 403, policy_agent_body());
+        goto out;
+    }
     if (!unit || strcmp(unit, "day") != 0) {
         reply_bad_request(out, "Invalid unit. Valid values: day");
         goto out;
@@ -564,18 +491,32 @@ static void visits(const struct api_request *rq, struct reply *out)
     }
     if (last > VISITS_MAX_DAYS) {
         if (g_world.visits_over_max_error) {
-            reply_bad_request(out, "Invalid last. The maximum is 150 days");
+            reply_bad_request(out, "invalid time window, should be smaller or equal to 150 days");
             goto out;
         }
         last = VISITS_MAX_DAYS;
     }
+    /* ending: "YYYY-MM-DD ... Defaults to current date and time" (Visits page); the window is
+     * [ending - last, ending), whole UTC days. */
+    long long today = floor_div(now_ms(), 86400000LL);
     if (es) {
         if (!date_parse(es, &ending)) {
-            reply_bad_request(out, "Invalid ending. Expected a date like 2024-01-31");
+            reply_bad_request(out, "invalid date format for ending date");
             goto out;
         }
     } else {
-        ending = floor_div(now_ms(), 86400000LL);
+        ending = today;
+    }
+    char used[DATE_BUF];
+    date_format(ending, used);
+    json_object_set_new(rq->log_params, "ending_used", json_string(used));
+    if (ending > today) {
+        /* Undocumented: the fake accepts it, or refuses it with visits_future_ending=error. */
+        stats_count(C_VISITS_FUTURE_ENDINGS);
+        if (g_world.visits_future_error) {
+            reply_bad_request(out, "invalid ending date: it is after today (UTC)");
+            goto out;
+        }
     }
     struct seller *owner = NULL;
     const struct item *it = id ? world_item(id, &owner) : NULL;
@@ -636,7 +577,7 @@ void api_handle(const struct api_request *rq, struct reply *out)
         return;
     }
     pthread_mutex_lock(&g_world.lock);
-    struct seller *s = authenticate(rq->authorization, out);
+    struct seller *s = authenticate(rq->authorization, rq->endpoint, out);
     if (s) {
         switch (rq->endpoint) {
         case EP_USERS_ME:
@@ -651,8 +592,11 @@ void api_handle(const struct api_request *rq, struct reply *out)
         case EP_ORDERS_SEARCH:
             orders_search(rq, s, out);
             break;
+        case EP_ORDERS_GET:
+            orders_get(rq, s, out);
+            break;
         case EP_VISITS:
-            visits(rq, out);
+            visits(rq, s, out);
             break;
         default:
             reply_error(out, 404, "not_found", "Resource not found");

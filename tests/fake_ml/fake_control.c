@@ -46,7 +46,8 @@ static struct {
 static const char *const counter_names[C_COUNT] = {
     "expired_token_requests", "invalid_token_requests", "refreshes",
     "invalid_grants",         "invalid_clients",        "scan_pages",
-    "scroll_errors",          "faults_served"};
+    "scroll_errors",          "faults_served",          "partial_answers",
+    "visits_forbidden",       "visits_future_endings",  "hooks_applied"};
 
 static void log_entry_clear(struct log_entry *e)
 {
@@ -291,6 +292,8 @@ struct rule {
     int mode;
     char *body;
     char *location;
+    unsigned omit;
+    bool omit_absent;
     long long matched, fired;
     json_t *src; /* the rule as given, for GET /__fake/faults */
 };
@@ -339,11 +342,65 @@ static bool rule_int(const json_t *o, const char *key, long long min, long long 
     return true;
 }
 
+/* mode "partial": the orders endpoints only; omit (default buyer and shipping) and
+ * missing_as ("empty", the documented example's {}, or "absent"). */
+static bool partial_parse(json_t *o, size_t ix, struct rule *r, char *err, size_t errlen)
+{
+    json_t *omit = json_object_get(o, "omit"), *as = json_object_get(o, "missing_as");
+    if (r->mode != FAULT_MODE_PARTIAL) {
+        if (omit || as) {
+            snprintf(err, errlen, "rule %zu: omit and missing_as go with mode partial", ix);
+            return false;
+        }
+        return true;
+    }
+    if (r->ep != EP_ORDERS_SEARCH && r->ep != EP_ORDERS_GET) {
+        snprintf(err, errlen, "rule %zu: mode partial needs endpoint orders_search or orders_get",
+                 ix);
+        return false;
+    }
+    if (json_object_get(o, "status")) {
+        snprintf(err, errlen, "rule %zu: mode partial answers 206 itself (no status)", ix);
+        return false;
+    }
+    r->omit = MISSING_BUYER | MISSING_SHIPPING;
+    if (omit) {
+        r->omit = 0;
+        size_t i;
+        json_t *v;
+        if (!json_is_array(omit) || json_array_size(omit) == 0)
+            goto bad_omit;
+        json_array_foreach(omit, i, v)
+        {
+            int bit = -1;
+            for (int k = 0; k < MISSING_COUNT && json_is_string(v); k++)
+                if (strcmp(json_string_value(v), missing_name(k)) == 0)
+                    bit = k;
+            if (bit < 0)
+                goto bad_omit;
+            r->omit |= 1u << bit;
+        }
+    }
+    if (as && (!json_is_string(as) || (strcmp(json_string_value(as), "empty") != 0 &&
+                                       strcmp(json_string_value(as), "absent") != 0))) {
+        snprintf(err, errlen, "rule %zu: missing_as must be \"empty\" or \"absent\"", ix);
+        return false;
+    }
+    r->omit_absent = as && strcmp(json_string_value(as), "absent") == 0;
+    return true;
+bad_omit:
+    snprintf(err, errlen,
+             "rule %zu: omit must be a non-empty array of buyer, feedback, mediations, seller, "
+             "shipping",
+             ix);
+    return false;
+}
+
 static bool rule_parse(json_t *o, size_t ix, struct rule *r, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"endpoint", "status",     "retry_after", "count",
-                                       "every",    "latency_ms", "mode",        "body",
-                                       "drip_ms",  "size_bytes", "location",    NULL};
+    static const char *const keys[] = {
+        "endpoint", "status",  "retry_after", "count",    "every", "latency_ms", "mode",
+        "body",     "drip_ms", "size_bytes",  "location", "omit",  "missing_as", NULL};
     memset(r, 0, sizeof *r);
     if (!json_is_object(o)) {
         snprintf(err, errlen, "rule %zu: expected an object", ix);
@@ -367,7 +424,7 @@ static bool rule_parse(json_t *o, size_t ix, struct rule *r, char *err, size_t e
     if (ep && (!json_is_string(ep) || !endpoint_parse(json_string_value(ep), &r->ep))) {
         snprintf(err, errlen,
                  "rule %zu: endpoint must be one of oauth_token, users_me, items_search, "
-                 "items_multiget, orders_search, visits, any",
+                 "items_multiget, orders_search, orders_get, visits, any",
                  ix);
         return false;
     }
@@ -408,12 +465,16 @@ static bool rule_parse(json_t *o, size_t ix, struct rule *r, char *err, size_t e
             r->mode = FAULT_MODE_OVERSIZED;
         else if (strcmp(m, "redirect_http") == 0)
             r->mode = FAULT_MODE_REDIRECT_HTTP;
+        else if (strcmp(m, "partial") == 0)
+            r->mode = FAULT_MODE_PARTIAL;
         else {
-            snprintf(err, errlen, "rule %zu: mode must be slow_drip, oversized or redirect_http",
-                     ix);
+            snprintf(err, errlen,
+                     "rule %zu: mode must be slow_drip, oversized, redirect_http or partial", ix);
             return false;
         }
     }
+    if (!partial_parse(o, ix, r, err, errlen))
+        return false;
     json_t *loc = json_object_get(o, "location");
     if (loc) {
         if (!json_is_string(loc) || strpbrk(json_string_value(loc), "\r\n")) {
@@ -477,6 +538,8 @@ void faults_pick(enum endpoint ep, struct fault_action *a)
         a->mode = r->mode;
         a->body = r->body ? xstrdup(r->body) : NULL;
         a->location = r->location ? xstrdup(r->location) : NULL;
+        a->omit = r->omit;
+        a->omit_absent = r->omit_absent;
         a->drip_ms = r->drip_ms ? r->drip_ms : 200;
         a->size_bytes = r->size_bytes ? r->size_bytes : 20LL * 1024 * 1024;
     }
@@ -513,17 +576,20 @@ static void control_error(struct reply *out, unsigned status, const char *msg)
 
 static json_t *config_json(void)
 {
-    return json_pack("{s:I, s:I, s:I}", "latency_ms", (json_int_t)latency_get(),
+    return json_pack("{s:I, s:I, s:I, s:s, s:I}", "latency_ms", (json_int_t)latency_get(),
                      "scroll_ttl_seconds", (json_int_t)world_scroll_ttl_s(),
-                     "access_token_ttl_seconds", (json_int_t)world_access_ttl_s());
+                     "access_token_ttl_seconds", (json_int_t)world_access_ttl_s(),
+                     "visits_future_ending", world_visits_future_error() ? "error" : "accept",
+                     "scroll_id_length", (json_int_t)world_scroll_id_length());
 }
 
 static void config_set(json_t *body, struct reply *out)
 {
-    static const char *const keys[] = {"latency_ms", "scroll_ttl_seconds",
-                                       "access_token_ttl_seconds", NULL};
-    static const long long max[] = {600000, 86400, 100LL * 365 * 86400};
-    static const long long min[] = {0, 1, 1};
+    static const char *const keys[] = {
+        "latency_ms",       "scroll_ttl_seconds",   "access_token_ttl_seconds",
+        "scroll_id_length", "visits_future_ending", NULL};
+    static const long long max[] = {600000, 86400, 100LL * 365 * 86400, SCROLL_ID_MAX, 0};
+    static const long long min[] = {0, 1, 1, SCROLL_ID_MIN, 0};
     if (!json_is_object(body)) {
         control_error(out, 400, "expected a JSON object");
         return;
@@ -538,11 +604,17 @@ static void config_set(json_t *body, struct reply *out)
         if (!keys[i]) {
             control_error(out, 400,
                           "unknown key (latency_ms, scroll_ttl_seconds, "
-                          "access_token_ttl_seconds)");
+                          "access_token_ttl_seconds, scroll_id_length, visits_future_ending)");
             return;
         }
-        if (!json_is_integer(v) || json_integer_value(v) < min[i] ||
-            json_integer_value(v) > max[i]) {
+        if (strcmp(k, "visits_future_ending") == 0) {
+            if (!json_is_string(v) || (strcmp(json_string_value(v), "accept") != 0 &&
+                                       strcmp(json_string_value(v), "error") != 0)) {
+                control_error(out, 400, "visits_future_ending: \"accept\" or \"error\"");
+                return;
+            }
+        } else if (!json_is_integer(v) || json_integer_value(v) < min[i] ||
+                   json_integer_value(v) > max[i]) {
             control_error(out, 400, "value out of range");
             return;
         }
@@ -553,6 +625,10 @@ static void config_set(json_t *body, struct reply *out)
         world_set_scroll_ttl_s(json_integer_value(v));
     if ((v = json_object_get(body, "access_token_ttl_seconds")))
         world_set_access_ttl_s(json_integer_value(v));
+    if ((v = json_object_get(body, "scroll_id_length")))
+        world_set_scroll_id_length(json_integer_value(v));
+    if ((v = json_object_get(body, "visits_future_ending")))
+        world_set_visits_future_error(strcmp(json_string_value(v), "error") == 0);
     reply_json(out, 200, config_json());
 }
 
@@ -568,6 +644,21 @@ static bool seller_path(const char *rest, long long *id, const char **action)
     buf[e - p] = '\0';
     *action = e + 1;
     return parse_ll(buf, 1, LLONG_MAX, id);
+}
+
+/* "{order_id}/{action}" under /__fake/sellers/{id}/orders/. 0 = not that shape. */
+static unsigned order_action(long long seller, const char *rest, json_t *body, json_t **res)
+{
+    const char *slash = strchr(rest, '/');
+    long long oid;
+    char buf[24];
+    if (!slash || slash == rest || (size_t)(slash - rest) >= sizeof buf || strchr(slash + 1, '/'))
+        return 0;
+    memcpy(buf, rest, (size_t)(slash - rest));
+    buf[slash - rest] = '\0';
+    if (!parse_ll(buf, 1, LLONG_MAX, &oid))
+        return 0;
+    return world_order_action(seller, oid, slash + 1, body, res);
 }
 
 void control_handle(const char *method, const char *path, const struct params *query,
@@ -622,6 +713,10 @@ void control_handle(const char *method, const char *path, const struct params *q
             config_set(j, out);
         else
             reply_json(out, 200, config_json());
+    } else if (strcmp(rest, "hooks") == 0 && (get || del)) {
+        json_t *h = NULL;
+        unsigned s = get ? world_hooks(&h) : world_hooks_clear(&h);
+        reply_json(out, s, h);
     } else if (strcmp(rest, "world") == 0 && get) {
         json_t *w = NULL;
         unsigned s = world_summary(&w);
@@ -647,6 +742,10 @@ void control_handle(const char *method, const char *path, const struct params *q
             s = world_upsert_items(id, j, &res);
         else if (strcmp(action, "visits") == 0 && post)
             s = world_set_visits(id, j, &res);
+        else if (strcmp(action, "visits-permission") == 0 && post)
+            s = world_set_visits_permission(id, j, &res);
+        else if (strncmp(action, "orders/", 7) == 0 && post)
+            s = order_action(id, action + 7, j, &res);
         if (!s) {
             control_error(out, 404, "unknown control action or method");
             goto out;

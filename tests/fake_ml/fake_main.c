@@ -196,6 +196,8 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct req *rq, 
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after);
     if (r->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    if (r->content_missing[0])
+        MHD_add_response_header(resp, "X-Content-Missing", r->content_missing);
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -270,6 +272,8 @@ static enum MHD_Result answer_api(struct MHD_Connection *conn, struct req *rq, c
                                  .endpoint = rq->ep,
                                  .log_params = lp};
         api_handle(&ar, &r);
+        if (fa.fired && fa.mode == FAULT_MODE_PARTIAL)
+            partial_apply(&r, fa.omit, fa.omit_absent);
     }
     if (fa.fired)
         memcpy(r.retry_after, fa.retry_after, sizeof r.retry_after);

@@ -22,6 +22,7 @@ enum endpoint {
     EP_ITEMS_SEARCH,
     EP_ITEMS_MULTIGET,
     EP_ORDERS_SEARCH,
+    EP_ORDERS_GET,
     EP_VISITS,
     EP_OTHER, /* an unknown path outside /__fake/ (404) */
     EP_COUNT
@@ -105,8 +106,9 @@ struct reply {
     unsigned status;
     char *body; /* malloc'ed JSON text */
     size_t len;
-    char retry_after[64]; /* "" = no Retry-After */
-    char *location;       /* malloc'ed, NULL = none */
+    char retry_after[64];     /* "" = no Retry-After */
+    char *location;           /* malloc'ed, NULL = none */
+    char content_missing[96]; /* X-Content-Missing value, "" = none (206 answers) */
     enum stream_mode stream;
     long long drip_ms;
     long long oversized_bytes;
@@ -133,6 +135,13 @@ long long world_scroll_ttl_s(void);
 void world_set_scroll_ttl_s(long long s);
 long long world_access_ttl_s(void);
 void world_set_access_ttl_s(long long s);
+bool world_visits_future_error(void);
+void world_set_visits_future_error(bool error);
+long long world_scroll_id_length(void);
+void world_set_scroll_id_length(long long n);
+#define SCROLL_ID_MIN     90
+#define SCROLL_ID_MAX     4096
+#define SCROLL_ID_DEFAULT 114 /* the length of the example in ML's "Items y búsquedas" page */
 
 /* One API request as the handlers see it. */
 struct api_request {
@@ -157,7 +166,14 @@ unsigned world_revoke_refresh_token(long long user_id, json_t **out);
 unsigned world_upsert_orders(long long user_id, json_t *orders, json_t **out);
 unsigned world_upsert_items(long long user_id, json_t *items, json_t **out);
 unsigned world_set_visits(long long user_id, json_t *visits, json_t **out);
+unsigned world_set_visits_permission(long long user_id, json_t *body, json_t **out);
 unsigned world_summary(json_t **out);
+/* POST /__fake/sellers/{id}/orders/{order_id}/{action} (fake_orders.c): cancel, pay, refund,
+ * partial-refund, close; now, or as a hook when an orders search page is served. */
+unsigned world_order_action(long long user_id, long long order_id, const char *action, json_t *body,
+                            json_t **out);
+unsigned world_hooks(json_t **out);
+unsigned world_hooks_clear(json_t **out);
 
 /* ------------------------------------------------------------------ stats and faults */
 struct fault_action {
@@ -169,9 +185,29 @@ struct fault_action {
     char *body; /* malloc'ed JSON body override or NULL */
     long long drip_ms;
     long long size_bytes;
-    char *location; /* malloc'ed redirect target override or NULL */
+    char *location;   /* malloc'ed redirect target override or NULL */
+    unsigned omit;    /* partial: MISSING_* bits */
+    bool omit_absent; /* partial: remove the keys instead of answering {} */
 };
-enum { FAULT_MODE_NONE, FAULT_MODE_SLOW_DRIP, FAULT_MODE_OVERSIZED, FAULT_MODE_REDIRECT_HTTP };
+enum {
+    FAULT_MODE_NONE,
+    FAULT_MODE_SLOW_DRIP,
+    FAULT_MODE_OVERSIZED,
+    FAULT_MODE_REDIRECT_HTTP,
+    FAULT_MODE_PARTIAL
+};
+/* The order fields a 206 may lack (ML's orders page, "Código de respuesta HTTP"). */
+enum {
+    MISSING_BUYER = 1,
+    MISSING_FEEDBACK = 2,
+    MISSING_MEDIATIONS = 4,
+    MISSING_SELLER = 8,
+    MISSING_SHIPPING = 16,
+    MISSING_COUNT = 5
+};
+const char *missing_name(int bit_index);
+/* Turns a 200 orders answer (a search page or one order) into the 206 partial answer. */
+void partial_apply(struct reply *r, unsigned omit, bool absent);
 
 void stats_init(void);
 void stats_free(void);
@@ -193,6 +229,10 @@ enum counter {
     C_SCAN_PAGES,
     C_SCROLL_ERRORS,
     C_FAULTS_SERVED,
+    C_PARTIAL_ANSWERS,
+    C_VISITS_FORBIDDEN,
+    C_VISITS_FUTURE_ENDINGS,
+    C_HOOKS_APPLIED,
     C_COUNT
 };
 void stats_count(enum counter c);

@@ -457,11 +457,13 @@ static bool generate_items(struct seller *s, json_t *g, size_t seller_ix, const 
 
 /* ------------------------------------------------------------------ orders */
 
+/* A seller's search sorts by date_closed, or date_created while date_closed is null (ML's
+ * orders page, "Ordenar las órdenes"), ties by id. */
 static int order_cmp(const void *a, const void *b)
 {
     const struct order *x = a, *y = b;
-    if (x->created_ms != y->created_ms)
-        return x->created_ms < y->created_ms ? -1 : 1;
+    if (x->sort_ms != y->sort_ms)
+        return x->sort_ms < y->sort_ms ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
@@ -493,6 +495,21 @@ static double round2(double x)
 {
     long long c = (long long)(x * 100.0 + (x >= 0 ? 0.5 : -0.5));
     return (double)c / 100.0;
+}
+
+/* date_closed is set "when an order status changes for the first time to confirmed / paid"
+ * (ML's orders page): an order still waiting for its payment has none. */
+static bool closes_later(const char *status)
+{
+    return strcmp(status, "payment_required") == 0 || strcmp(status, "payment_in_process") == 0 ||
+           strcmp(status, "partially_paid") == 0;
+}
+
+/* Statuses an order only reaches through confirmed or paid. */
+static bool has_closed(const char *status)
+{
+    return strcmp(status, "confirmed") == 0 || strcmp(status, "paid") == 0 ||
+           strcmp(status, "partially_refunded") == 0;
 }
 
 /* Completes an order object in place. shift: apply --rebase (scenario data only). */
@@ -561,7 +578,7 @@ static bool order_normalize(json_t *o, const struct seller *s, bool shift, const
     json_t *dc = json_object_get(o, "date_created"); /* after the shift replaced it */
     set_default(o, "status", json_string(status));
     set_default(o, "status_detail", json_null());
-    set_default(o, "date_closed", json_deep_copy(dc));
+    set_default(o, "date_closed", closes_later(status) ? json_null() : json_deep_copy(dc));
     json_t *dcl = json_object_get(o, "date_closed");
     set_default(o, "last_updated", json_deep_copy(json_is_null(dcl) ? dc : dcl));
     set_default(o, "date_last_updated", json_deep_copy(json_object_get(o, "last_updated")));
@@ -590,6 +607,11 @@ static void order_store(struct order *slot, json_t *o)
     if (!ts_parse(json_string_value(json_object_get(o, "date_created")), &ms, &off))
         fatal("order_store: unparsable date_created");
     slot->created_ms = ms;
+    json_t *dcl = json_object_get(o, "date_closed");
+    slot->closed_ms = LLONG_MIN;
+    if (json_is_string(dcl) && ts_parse(json_string_value(dcl), &ms, &off))
+        slot->closed_ms = ms;
+    slot->sort_ms = slot->closed_ms != LLONG_MIN ? slot->closed_ms : slot->created_ms;
     json_t *lu = json_object_get(o, "date_last_updated");
     if (!json_is_string(lu))
         lu = json_object_get(o, "last_updated");
@@ -600,7 +622,7 @@ static void order_store(struct order *slot, json_t *o)
     slot->json = dump_json(o);
 }
 
-static struct order *order_find(struct seller *s, long long id)
+struct order *world_order_find(struct seller *s, long long id)
 {
     for (size_t i = 0; i < s->norders; i++)
         if (s->orders[i].id == id)
@@ -608,10 +630,10 @@ static struct order *order_find(struct seller *s, long long id)
     return NULL;
 }
 
-static struct order *order_find_any(long long id, struct seller **owner)
+struct order *world_order_find_any(long long id, struct seller **owner)
 {
     for (size_t i = 0; i < g_world.nsellers; i++) {
-        struct order *o = order_find(&g_world.sellers[i], id);
+        struct order *o = world_order_find(&g_world.sellers[i], id);
         if (o) {
             if (owner)
                 *owner = &g_world.sellers[i];
@@ -619,6 +641,23 @@ static struct order *order_find_any(long long id, struct seller **owner)
         }
     }
     return NULL;
+}
+
+void ts_now_sp(char out[TS_BUF])
+{
+    ts_format(now_ms(), SAO_PAULO_OFFSET_MIN, false, out);
+}
+
+bool world_order_put(struct seller *s, json_t *o, char *err, size_t errlen)
+{
+    if (!order_normalize(o, s, false, "order")) {
+        snprintf(err, errlen, "%s", g_err);
+        return false;
+    }
+    struct order *old = world_order_find(s, json_integer_value(json_object_get(o, "id")));
+    order_store(old ? old : order_append(s), o);
+    orders_sort(s);
+    return true;
 }
 
 static bool load_orders(struct seller *s, const json_t *arr, const char *where)
@@ -639,7 +678,7 @@ static bool load_orders(struct seller *s, const json_t *arr, const char *where)
             return false;
         }
         long long id = json_integer_value(json_object_get(o, "id"));
-        if (order_find_any(id, NULL)) {
+        if (world_order_find_any(id, NULL)) {
             json_decref(o);
             return fail("%s.id: duplicate order id %lld", w, id);
         }
@@ -723,6 +762,7 @@ static bool generate_orders(struct seller *s, json_t *g, size_t seller_ix, const
         }
         total = round2(total);
         bool paid = strcmp(status, "paid") == 0 || strcmp(status, "partially_refunded") == 0;
+        bool unclosed = closes_later(status);
         json_t *payments = json_array();
         json_t *pay = json_pack(
             "{s:I, s:I, s:s, s:s, s:f, s:f, s:s, s:s, s:s}", "id",
@@ -733,6 +773,8 @@ static bool generate_orders(struct seller *s, json_t *g, size_t seller_ix, const
             "status_detail", paid ? "accredited" : "pending_waiting_payment", "transaction_amount",
             total, "total_paid_amount", paid ? total : 0.0, "date_approved", dcl, "date_created",
             dc, "currency_id", "BRL");
+        if (pay && unclosed)
+            json_object_set_new(pay, "date_approved", json_null());
         if (!pay)
             fatal("json_pack failed (payment)");
         json_array_append_new(payments, pay);
@@ -748,6 +790,8 @@ static bool generate_orders(struct seller *s, json_t *g, size_t seller_ix, const
             "cancel_detail");
         if (!o)
             fatal("json_pack failed (generated order)");
+        if (unclosed)
+            json_object_set_new(o, "date_closed", json_null());
         order_store(order_append(s), o);
         json_decref(o);
     }
@@ -830,6 +874,7 @@ static bool load_seller(json_t *j, size_t ix)
                                        "generate_orders",
                                        "visits",
                                        "generate_visits",
+                                       "visits_permission",
                                        NULL};
     char where[64];
     snprintf(where, sizeof where, "sellers[%zu]", ix);
@@ -855,7 +900,8 @@ static bool load_seller(json_t *j, size_t ix)
         !opt_str(j, "access_token", NULL, &at, where) ||
         !opt_str(j, "refresh_token", NULL, &rt, where) ||
         !opt_int(j, "access_token_expires_in", -100LL * 365 * 86400, 100LL * 365 * 86400,
-                 g_world.access_ttl_s, &exp_in, where))
+                 g_world.access_ttl_s, &exp_in, where) ||
+        !opt_bool(j, "visits_permission", true, &s->visits_permission, where))
         return false;
     bool known = g_world.nclients == 0; /* without clients, no refresh can succeed anyway */
     for (size_t i = 0; i < g_world.nclients; i++)
@@ -904,6 +950,8 @@ bool world_load(const char *path, const struct world_config *cfg)
                                        "multiget_status_code_key",
                                        "scan_end_results_null",
                                        "visits_over_max",
+                                       "visits_future_ending",
+                                       "scroll_id_length",
                                        "sellers",
                                        "faults",
                                        "description",
@@ -922,8 +970,8 @@ bool world_load(const char *path, const struct world_config *cfg)
     }
     if (!check_keys(root, keys, "scenario"))
         goto out;
-    long long seed, ttl, sttl;
-    const char *until, *over;
+    long long seed, ttl, sttl, sidlen;
+    const char *until, *over, *future;
     if (!opt_int(root, "seed", 0, LLONG_MAX, 1, &seed, "scenario") ||
         !opt_int(root, "access_token_ttl_seconds", 1, 100LL * 365 * 86400, DEFAULT_ACCESS_TTL_S,
                  &ttl, "scenario") ||
@@ -932,6 +980,9 @@ bool world_load(const char *path, const struct world_config *cfg)
                   "scenario") ||
         !opt_bool(root, "scan_end_results_null", false, &g_world.scan_end_null, "scenario") ||
         !opt_str(root, "visits_over_max", "cap", &over, "scenario") ||
+        !opt_str(root, "visits_future_ending", "accept", &future, "scenario") ||
+        !opt_int(root, "scroll_id_length", SCROLL_ID_MIN, SCROLL_ID_MAX, SCROLL_ID_DEFAULT, &sidlen,
+                 "scenario") ||
         !opt_str(root, "generate_until", NULL, &until, "scenario"))
         goto out;
     if (strcmp(over, "cap") != 0 && strcmp(over, "error") != 0) {
@@ -939,6 +990,12 @@ bool world_load(const char *path, const struct world_config *cfg)
         goto out;
     }
     g_world.visits_over_max_error = strcmp(over, "error") == 0;
+    if (strcmp(future, "accept") != 0 && strcmp(future, "error") != 0) {
+        fail("scenario.visits_future_ending: expected \"accept\" or \"error\"");
+        goto out;
+    }
+    g_world.visits_future_error = strcmp(future, "error") == 0;
+    g_world.scroll_id_length = sidlen;
     g_world.seed = cfg->seed_set ? cfg->seed : (uint64_t)seed;
     g_world.token_rng.s = mix64(g_world.seed ^ 0x70c3ULL);
     g_world.access_ttl_s = ttl;
@@ -1037,9 +1094,12 @@ void world_free(void)
         free(g_world.clients[i].secret);
     }
     free(g_world.clients);
-    for (size_t i = 0; i < g_world.nscrolls; i++)
+    for (size_t i = 0; i < g_world.nscrolls; i++) {
         free(g_world.scrolls[i].status_filter);
+        free(g_world.scrolls[i].id);
+    }
     free(g_world.scrolls);
+    hooks_free();
     g_world.sellers = NULL;
     g_world.clients = NULL;
     g_world.scrolls = NULL;
@@ -1075,6 +1135,36 @@ void world_set_access_ttl_s(long long s)
 {
     pthread_mutex_lock(&g_world.lock);
     g_world.access_ttl_s = s;
+    pthread_mutex_unlock(&g_world.lock);
+}
+
+bool world_visits_future_error(void)
+{
+    pthread_mutex_lock(&g_world.lock);
+    bool v = g_world.visits_future_error;
+    pthread_mutex_unlock(&g_world.lock);
+    return v;
+}
+
+void world_set_visits_future_error(bool error)
+{
+    pthread_mutex_lock(&g_world.lock);
+    g_world.visits_future_error = error;
+    pthread_mutex_unlock(&g_world.lock);
+}
+
+long long world_scroll_id_length(void)
+{
+    pthread_mutex_lock(&g_world.lock);
+    long long v = g_world.scroll_id_length;
+    pthread_mutex_unlock(&g_world.lock);
+    return v;
+}
+
+void world_set_scroll_id_length(long long n)
+{
+    pthread_mutex_lock(&g_world.lock);
+    g_world.scroll_id_length = n;
     pthread_mutex_unlock(&g_world.lock);
 }
 
@@ -1182,7 +1272,7 @@ unsigned world_upsert_orders(long long user_id, json_t *orders, json_t **out)
             goto out;
         }
         struct seller *owner = NULL;
-        struct order *old = order_find_any(json_integer_value(id), &owner);
+        struct order *old = world_order_find_any(json_integer_value(id), &owner);
         if (old && owner != s) {
             fail("%s: order %lld belongs to seller %lld", w, (long long)json_integer_value(id),
                  owner->user_id);
@@ -1199,6 +1289,14 @@ unsigned world_upsert_orders(long long user_id, json_t *orders, json_t **out)
             json_object_set_new(o, "last_updated", json_string(now));
             json_object_set_new(o, "date_last_updated", json_string(now));
         }
+        /* Reaching confirmed/paid sets a null date_closed, unless the change gives one. */
+        json_t *ns = json_object_get(o, "status"), *dcl = json_object_get(o, "date_closed");
+        if (old && json_is_null(dcl) && !json_object_get(v, "date_closed") && json_is_string(ns) &&
+            has_closed(json_string_value(ns))) {
+            char now[TS_BUF];
+            ts_format(now_ms(), SAO_PAULO_OFFSET_MIN, false, now);
+            json_object_set_new(o, "date_closed", json_string(now));
+        }
         if (!order_normalize(o, s, false, w)) {
             json_decref(o);
             json_decref(norm);
@@ -1209,7 +1307,7 @@ unsigned world_upsert_orders(long long user_id, json_t *orders, json_t **out)
     }
     json_array_foreach(norm, i, v)
     {
-        struct order *old = order_find(s, json_integer_value(json_object_get(v, "id")));
+        struct order *old = world_order_find(s, json_integer_value(json_object_get(v, "id")));
         if (old) {
             order_store(old, v);
             updated++;
@@ -1351,6 +1449,27 @@ out:
     return st;
 }
 
+unsigned world_set_visits_permission(long long user_id, json_t *body, json_t **out)
+{
+    json_t *g = json_object_get(body, "granted");
+    if (!json_is_object(body) || !json_is_boolean(g) || json_object_size(body) != 1) {
+        *out = err_body("expected {\"granted\": true|false}");
+        return 400;
+    }
+    pthread_mutex_lock(&g_world.lock);
+    struct seller *s = world_seller(user_id);
+    unsigned st = 200;
+    if (s) {
+        s->visits_permission = json_is_true(g);
+        *out = json_pack("{s:I, s:b}", "user_id", (json_int_t)s->user_id, "visits_permission",
+                         s->visits_permission);
+    } else {
+        *out = err_body("unknown seller"), st = 404;
+    }
+    pthread_mutex_unlock(&g_world.lock);
+    return st;
+}
+
 unsigned world_summary(json_t **out)
 {
     pthread_mutex_lock(&g_world.lock);
@@ -1363,10 +1482,11 @@ unsigned world_summary(json_t **out)
             missing += s->items[k].missing && !s->items[k].policy_blocked;
         }
         json_array_append_new(
-            sellers, json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}", "user_id", (json_int_t)s->user_id,
-                               "nickname", s->nickname, "items", (json_int_t)s->nitems,
-                               "policy_blocked", (json_int_t)blocked, "missing",
-                               (json_int_t)missing, "orders", (json_int_t)s->norders));
+            sellers,
+            json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:b}", "user_id", (json_int_t)s->user_id,
+                      "nickname", s->nickname, "items", (json_int_t)s->nitems, "policy_blocked",
+                      (json_int_t)blocked, "missing", (json_int_t)missing, "orders",
+                      (json_int_t)s->norders, "visits_permission", s->visits_permission));
     }
     *out = json_pack("{s:o, s:I, s:I, s:I}", "sellers", sellers, "seed", (json_int_t)g_world.seed,
                      "access_token_ttl_seconds", (json_int_t)g_world.access_ttl_s,

@@ -457,8 +457,8 @@ void reply_free(struct reply *r)
 /* ------------------------------------------------------------------ endpoints */
 
 static const char *const ep_names[EP_COUNT] = {"oauth_token",    "users_me",      "items_search",
-                                               "items_multiget", "orders_search", "visits",
-                                               "other"};
+                                               "items_multiget", "orders_search", "orders_get",
+                                               "visits",         "other"};
 
 const char *endpoint_name(enum endpoint ep)
 {
@@ -523,6 +523,8 @@ enum endpoint endpoint_classify(const char *path)
         return EP_ITEMS_MULTIGET;
     if (n == 2 && seg_is(s[0], l[0], "orders") && seg_is(s[1], l[1], "search"))
         return EP_ORDERS_SEARCH;
+    if (n == 2 && seg_is(s[0], l[0], "orders") && l[1] > 0)
+        return EP_ORDERS_GET;
     if (n == 4 && seg_is(s[0], l[0], "items") && l[1] > 0 && seg_is(s[2], l[2], "visits") &&
         seg_is(s[3], l[3], "time_window"))
         return EP_VISITS;

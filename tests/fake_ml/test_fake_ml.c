@@ -224,6 +224,37 @@ static long long jint(const json_t *o, const char *key)
     return (long long)json_integer_value(v);
 }
 
+/* Percent-encodes all but the unreserved characters (scroll ids carry '+', '/', '=' and ':');
+ * caller frees. */
+static char *url_enc(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out)
+        die("out of memory");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            *o++ = (char)c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void utc_date(time_t t, char out[16])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
 /* ------------------------------------------------------------------ the shared fake */
 
 static struct fake g_fake;
@@ -280,6 +311,15 @@ static void control_post(const char *path, const char *body, int want)
     if (r.status != want)
         fail_msg("%s -> %d (%s), wanted %d", path, r.status, r.body, want);
     th_free(&r);
+}
+
+static int fake_delete_faults(void)
+{
+    struct th_response r;
+    http(P(), "DELETE", "/__fake/faults", NULL, NULL, NULL, &r);
+    int st = r.status;
+    th_free(&r);
+    return st;
 }
 
 static void refresh(const char *client_id, const char *secret, const char *rt,
@@ -534,19 +574,24 @@ static void test_scan_paging_to_the_end(void **state)
     char prev[256] = "";
     int pages = 0;
     for (;;) {
-        char path[512];
-        if (scroll[0])
+        char path[1024];
+        if (scroll[0]) {
+            char *enc = url_enc(scroll);
             snprintf(path, sizeof path,
-                     "/users/" SELLER_S "/items/search?search_type=scan&limit=7&scroll_id=%s",
-                     scroll);
-        else
+                     "/users/" SELLER_S "/items/search?search_type=scan&limit=7&scroll_id=%s", enc);
+            free(enc);
+        } else
             snprintf(path, sizeof path,
                      "/users/" SELLER_S "/items/search?search_type=scan&limit=7");
         api_get(path, &r);
         assert_int_equal(r.status, 200);
         assert_int_equal(jint(json_object_get(r.json, "paging"), "total"), 30);
         const char *sid = jstr(r.json, "scroll_id");
-        assert_true(strlen(sid) > 0 && strlen(sid) < sizeof scroll);
+        /* Production's shape and length (ML's example), with characters to encode. */
+        assert_int_equal(strlen(sid), 114);
+        assert_memory_equal(sid, "YXBpY29yZS1pdGVtcw==:ZHMtYXBpY29yZS1pdGVtcy0wMQ==:", 50);
+        assert_non_null(strchr(sid, '+'));
+        assert_non_null(strchr(sid, '/'));
         assert_string_not_equal(sid, scroll); /* a new scroll_id per page */
         snprintf(prev, sizeof prev, "%s", scroll);
         snprintf(scroll, sizeof scroll, "%s", sid);
@@ -568,12 +613,20 @@ static void test_scan_paging_to_the_end(void **state)
     json_decref(seen);
 
     /* A superseded scroll_id is refused. */
-    char path[512];
+    char path[1024];
+    char *enc = url_enc(prev);
     snprintf(path, sizeof path,
-             "/users/" SELLER_S "/items/search?search_type=scan&limit=7&scroll_id=%s", prev);
+             "/users/" SELLER_S "/items/search?search_type=scan&limit=7&scroll_id=%s", enc);
+    free(enc);
     api_get(path, &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(jstr(r.json, "error"), "bad_request");
+    th_free(&r);
+    /* The latest one sent without encoding: its '+' arrives as a space, and it is refused. */
+    snprintf(path, sizeof path,
+             "/users/" SELLER_S "/items/search?search_type=scan&limit=7&scroll_id=%s", scroll);
+    api_get(path, &r);
+    assert_int_equal(r.status, 400);
     th_free(&r);
     /* limit > 100 in scan mode. */
     api_get("/users/" SELLER_S "/items/search?search_type=scan&limit=101", &r);
@@ -598,9 +651,11 @@ static void test_scroll_expiry(void **state)
     th_free(&r);
     /* The behaviour under test is time itself: wait out the 1 s lifetime. */
     t_sleep_ms(1300);
-    char path[512];
+    char path[1024];
+    char *enc = url_enc(sid);
     snprintf(path, sizeof path,
-             "/users/" SELLER_S "/items/search?search_type=scan&limit=5&scroll_id=%s", sid);
+             "/users/" SELLER_S "/items/search?search_type=scan&limit=5&scroll_id=%s", enc);
+    free(enc);
     api_get(path, &r);
     assert_int_equal(r.status, 400);
     th_free(&r);
@@ -749,7 +804,8 @@ static void test_orders_limits(void **state)
     free(s);
     json_decref(j);
     j = orders("&limit=51", 200);
-    assert_int_equal(json_array_size(json_object_get(j, "results")), 50);
+    assert_int_equal(json_array_size(json_object_get(j, "results")),
+                     45); /* every order but the 5 cancelled */
     assert_int_equal(jint(json_object_get(j, "paging"), "limit"), 51);
     json_decref(j);
     j = orders("", 200);
@@ -760,7 +816,7 @@ static void test_orders_limits(void **state)
     json_decref(j);
     j = orders("&offset=9999", 200);
     assert_int_equal(json_array_size(json_object_get(j, "results")), 0);
-    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 50);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 45); /* 50 - 5 cancelled */
     json_decref(j);
     j = orders("&sort=price", 400);
     json_decref(j);
@@ -785,10 +841,12 @@ static void test_orders_paging_total_and_ids(void **state)
     json_t *ids = json_object();
     bool big = false;
     for (int off = 0; off < 50; off += 10) {
-        char q[128];
+        char q[512];
         snprintf(q, sizeof q,
                  "&order.date_created.from=2024-01-01T00:00:00.000-03:00"
-                 "&order.date_created.to=2024-02-01T00:00:00.000-03:00&limit=10&offset=%d",
+                 "&order.date_created.to=2024-02-01T00:00:00.000-03:00&limit=10&offset=%d"
+                 "&order.status=cancelled,paid,confirmed,payment_required,payment_in_process,"
+                 "partially_refunded,invalid,pending_cancel,partially_paid",
                  off);
         json_t *j = orders(q, 200);
         json_t *paging = json_object_get(j, "paging");
@@ -811,7 +869,7 @@ static void test_orders_paging_total_and_ids(void **state)
     assert_true(big);
     assert_int_equal(json_object_size(ids), 50);
     json_decref(ids);
-    /* date_desc puts the last instant of January first. */
+    /* date_desc puts the last date_closed of January (2024-02-01T00:14:59.999) first. */
     json_t *j = orders("&sort=date_desc&limit=1", 200);
     assert_string_equal(jstr(json_array_get(json_object_get(j, "results"), 0), "date_created"),
                         "2024-01-31T23:59:59.999-03:00");
@@ -874,6 +932,233 @@ static void test_orders_hour_truncation(void **state)
                         "2024-01-15T23:45:00.000-03:00");
     assert_non_null(strstr(jstr(last, "query"), "23%3A45"));
     json_decref(s);
+}
+
+#define CANCELLED_0105 2000007100024524LL /* cancelled, created 2024-01-05T22:26:17.625-03:00 */
+#define UNPAID_0111    2000007100058744LL /* payment_required: no date_closed */
+
+static bool has_id(const json_t *page, long long id)
+{
+    json_t *res = json_object_get(page, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+        if (jint(json_array_get(res, i), "id") == id)
+            return true;
+    return false;
+}
+
+/* "si realizas la búsqueda como vendedor, filtras órdenes canceladas": every seller search,
+ * with or without date filters, unless order.status asks for cancelled. */
+static void test_orders_cancelled_left_out(void **state)
+{
+    (void)state;
+    json_t *j = orders("&limit=50", 200);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 45);
+    json_t *res = json_object_get(j, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+        assert_string_not_equal(jstr(json_array_get(res, i), "status"), "cancelled");
+    json_decref(j);
+    j = orders("&limit=50&order.status=cancelled", 200);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 5);
+    res = json_object_get(j, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+        assert_string_equal(jstr(json_array_get(res, i), "status"), "cancelled");
+    json_decref(j);
+    /* A documented comma-separated list. */
+    j = orders("&limit=1&order.status=paid,cancelled", 200);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 40);
+    json_decref(j);
+    j = orders("&limit=1&order.status=paid", 200);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 35);
+    json_decref(j);
+    /* With date filters too: created in its hour, or last updated in its hour. */
+    const char *windows[] = {"&order.date_created.from=2024-01-05T22:00:00.000-03:00"
+                             "&order.date_created.to=2024-01-05T23:00:00.000-03:00",
+                             "&order.date_last_updated.from=2024-01-06T17:00:00.000-03:00"
+                             "&order.date_last_updated.to=2024-01-06T18:00:00.000-03:00"};
+    for (size_t w = 0; w < 2; w++) {
+        char q[512];
+        snprintf(q, sizeof q, "%s&limit=50", windows[w]);
+        j = orders(q, 200);
+        assert_false(has_id(j, CANCELLED_0105));
+        json_decref(j);
+        snprintf(q, sizeof q, "%s&limit=50&order.status=cancelled", windows[w]);
+        j = orders(q, 200);
+        assert_true(has_id(j, CANCELLED_0105));
+        assert_int_equal(jint(json_object_get(j, "paging"), "total"), 1);
+        json_decref(j);
+    }
+}
+
+/* order.date_last_updated.*: on date_last_updated (else last_updated), hour-truncated. */
+static void test_orders_last_updated_filter(void **state)
+{
+    (void)state;
+    /* 2000007100073694: created 2024-01-14T22:23:52.578-03:00, last updated
+     * 2024-01-15T00:26:52.578-03:00, the only update in that hour. */
+    struct {
+        const char *from, *to;
+        bool in;
+    } cases[] = {
+        {"2024-01-15T00:59:00.000-03:00", "2024-01-15T01:59:59.999-03:00", true},
+        {"2024-01-15T00:00:00.000-03:00", "2024-01-15T00:59:59.999-03:00", false},
+        {"2024-01-15T03:00:00Z", "2024-01-15T04:00:00Z", true},
+        {"2024-01-14T23:30:00-04:00", "2024-01-15T00:00:00.000-04:00", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char q[256];
+        snprintf(q, sizeof q,
+                 "&order.date_last_updated.from=%s&order.date_last_updated.to=%s&limit=50",
+                 cases[i].from, cases[i].to);
+        json_t *j = orders(q, 200);
+        if (has_id(j, 2000007100073694LL) != cases[i].in)
+            fail_msg("case %zu: %d", i, has_id(j, 2000007100073694LL));
+        assert_int_equal(jint(json_object_get(j, "paging"), "total"), cases[i].in ? 1 : 0);
+        json_decref(j);
+    }
+    /* The created filter does not see it there. */
+    json_t *j = orders("&order.date_created.from=2024-01-15T00:00:00.000-03:00"
+                       "&order.date_created.to=2024-01-15T01:00:00.000-03:00",
+                       200);
+    assert_false(has_id(j, 2000007100073694LL));
+    json_decref(j);
+    j = orders("&order.date_last_updated.from=yesterday", 400);
+    json_decref(j);
+}
+
+static void test_orders_get(void **state)
+{
+    (void)state;
+    json_t *s0 = stats("?log=0");
+    struct th_response r;
+    char path[64];
+    snprintf(path, sizeof path, "/orders/%lld", BIG_ORDER);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(jint(r.json, "id") == BIG_ORDER);
+    assert_true(jint(json_object_get(r.json, "seller"), "id") == SELLER);
+    /* The same order as the search serves. */
+    json_t *page = orders("&order.date_created.from=2024-01-19T11:00:00.000-03:00"
+                          "&order.date_created.to=2024-01-19T12:00:00.000-03:00",
+                          200);
+    char *a = json_dumps(r.json, JSON_COMPACT | JSON_SORT_KEYS),
+         *b = json_dumps(json_array_get(json_object_get(page, "results"), 0),
+                         JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    json_decref(page);
+    th_free(&r);
+    /* A cancelled order: the search's filter does not apply to the order itself. */
+    snprintf(path, sizeof path, "/orders/%lld", CANCELLED_0105);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "status"), "cancelled");
+    th_free(&r);
+    /* date_closed: null until the first confirmed/paid; set for a confirmed order. */
+    snprintf(path, sizeof path, "/orders/%lld", UNPAID_0111);
+    api_get(path, &r);
+    assert_true(json_is_null(json_object_get(r.json, "date_closed")));
+    th_free(&r);
+    api_get("/orders/2000007100055269", &r);
+    assert_string_equal(jstr(r.json, "status"), "confirmed");
+    assert_true(json_is_string(json_object_get(r.json, "date_closed")));
+    th_free(&r);
+    api_get("/orders/1", &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body, "{\"message\":\"Order not found\",\"error\":\"order_not_found\","
+                                "\"status\":404,\"cause\":[]}");
+    th_free(&r);
+    api_get("/orders/12x", &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(jstr(r.json, "error"), "invalid_order_id");
+    th_free(&r);
+    http(P(), "GET", path, "not-a-token", NULL, NULL, &r);
+    assert_int_equal(r.status, 401);
+    th_free(&r);
+    /* Fault rules can target it. */
+    control_post("/__fake/faults",
+                 "[{\"endpoint\": \"orders_get\", \"status\": 503, \"count\": 1}]", 200);
+    api_get(path, &r);
+    assert_int_equal(r.status, 503);
+    th_free(&r);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    assert_int_equal(fake_delete_faults(), 200);
+    json_t *s1 = stats("?log=0");
+    assert_int_equal(jint(json_object_get(s1, "requests"), "orders_get"),
+                     jint(json_object_get(s0, "requests"), "orders_get") + 9);
+    json_decref(s0);
+    json_decref(s1);
+}
+
+/* "Orders podrá devolver el código http 206 ... X-Content-Missing". */
+static void test_orders_partial_206(void **state)
+{
+    (void)state;
+    json_t *s0 = stats("?log=0");
+    control_post("/__fake/faults",
+                 "[{\"endpoint\": \"orders_search\", \"mode\": \"partial\", \"count\": 1}]", 200);
+    struct th_response r;
+    api_get("/orders/search?seller=" SELLER_S "&limit=5", &r);
+    assert_int_equal(r.status, 206);
+    assert_string_equal(header(&r, "X-Content-Missing"), "buyer, shipping");
+    json_t *res = json_object_get(r.json, "results");
+    assert_int_equal(json_array_size(res), 5);
+    for (size_t i = 0; i < 5; i++) {
+        json_t *o = json_array_get(res, i);
+        /* As the documented example: the missing objects are empty. */
+        assert_true(json_is_object(json_object_get(o, "buyer")));
+        assert_int_equal(json_object_size(json_object_get(o, "buyer")), 0);
+        assert_int_equal(json_object_size(json_object_get(o, "shipping")), 0);
+        assert_true(jint(o, "id") > 0);
+        assert_true(json_array_size(json_object_get(o, "order_items")) >= 1);
+    }
+    assert_int_equal(jint(json_object_get(r.json, "paging"), "total"), 45);
+    th_free(&r);
+    api_get("/orders/search?seller=" SELLER_S "&limit=5", &r);
+    assert_int_equal(r.status, 200);
+    assert_null(header(&r, "X-Content-Missing"));
+    assert_true(
+        jint(json_object_get(json_array_get(json_object_get(r.json, "results"), 0), "buyer"),
+             "id") > 0);
+    th_free(&r);
+    control_post("/__fake/faults",
+                 "[{\"endpoint\": \"orders_get\", \"mode\": \"partial\", \"omit\": [\"buyer\", "
+                 "\"feedback\"], \"missing_as\": \"absent\", \"every\": 2}]",
+                 200);
+    char path[64];
+    snprintf(path, sizeof path, "/orders/%lld", BIG_ORDER);
+    for (int i = 0; i < 4; i++) {
+        api_get(path, &r);
+        if (i % 2 == 0) {
+            assert_int_equal(r.status, 200);
+            assert_non_null(json_object_get(r.json, "buyer"));
+        } else {
+            assert_int_equal(r.status, 206);
+            assert_string_equal(header(&r, "X-Content-Missing"), "buyer, feedback");
+            assert_null(json_object_get(r.json, "buyer"));
+            assert_null(json_object_get(r.json, "feedback"));
+            assert_non_null(json_object_get(r.json, "shipping"));
+        }
+        th_free(&r);
+    }
+    const char *bad[] = {
+        "[{\"endpoint\": \"visits\", \"mode\": \"partial\"}]",
+        "[{\"mode\": \"partial\"}]",
+        "[{\"endpoint\": \"orders_get\", \"mode\": \"partial\", \"status\": 206}]",
+        "[{\"endpoint\": \"orders_get\", \"mode\": \"partial\", \"omit\": [\"payments\"]}]",
+        "[{\"endpoint\": \"orders_get\", \"mode\": \"partial\", \"omit\": []}]",
+        "[{\"endpoint\": \"orders_get\", \"mode\": \"partial\", \"missing_as\": \"null\"}]",
+        "[{\"endpoint\": \"orders_get\", \"status\": 500, \"omit\": [\"buyer\"]}]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        control_post("/__fake/faults", bad[i], 400);
+    assert_int_equal(fake_delete_faults(), 200);
+    json_t *s1 = stats("?log=0");
+    assert_int_equal(jint(s1, "partial_answers"), jint(s0, "partial_answers") + 3);
+    json_decref(s0);
+    json_decref(s1);
 }
 
 /* ------------------------------------------------------------------ visits */
@@ -954,6 +1239,181 @@ static void test_visits(void **state)
     assert_int_equal(jint(json_array_get(json_object_get(r.json, "results"), 1), "total"), 3);
     th_free(&r);
     control_post("/__fake/sellers/" SELLER_S "/visits", "{\"MLB0\": {\"2024-01-09\": 3}}", 400);
+}
+
+#define POLICY_AGENT_BODY                                                                          \
+    "{\"code\":\"PA_UNAUTHORIZED_RESULT_FROM_POLICIES\",\"blocked_by\":\"PolicyAgent\","           \
+    "\"message\":"                                                                                 \
+    "\"At least one policy returned UNAUTHORIZED.\",\"status\":403}"
+
+/* Visits page: 403 PA_UNAUTHORIZED_RESULT_FROM_POLICIES "when the access token is invalid,
+ * expired, or does not have the required permissions". */
+static void test_visits_forbidden_for_tokens_and_permission(void **state)
+{
+    (void)state;
+    const char *path = "/items/MLB1100000001/visits/time_window?last=3&unit=day";
+    json_t *s0 = stats("?log=0");
+    struct th_response r;
+    http(P(), "GET", path, "not-a-token", NULL, NULL, &r);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(r.body, POLICY_AGENT_BODY);
+    th_free(&r);
+    http(P(), "GET", path, NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 403);
+    th_free(&r);
+    /* The same token on another endpoint: the usual 401. */
+    http(P(), "GET", "/users/me", "not-a-token", NULL, NULL, &r);
+    assert_int_equal(r.status, 401);
+    th_free(&r);
+    /* An expired token: 403 too, counted as expired. */
+    char *at = access_token();
+    control_post("/__fake/sellers/" SELLER_S "/expire-access-token", NULL, 200);
+    http(P(), "GET", path, at, NULL, NULL, &r);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(jstr(r.json, "code"), "PA_UNAUTHORIZED_RESULT_FROM_POLICIES");
+    th_free(&r);
+    free(at);
+    json_t *s1 = stats("?log=0");
+    assert_int_equal(jint(s1, "invalid_token_requests"), jint(s0, "invalid_token_requests") + 3);
+    assert_int_equal(jint(s1, "expired_token_requests"), jint(s0, "expired_token_requests") + 1);
+    assert_int_equal(jint(s1, "visits_forbidden"), jint(s0, "visits_forbidden") + 3);
+    json_decref(s1);
+    char *rt = refresh_token();
+    refresh(CLIENT_ID, CLIENT_SEC, rt, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    free(rt);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    /* An app without the seller's visits permission: every visits request, any item. */
+    control_post("/__fake/sellers/" SELLER_S "/visits-permission", "{\"granted\": false}", 200);
+    const char *paths[] = {path, "/items/MLB1100000013/visits/time_window?last=3&unit=day",
+                           "/items/MLB1100000002/visits/time_window?last=3&unit=week"};
+    for (size_t i = 0; i < 3; i++) {
+        api_get(paths[i], &r);
+        assert_int_equal(r.status, 403);
+        assert_string_equal(r.body, POLICY_AGENT_BODY);
+        th_free(&r);
+    }
+    api_get("/items?ids=MLB1100000001", &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    http(P(), "GET", "/__fake/world", NULL, NULL, NULL, &r);
+    assert_true(json_is_false(json_object_get(json_array_get(json_object_get(r.json, "sellers"), 0),
+                                              "visits_permission")));
+    th_free(&r);
+    control_post("/__fake/sellers/" SELLER_S "/visits-permission", "{\"granted\": true}", 200);
+    control_post("/__fake/sellers/" SELLER_S "/visits-permission", "{\"granted\": 1}", 400);
+    control_post("/__fake/sellers/1/visits-permission", "{\"granted\": true}", 404);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    json_t *s2 = stats("?log=0");
+    assert_int_equal(jint(s2, "visits_forbidden"), jint(s0, "visits_forbidden") + 6);
+    json_decref(s0);
+    json_decref(s2);
+}
+
+static const char *last_ending_used(void)
+{
+    static char used[16];
+    json_t *s = stats("?endpoint=visits");
+    json_t *log = json_object_get(s, "log");
+    json_t *last = json_array_get(log, json_array_size(log) - 1);
+    snprintf(used, sizeof used, "%s", jstr(json_object_get(last, "params"), "ending_used"));
+    json_decref(s);
+    return used;
+}
+
+/* ending: YYYY-MM-DD, "Defaults to current date and time"; the window [ending - last,
+ * ending); a future ending is undocumented: accepted, or 400 with visits_future_ending. */
+static void test_visits_ending(void **state)
+{
+    (void)state;
+    char today[16], tomorrow[16], want[40];
+    time_t t0 = time(NULL);
+    utc_date(t0, today);
+    utc_date(t0 + 86400, tomorrow);
+    struct th_response r;
+    api_get("/items/MLB1100000001/visits/time_window?last=2&unit=day", &r);
+    assert_int_equal(r.status, 200);
+    snprintf(want, sizeof want, "%sT00:00:00Z", today);
+    if (strcmp(jstr(r.json, "date_to"), want) != 0) /* midnight passed: the next day */
+        utc_date(time(NULL), today);
+    snprintf(want, sizeof want, "%sT00:00:00Z", today);
+    assert_string_equal(jstr(r.json, "date_to"), want);
+    assert_int_equal(json_array_size(json_object_get(r.json, "results")), 2);
+    th_free(&r);
+    assert_string_equal(last_ending_used(), today);
+    json_t *s0 = stats("?log=0");
+    char path[128];
+    snprintf(path, sizeof path, "/items/MLB1100000001/visits/time_window?last=2&unit=day&ending=%s",
+             tomorrow);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    assert_string_equal(last_ending_used(), tomorrow);
+    control_post("/__fake/config", "{\"visits_future_ending\": \"error\"}", 200);
+    http(P(), "GET", "/__fake/config", NULL, NULL, NULL, &r);
+    assert_string_equal(jstr(r.json, "visits_future_ending"), "error");
+    th_free(&r);
+    api_get(path, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(jstr(r.json, "error"), "bad_request");
+    assert_string_equal(jstr(r.json, "message"), "invalid ending date: it is after today (UTC)");
+    th_free(&r);
+    snprintf(path, sizeof path, "/items/MLB1100000001/visits/time_window?last=2&unit=day&ending=%s",
+             today);
+    api_get(path, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    control_post("/__fake/config", "{\"visits_future_ending\": \"accept\"}", 200);
+    control_post("/__fake/config", "{\"visits_future_ending\": \"maybe\"}", 400);
+    json_t *s1 = stats("?log=0");
+    assert_int_equal(jint(s1, "visits_future_endings"), jint(s0, "visits_future_endings") + 2);
+    json_decref(s0);
+    json_decref(s1);
+    api_get("/items/MLB1100000001/visits/time_window?last=2&unit=day&ending=2024-1-31", &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(jstr(r.json, "message"), "invalid date format for ending date");
+    th_free(&r);
+}
+
+/* Scan scroll ids as long as production's (114, the documented example) and longer. */
+static void test_scroll_id_length(void **state)
+{
+    (void)state;
+    control_post("/__fake/config", "{\"scroll_id_length\": 300}", 200);
+    control_post("/__fake/config", "{\"scroll_id_length\": 89}", 400);
+    control_post("/__fake/config", "{\"scroll_id_length\": 4097}", 400);
+    struct th_response r;
+    http(P(), "GET", "/__fake/config", NULL, NULL, NULL, &r);
+    assert_int_equal(jint(r.json, "scroll_id_length"), 300);
+    th_free(&r);
+    char *sid = NULL;
+    int seen = 0, pages = 0;
+    for (;;) {
+        char path[2048];
+        char *enc = sid ? url_enc(sid) : NULL;
+        snprintf(path, sizeof path, "/users/" SELLER_S "/items/search?search_type=scan&limit=9%s%s",
+                 enc ? "&scroll_id=" : "", enc ? enc : "");
+        free(enc);
+        api_get(path, &r);
+        assert_int_equal(r.status, 200);
+        free(sid);
+        sid = strdup(jstr(r.json, "scroll_id"));
+        assert_int_equal(strlen(sid), 300);
+        size_t n = json_array_size(json_object_get(r.json, "results"));
+        seen += (int)n;
+        th_free(&r);
+        assert_true(++pages < 10);
+        if (n == 0)
+            break;
+    }
+    free(sid);
+    assert_int_equal(seen, 30);
+    control_post("/__fake/config", "{\"scroll_id_length\": 114}", 200);
 }
 
 /* ------------------------------------------------------------------ faults */
@@ -1198,7 +1658,7 @@ static void test_control_upserts(void **state)
     assert_int_equal(jint(json_object_get(j, "paging"), "total"), 6);
     json_decref(j);
     j = orders("&limit=1", 200);
-    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 51);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 45); /* 51 - 6 cancelled */
     json_decref(j);
     /* The patched order kept its other fields and moved last_updated. */
     struct th_response r;
@@ -1221,7 +1681,7 @@ static void test_control_upserts(void **state)
                  " {\"id\": 2, \"date_created\": \"yesterday\"}]",
                  400);
     j = orders("&limit=1", 200);
-    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 51);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 45);
     json_decref(j);
 
     /* Items: unblock one, add one. */
@@ -1251,6 +1711,267 @@ static void test_control_upserts(void **state)
     g_fake = saved;
 }
 
+/* The orders of a private instance: POST the control path, the answer's JSON. */
+static json_t *control_json(const char *path, const char *body, int want)
+{
+    struct th_response r;
+    http(P(), "POST", path, NULL, body, NULL, &r);
+    if (r.status != want)
+        fail_msg("%s -> %d (%s), wanted %d", path, r.status, r.body, want);
+    json_t *j = json_incref(r.json);
+    th_free(&r);
+    return j;
+}
+
+static json_t *order_action(long long id, const char *action, const char *body, int want)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/__fake/sellers/" SELLER_S "/orders/%lld/%s", id, action);
+    return control_json(path, body, want);
+}
+
+static struct fake g_saved;
+
+static void private_start(void)
+{
+    g_saved = g_fake;
+    const char *args[] = {"--scenario", scenario_path("small.json"), NULL};
+    assert_true(fake_start(&g_fake, args, NULL, NULL, 0));
+}
+
+static void private_stop(void)
+{
+    assert_int_equal(fake_stop(&g_fake), 0);
+    g_fake = g_saved;
+}
+
+/* The ids of a page, in order, as "a,b,c". */
+static void page_ids(const json_t *page, char *out, size_t cap)
+{
+    out[0] = '\0';
+    json_t *res = json_object_get(page, "results");
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(res); i++)
+        n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%lld", i ? "," : "",
+                              jint(json_array_get(res, i), "id"));
+}
+
+#define WIN_1220                                                                                   \
+    "&order.date_created.from=2023-12-20T00:00:00.000-03:00"                                       \
+    "&order.date_created.to=2023-12-21T00:00:00.000-03:00"
+
+/* A seller's search sorts by date_closed (date_created while it is null); the control API's
+ * changes: pay, partial-refund, refund, cancel, close. */
+static void test_order_sort_and_changes(void **state)
+{
+    (void)state;
+    private_start();
+    /* A: created 10:00, closed 18:00. B: created 12:00, closed 13:00. C: created 11:00,
+     * payment_required, so no date_closed: it sorts at 11:00. */
+    control_post("/__fake/sellers/" SELLER_S "/orders",
+                 "[{\"id\": 2000009000000001, \"date_created\": \"2023-12-20T10:00:00.000-03:00\","
+                 "  \"date_closed\": \"2023-12-20T18:00:00.000-03:00\"},"
+                 " {\"id\": 2000009000000002, \"date_created\": \"2023-12-20T12:00:00.000-03:00\","
+                 "  \"date_closed\": \"2023-12-20T13:00:00.000-03:00\"},"
+                 " {\"id\": 2000009000000003, \"date_created\": \"2023-12-20T11:00:00.000-03:00\","
+                 "  \"status\": \"payment_required\", \"order_items\": [{\"item\": {\"id\": "
+                 "\"MLB1100000001\"}, \"unit_price\": 20}], \"payments\": [], \"tags\": "
+                 "[\"not_paid\"]}]",
+                 200);
+    char ids[256];
+    json_t *j = orders(WIN_1220, 200);
+    page_ids(j, ids, sizeof ids);
+    assert_string_equal(ids, "2000009000000003,2000009000000002,2000009000000001");
+    assert_true(json_is_null(
+        json_object_get(json_array_get(json_object_get(j, "results"), 0), "date_closed")));
+    json_decref(j);
+    j = orders(WIN_1220 "&sort=date_desc", 200);
+    page_ids(j, ids, sizeof ids);
+    assert_string_equal(ids, "2000009000000001,2000009000000002,2000009000000003");
+    json_decref(j);
+    /* order.date_closed.*: an order without date_closed matches no bound. */
+    j = orders("&order.date_closed.from=2023-12-20T11:00:00.000-03:00"
+               "&order.date_closed.to=2023-12-20T14:00:00.000-03:00",
+               200);
+    page_ids(j, ids, sizeof ids);
+    assert_string_equal(ids, "2000009000000002");
+    json_decref(j);
+
+    /* pay: paid, an approved payment now, date_closed now: C moves to the end. */
+    json_t *o = order_action(2000009000000003LL, "pay", NULL, 200);
+    assert_string_equal(jstr(o, "status"), "paid");
+    assert_true(strncmp(jstr(o, "date_closed"), "2023", 4) != 0);
+    assert_string_equal(jstr(o, "date_closed"), jstr(o, "last_updated"));
+    assert_string_equal(jstr(o, "date_last_updated"), jstr(o, "last_updated"));
+    json_t *pay = json_array_get(json_object_get(o, "payments"), 0);
+    assert_string_equal(jstr(pay, "status"), "approved");
+    assert_string_equal(jstr(pay, "status_detail"), "accredited");
+    assert_string_equal(jstr(pay, "date_approved"), jstr(o, "date_closed"));
+    assert_true(json_number_value(json_object_get(pay, "transaction_amount")) == 20.0);
+    assert_true(json_number_value(json_object_get(o, "paid_amount")) == 20.0);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(o, "tags"), 0)), "paid");
+    json_decref(o);
+    j = orders(WIN_1220, 200);
+    page_ids(j, ids, sizeof ids);
+    assert_string_equal(ids, "2000009000000002,2000009000000001,2000009000000003");
+    json_decref(j);
+    json_decref(order_action(2000009000000003LL, "pay", NULL, 409));
+
+    /* partial-refund: partially_refunded, the amount in payments[].transaction_amount_refunded
+     * (accumulating), the payment still approved. */
+    json_decref(order_action(2000009000000003LL, "partial-refund", "{\"amount\": 5.5}", 200));
+    o = order_action(2000009000000003LL, "partial-refund", "{\"amount\": 4.5}", 200);
+    assert_string_equal(jstr(o, "status"), "partially_refunded");
+    pay = json_array_get(json_object_get(o, "payments"), 0);
+    assert_true(json_number_value(json_object_get(pay, "transaction_amount_refunded")) == 10.0);
+    assert_string_equal(jstr(pay, "status"), "approved");
+    assert_string_equal(jstr(pay, "status_detail"), "partially_refunded");
+    json_decref(o);
+    const char *bad[] = {"{\"amount\": 10}",    "{\"amount\": -1}",          "{}",
+                         "{\"amount\": \"1\"}", "{\"amount\": 1, \"x\": 1}", "[1]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        json_decref(order_action(2000009000000003LL, "partial-refund", bad[i], 400));
+
+    /* refund (full): ML has no "refunded" order status; the order is cancelled, its payment
+     * refunded, and the seller's search no longer lists it. */
+    o = order_action(2000009000000003LL, "refund", NULL, 200);
+    assert_string_equal(jstr(o, "status"), "cancelled");
+    assert_true(json_is_object(json_object_get(o, "cancel_detail")));
+    pay = json_array_get(json_object_get(o, "payments"), 0);
+    assert_string_equal(jstr(pay, "status"), "refunded");
+    assert_true(json_number_value(json_object_get(pay, "transaction_amount_refunded")) == 20.0);
+    json_decref(o);
+    j = orders(WIN_1220, 200);
+    page_ids(j, ids, sizeof ids);
+    assert_string_equal(ids, "2000009000000002,2000009000000001");
+    json_decref(j);
+    j = orders(WIN_1220 "&order.status=cancelled", 200);
+    page_ids(j, ids, sizeof ids);
+    assert_string_equal(ids, "2000009000000003");
+    json_decref(j);
+    json_decref(order_action(2000009000000003LL, "refund", NULL, 409));
+    json_decref(order_action(2000009000000003LL, "cancel", NULL, 409));
+
+    /* cancel: with the caller's cancel_detail; an unpaid order's pending payment is
+     * cancelled. */
+    o = order_action(
+        2000009000000002LL, "cancel",
+        "{\"cancel_detail\": {\"group\": \"buyer\", \"code\": \"x\", \"description\":"
+        " \"y\", \"requested_by\": \"buyer\", \"date\": \"2023-12-21T00:00:00.000-03:00\"}}",
+        200);
+    assert_string_equal(jstr(json_object_get(o, "cancel_detail"), "group"), "buyer");
+    json_decref(o);
+    o = order_action(UNPAID_0111, "cancel", NULL, 200);
+    assert_string_equal(jstr(o, "status"), "cancelled");
+    assert_string_equal(jstr(json_object_get(o, "cancel_detail"), "requested_by"), "seller");
+    pay = json_array_get(json_object_get(o, "payments"), 0);
+    assert_string_equal(jstr(pay, "status"), "cancelled");
+    assert_true(json_is_null(json_object_get(o, "date_closed"))); /* never closed */
+    json_decref(o);
+
+    /* close: date_closed given (or now); A sorts by it. */
+    o = order_action(2000009000000001LL, "close",
+                     "{\"date_closed\": \"2023-12-20T09:00:00.000-03:00\"}", 200);
+    assert_string_equal(jstr(o, "date_closed"), "2023-12-20T09:00:00.000-03:00");
+    json_decref(o);
+    json_decref(order_action(2000009000000001LL, "close", "{\"date_closed\": \"soon\"}", 400));
+
+    /* The generic upsert sets a null date_closed when the status reaches confirmed/paid. */
+    control_post("/__fake/sellers/" SELLER_S "/orders",
+                 "[{\"id\": 2000009000000004, \"date_created\": \"2023-12-20T15:00:00.000-03:00\","
+                 "  \"status\": \"payment_in_process\"}]",
+                 200);
+    control_post("/__fake/sellers/" SELLER_S "/orders",
+                 "[{\"id\": 2000009000000004, \"status\": \"paid\"}]", 200);
+    struct th_response r;
+    api_get("/orders/2000009000000004", &r);
+    assert_true(json_is_string(json_object_get(r.json, "date_closed")));
+    th_free(&r);
+
+    /* Errors. */
+    json_decref(order_action(2000009000000001LL, "explode", NULL, 404));
+    json_decref(order_action(1, "pay", NULL, 404));
+    json_decref(control_json("/__fake/sellers/1/orders/2000009000000001/pay", NULL, 404));
+    json_decref(order_action(2000009000000001LL, "close", "{\"on_page\": 0}", 400));
+    json_decref(
+        order_action(2000009000000001LL, "close", "{\"on_page\": 1, \"on_offset\": 0}", 400));
+    http(P(), "GET", "/__fake/sellers/" SELLER_S "/orders/2000009000000001/pay", NULL, NULL, NULL,
+         &r);
+    assert_int_equal(r.status, 404);
+    th_free(&r);
+    private_stop();
+}
+
+/* "An order moves during the pass": a change applied when a page has been served. */
+static void test_order_moves_while_paging(void **state)
+{
+    (void)state;
+    private_start();
+    const long long moving = 2000007100019681LL;  /* payment_in_process, 7th by date_created */
+    const long long skipped = 2000007100047290LL; /* 11th: the first of page 2 before the move */
+    json_t *h = order_action(moving, "pay", "{\"on_page\": 1}", 202);
+    assert_false(json_is_true(json_object_get(h, "applied")));
+    assert_int_equal(jint(h, "on_page"), 1);
+    json_decref(h);
+    int seen_moving = 0, seen_skipped = 0, rows = 0;
+    json_t *distinct = json_object();
+    for (int off = 0; off < 50; off += 10) {
+        char q[64];
+        snprintf(q, sizeof q, "&limit=10&offset=%d", off);
+        json_t *j = orders(q, 200);
+        assert_int_equal(jint(json_object_get(j, "paging"), "total"), 45);
+        json_t *res = json_object_get(j, "results");
+        for (size_t i = 0; i < json_array_size(res); i++) {
+            long long id = jint(json_array_get(res, i), "id");
+            char k[32];
+            snprintf(k, sizeof k, "%lld", id);
+            json_object_set_new(distinct, k, json_true());
+            seen_moving += id == moving;
+            seen_skipped += id == skipped;
+            rows++;
+        }
+        if (off == 0) /* the first page shows the order where it was */
+            assert_true(has_id(j, moving));
+        json_decref(j);
+    }
+    /* It was paid after page 1, got a date_closed of now and moved to the end: a naive pager
+     * sees it twice and never sees the order that slid into its place on page 1. */
+    assert_int_equal(rows, 45);
+    assert_int_equal(seen_moving, 2);
+    assert_int_equal(seen_skipped, 0);
+    assert_int_equal(json_object_size(distinct), 44);
+    json_decref(distinct);
+    struct th_response r;
+    http(P(), "GET", "/__fake/hooks", NULL, NULL, NULL, &r);
+    json_t *h0 = json_array_get(r.json, 0);
+    assert_true(json_is_true(json_object_get(h0, "applied")));
+    assert_int_equal(jint(h0, "pages_seen"), 1);
+    assert_string_equal(jstr(json_object_get(h0, "result"), "status"), "paid");
+    th_free(&r);
+
+    /* on_offset: applied once the page at that offset has been served. */
+    h = order_action(skipped, "cancel", "{\"on_offset\": 20}", 202);
+    json_decref(h);
+    json_t *j = orders("&limit=10&offset=10", 200);
+    json_decref(j);
+    http(P(), "GET", "/__fake/hooks", NULL, NULL, NULL, &r);
+    assert_false(json_is_true(json_object_get(json_array_get(r.json, 1), "applied")));
+    th_free(&r);
+    j = orders("&limit=10&offset=20", 200);
+    json_decref(j);
+    j = orders("&limit=1", 200);
+    assert_int_equal(jint(json_object_get(j, "paging"), "total"), 44);
+    json_decref(j);
+    json_t *st = stats("?log=0");
+    assert_int_equal(jint(st, "hooks_applied"), 2);
+    json_decref(st);
+    http(P(), "DELETE", "/__fake/hooks", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(r.json), 0);
+    th_free(&r);
+    private_stop();
+}
+
 static char *write_temp(const char *text)
 {
     static char path[256];
@@ -1274,7 +1995,10 @@ static char *orders_dump(unsigned port, const char *token)
     size_t len = 0;
     for (int off = 0; off < 300; off += 50) {
         char path[256];
-        snprintf(path, sizeof path, "/orders/search?seller=77&limit=50&offset=%d", off);
+        snprintf(path, sizeof path,
+                 "/orders/search?seller=77&limit=50&offset=%d"
+                 "&order.status=paid,cancelled,payment_in_process",
+                 off);
         http(port, "GET", path, token, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
         out = realloc(out, len + r.body_len + 1);
@@ -1311,6 +2035,17 @@ static void test_generators_deterministic(void **state)
     assert_int_equal(jint(json_object_get(j, "paging"), "total"), 300);
     json_t *first = json_array_get(json_object_get(j, "results"), 0);
     assert_true(strcmp(jstr(first, "date_created"), "2024-02-19T") > 0);
+    /* An order still waiting for its payment has no date_closed (nor an approval date). */
+    int unclosed = 0;
+    for (size_t i = 0; i < json_array_size(json_object_get(j, "results")); i++) {
+        json_t *o = json_array_get(json_object_get(j, "results"), i);
+        bool waiting = strcmp(jstr(o, "status"), "payment_in_process") == 0;
+        assert_true(json_is_null(json_object_get(o, "date_closed")) == waiting);
+        json_t *pay = json_array_get(json_object_get(o, "payments"), 0);
+        assert_true(json_is_null(json_object_get(pay, "date_approved")) == waiting);
+        unclosed += waiting;
+    }
+    assert_true(unclosed >= 1);
     json_decref(j);
     assert_non_null(strstr(d1, "\"MLB8000000099\""));
     free(d1);
@@ -1360,13 +2095,6 @@ static void test_generators_deterministic(void **state)
     free(path);
 }
 
-static void utc_date(time_t t, char out[16])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 16, "%Y-%m-%d", &tm);
-}
-
 /* --rebase 2024-02-01: small.json's January becomes the 31 days before today. */
 static void test_rebase_to_today(void **state)
 {
@@ -1382,7 +2110,7 @@ static void test_rebase_to_today(void **state)
     http(f.port, "GET", "/orders/search?seller=" SELLER_S "&sort=date_desc&limit=1", tok, NULL,
          NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_int_equal(jint(json_object_get(r.json, "paging"), "total"), 50);
+    assert_int_equal(jint(json_object_get(r.json, "paging"), "total"), 45);
     const char *dc = jstr(json_array_get(json_object_get(r.json, "results"), 0), "date_created");
     char y0[16], y1[16];
     utc_date(t0 - 86400, y0);
@@ -1414,6 +2142,9 @@ static void test_bad_scenarios_refused(void **state)
         "{\"sellers\": [{\"user_id\": 1, \"generate_items\": {\"count\": -1}}]}",
         "{\"sellers\": [], \"faults\": [{\"status\": 429, \"endpoint\": \"?\"}]}",
         "{\"sellers\": [",
+        "{\"sellers\": [], \"visits_future_ending\": \"maybe\"}",
+        "{\"sellers\": [], \"scroll_id_length\": 10}",
+        "{\"sellers\": [{\"user_id\": 1, \"visits_permission\": \"no\"}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *path = write_temp(bad[i]);
@@ -1435,6 +2166,58 @@ static void test_bad_scenarios_refused(void **state)
     int code = -1;
     assert_false(fake_start(&f, args, &code, NULL, 0));
     assert_int_equal(code, 2);
+}
+
+/* Two sellers: another seller's order, a seller without the visits permission, and the
+ * scenario's scroll_id_length and visits_future_ending. */
+static void test_two_sellers_scenario(void **state)
+{
+    (void)state;
+    char *path = write_temp(
+        "{\"clients\": [{\"client_id\": \"c\", \"client_secret\": \"s\"}],"
+        " \"scroll_id_length\": 300, \"visits_future_ending\": \"error\","
+        " \"sellers\": ["
+        "  {\"user_id\": 77, \"access_token\": \"T\", \"refresh_token\": \"R\","
+        "   \"items\": [{\"id\": \"MLB77\"}],"
+        "   \"orders\": [{\"id\": 7701, \"date_created\": \"2024-01-10T10:00:00.000-03:00\"}]},"
+        "  {\"user_id\": 88, \"access_token\": \"U\", \"refresh_token\": \"R8\","
+        "   \"visits_permission\": false, \"items\": [{\"id\": \"MLB88\"}],"
+        "   \"orders\": [{\"id\": 8801, \"date_created\": \"2024-01-10T10:00:00.000-03:00\"}]}]}");
+    const char *args[] = {"--scenario", path, NULL};
+    struct fake f;
+    assert_true(fake_start(&f, args, NULL, NULL, 0));
+    struct th_response r;
+    http(f.port, "GET", "/orders/8801", "T", NULL, NULL, &r);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(jstr(r.json, "error"), "not_owned_order");
+    th_free(&r);
+    http(f.port, "GET", "/orders/8801", "U", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    http(f.port, "GET", "/items/MLB77/visits/time_window?last=2&unit=day", "T", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    /* Seller 88's app has no visits permission: even a visits call on 77's item. */
+    http(f.port, "GET", "/items/MLB77/visits/time_window?last=2&unit=day", "U", NULL, NULL, &r);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(jstr(r.json, "blocked_by"), "PolicyAgent");
+    th_free(&r);
+    char tomorrow[16], q[128];
+    utc_date(time(NULL) + 86400, tomorrow);
+    snprintf(q, sizeof q, "/items/MLB77/visits/time_window?last=2&unit=day&ending=%s", tomorrow);
+    http(f.port, "GET", q, "T", NULL, NULL, &r);
+    assert_int_equal(r.status, 400);
+    th_free(&r);
+    http(f.port, "GET", "/users/77/items/search?search_type=scan", "T", NULL, NULL, &r);
+    assert_int_equal(strlen(jstr(r.json, "scroll_id")), 300);
+    th_free(&r);
+    http(f.port, "GET", "/__fake/config", NULL, NULL, NULL, &r);
+    assert_string_equal(jstr(r.json, "visits_future_ending"), "error");
+    assert_int_equal(jint(r.json, "scroll_id_length"), 300);
+    th_free(&r);
+    assert_int_equal(fake_stop(&f), 0);
+    unlink(path);
+    free(path);
 }
 
 static void test_other_scenarios_load(void **state)
@@ -1479,17 +2262,27 @@ int main(void)
         cmocka_unit_test(test_orders_limits),
         cmocka_unit_test(test_orders_paging_total_and_ids),
         cmocka_unit_test(test_orders_hour_truncation),
+        cmocka_unit_test(test_orders_cancelled_left_out),
+        cmocka_unit_test(test_orders_last_updated_filter),
+        cmocka_unit_test(test_orders_get),
+        cmocka_unit_test(test_orders_partial_206),
         cmocka_unit_test(test_visits),
+        cmocka_unit_test(test_visits_forbidden_for_tokens_and_permission),
+        cmocka_unit_test(test_visits_ending),
+        cmocka_unit_test(test_scroll_id_length),
         cmocka_unit_test(test_fault_retry_after),
         cmocka_unit_test(test_fault_modes),
         cmocka_unit_test(test_counters_in_flight_and_rate),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_control_upserts),
+        cmocka_unit_test(test_order_sort_and_changes),
+        cmocka_unit_test(test_order_moves_while_paging),
     };
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_generators_deterministic),
         cmocka_unit_test(test_rebase_to_today),
         cmocka_unit_test(test_bad_scenarios_refused),
+        cmocka_unit_test(test_two_sellers_scenario),
         cmocka_unit_test(test_other_scenarios_load),
     };
     int failed = tgroup_run("fake_ml", shared, group_setup, group_teardown);

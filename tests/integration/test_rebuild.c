@@ -365,6 +365,91 @@ static void test_order_status_filter(void **state)
     expect_row(L, "2024-01-11", "NULL|0|0|0.00|NULL");
 }
 
+/* README "Definitions": a partially refunded order is still a sale, its gmv less the refund
+ * shared among its items by value (never below 0); a fully refunded or a pending order (which
+ * is what partially_paid maps to) is not a sale. */
+static void test_partial_refund_lowers_gmv(void **state)
+{
+    (void)state;
+    const char *T = "00000000-0000-4000-8000-0000000000a1";
+    fx_tenant(db.conn, T);
+    char A[40], B[40];
+    listing(T, "MLB1", "active", A);
+    listing(T, "MLB2", "active", B);
+    char o[40];
+    snprintf(o, sizeof o, "%s",
+             fx_order(db.conn, T, next_external_id++, "partially_refunded",
+                      "2024-01-05T10:00:00-03:00"));
+    fx_item(db.conn, T, o, A, 2, "10.00"); /* 20.00 of the order's 60.00 */
+    fx_item(db.conn, T, o, B, 1, "40.00"); /* 40.00 */
+    tdb_execf(db.conn, "UPDATE orders SET refunded_amount = 15 WHERE id = '%s'", o);
+    /* A refund above the order's value leaves 0, never a negative gmv. */
+    snprintf(o, sizeof o, "%s",
+             fx_order(db.conn, T, next_external_id++, "partially_refunded",
+                      "2024-01-06T10:00:00-03:00"));
+    fx_item(db.conn, T, o, A, 1, "10.00");
+    tdb_execf(db.conn, "UPDATE orders SET refunded_amount = 25 WHERE id = '%s'", o);
+    order1(T, "pending", "2024-01-07T10:00:00-03:00", A, 1, "99.00");
+    order1(T, "refunded", "2024-01-07T11:00:00-03:00", A, 1, "99.00");
+    rebuild(T, "2024-01-01", "2024-01-31");
+    /* 15.00 shared 1:2 -> A loses 5.00 (20.00 -> 15.00), B loses 10.00 (40.00 -> 30.00) */
+    expect_row(A, "2024-01-05", "NULL|1|2|15.00|NULL");
+    expect_row(B, "2024-01-05", "NULL|1|1|30.00|NULL");
+    expect_row(A, "2024-01-06", "NULL|1|1|0.00|NULL");
+    expect_row(A, "2024-01-07", "NULL|0|0|0.00|NULL");
+    /* The definition lives in one place, the database's jobsd_is_sale. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM unnest(ARRAY['paid', 'shipped', 'delivered', "
+                             "'partially_refunded', 'pending', 'cancelled', 'refunded']) s "
+                             "WHERE jobsd_is_sale(s)"),
+                     4);
+}
+
+/* A day whose visits were read before it ended 48 hours ago (UTC) is provisional; once the
+ * sync reads it again after that, the next rebuild makes it final (and rewrites the row);
+ * an unchanged provisional day is not rewritten. */
+static void test_provisional_visits_days(void **state)
+{
+    (void)state;
+    const char *T = "00000000-0000-4000-8000-0000000000a2";
+    fx_tenant(db.conn, T);
+    char L[40];
+    listing(T, "MLB1", "active", L);
+    char *yesterday =
+        tdb_value(db.conn, "SELECT to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYY-MM-DD')");
+    char *old = tdb_value(db.conn, "SELECT to_char((now() AT TIME ZONE 'UTC')::date - 10, "
+                                   "'YYYY-MM-DD')");
+    fx_visits(db.conn, T, L, yesterday, 5); /* read now: not final for another day or two */
+    fx_visits(db.conn, T, L, old, 7);       /* read now, 10 days after: final */
+    struct result r = rebuild(T, old, yesterday);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM listing_metrics_daily WHERE listing_id = '%s' "
+                             "AND provisional",
+                             L),
+                     1);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM listing_metrics_daily WHERE listing_id = '%s' "
+                             "AND date = '%s' AND provisional AND visits = 5",
+                             L, yesterday),
+                     1);
+    r = rebuild(T, old, yesterday);
+    assert_int_equal(r.upserted, 0);
+    /* Read again after 48 hours: final, the same count. */
+    tdb_execf(db.conn,
+              "UPDATE listing_visits_daily SET fetched_at = (date + 3)::timestamp AT TIME ZONE "
+              "'UTC' WHERE listing_id = '%s' AND date = '%s'",
+              L, yesterday);
+    r = rebuild(T, old, yesterday);
+    assert_int_equal(r.upserted, 1);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM listing_metrics_daily WHERE listing_id = '%s' "
+                             "AND provisional",
+                             L),
+                     0);
+    free(yesterday);
+    free(old);
+}
+
 /* Two items of one listing in one order: orders = 1 (distinct orders), units summed, gmv =
  * sum(qty x unit_price); an item of another listing in the same order counts for that one. */
 static void test_two_items_one_order(void **state)
@@ -964,6 +1049,8 @@ int main(void)
         cmocka_unit_test(test_order_late_on_last_day_counted),
         cmocka_unit_test(test_order_status_filter),
         cmocka_unit_test(test_two_items_one_order),
+        cmocka_unit_test(test_partial_refund_lowers_gmv),
+        cmocka_unit_test(test_provisional_visits_days),
         cmocka_unit_test(test_visits_unknown_zero_positive),
         cmocka_unit_test(test_conversion_above_one_and_above_10000),
         cmocka_unit_test(test_dense_rows_every_day_inclusive),

@@ -17,6 +17,7 @@
 #include "testgroup.h"
 #include "testhttp.h"
 #include "testpgc.h"
+#include "testsync.h"
 #include "testproc.h"
 #include "testtime.h"
 

@@ -80,6 +80,17 @@ static void test_search(void **state)
     assert_string_equal(scroll, "");
     json_decref(ids);
     assert_null(ml_parse_search("[]", 2, scroll, sizeof scroll, &total, &e));
+    /* A scroll id longer than the buffer is an error, never dropped (the scan would end). */
+    char body[512];
+    snprintf(body, sizeof body, "{\"results\":[\"MLB1\"],\"scroll_id\":\"%0100d\"}", 7);
+    err_clear(&e);
+    assert_null(ml_parse_search(body, strlen(body), scroll, sizeof scroll, &total, &e));
+    assert_string_equal(e.code, "ml_unavailable");
+    assert_non_null(strstr(e.message, "100 characters"));
+    char big[256];
+    ids = ml_parse_search(body, strlen(body), big, sizeof big, &total, &e);
+    assert_int_equal(strlen(big), 100);
+    json_decref(ids);
 }
 
 static void test_multiget(void **state)
@@ -138,15 +149,18 @@ static void test_orders(void **state)
         "\"order_items\":[{\"item\":{\"id\":\"MLB1\",\"title\":\"A\",\"variation_id\":null},"
         "\"quantity\":2,\"unit_price\":50.25,\"full_unit_price\":55}]},"
         "{\"id\":\"2000003508419014\",\"status\":\"partially_refunded\",\"date_created\":"
-        "\"2013-05-28T10:01:50Z\",\"order_items\":[]},"
-        "{\"id\":1,\"status\":\"paid\"}]}";
+        "\"2013-05-28T10:01:50Z\",\"order_items\":[],\"payments\":[{\"transaction_amount\":"
+        "100,\"transaction_amount_refunded\":12.345},{\"transaction_amount_refunded\":5}]},"
+        "{\"id\":1,\"status\":\"paid\"},"
+        "{\"id\":3,\"status\":\"paid\",\"date_created\":\"2013-05-28T10:01:50Z\","
+        "\"buyer\":{},\"shipping\":{}}]}";
     struct err e;
     err_clear(&e);
     long long total;
     json_t *orders = ml_parse_orders(b, strlen(b), &total, &e);
     assert_int_equal(total, 12345);
     /* The order without a date is dropped (it cannot be put on a day). */
-    assert_int_equal(json_array_size(orders), 2);
+    assert_int_equal(json_array_size(orders), 3);
     json_t *o = json_array_get(orders, 0);
     assert_int_equal(json_integer_value(json_object_get(o, "external_id")), 2000003508419013LL);
     assert_string_equal(json_string_value(json_object_get(o, "status")), "delivered");
@@ -159,7 +173,21 @@ static void test_orders(void **state)
     assert_int_equal(json_integer_value(json_object_get(item, "quantity")), 2);
     json_t *o2 = json_array_get(orders, 1);
     assert_int_equal(json_integer_value(json_object_get(o2, "external_id")), 2000003508419014LL);
-    assert_string_equal(json_string_value(json_object_get(o2, "status")), "refunded");
+    assert_string_equal(json_string_value(json_object_get(o2, "status")), "partially_refunded");
+    /* The refunds of every payment, 2 decimals. */
+    assert_true(json_number_value(json_object_get(o2, "refunded_amount")) > 17.34 &&
+                json_number_value(json_object_get(o2, "refunded_amount")) < 17.36);
+    assert_true(json_number_value(json_object_get(o, "refunded_amount")) == 0.0);
+    /* What an answer leaves out (a 206) is unknown, not empty. */
+    assert_true(json_is_true(json_object_get(o, "buyer_known")));
+    assert_true(json_is_true(json_object_get(o, "shipping_known")));
+    assert_true(json_is_false(json_object_get(o2, "buyer_known")));
+    assert_true(json_is_false(json_object_get(o2, "shipping_known")));
+    assert_true(json_is_null(json_object_get(o2, "buyer_id")));
+    /* ... and the documented 206 example sends them as empty objects. */
+    json_t *o3 = json_array_get(orders, 2);
+    assert_true(json_is_false(json_object_get(o3, "buyer_known")));
+    assert_true(json_is_false(json_object_get(o3, "shipping_known")));
     json_decref(orders);
 }
 
@@ -191,13 +219,21 @@ static void test_status_mapping(void **state)
     struct {
         const char *ml, *ship, *want;
     } cases[] = {
-        {"confirmed", NULL, "pending"},           {"payment_required", NULL, "pending"},
-        {"payment_in_process", NULL, "pending"},  {"paid", NULL, "paid"},
-        {"partially_paid", NULL, "paid"},         {"cancelled", NULL, "cancelled"},
-        {"invalid", NULL, "cancelled"},           {"pending_cancel", NULL, "cancelled"},
-        {"partially_refunded", NULL, "refunded"}, {"paid", "shipped", "shipped"},
-        {"paid", "delivered", "delivered"},       {"cancelled", "delivered", "cancelled"},
-        {"something_new", NULL, "pending"},       {NULL, NULL, "pending"},
+        {"confirmed", NULL, "pending"},
+        {"payment_required", NULL, "pending"},
+        {"payment_in_process", NULL, "pending"},
+        {"paid", NULL, "paid"},
+        {"partially_paid", NULL, "pending"},
+        {"cancelled", NULL, "cancelled"},
+        {"invalid", NULL, "cancelled"},
+        {"pending_cancel", NULL, "cancelled"},
+        {"partially_refunded", NULL, "partially_refunded"},
+        {"partially_refunded", "delivered", "partially_refunded"},
+        {"paid", "shipped", "shipped"},
+        {"paid", "delivered", "delivered"},
+        {"cancelled", "delivered", "cancelled"},
+        {"something_new", NULL, "pending"},
+        {NULL, NULL, "pending"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_string_equal(ml_map_order_status(cases[i].ml, cases[i].ship), cases[i].want);

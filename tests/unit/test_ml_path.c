@@ -67,22 +67,38 @@ static void test_orders_search(void **state)
 {
     (void)state;
     /* 2023-12-31T03:00Z (São Paulo midnight) to 2024-01-31T06:00Z. */
-    expect(ml_path_orders_search(2210987654LL, 1703991600LL, 1706680800LL, 0),
+    struct ml_orders_query q = {2210987654LL, 1703991600LL, 1706680800LL, 0, 0, NULL};
+    expect(ml_path_orders_search(&q, 0),
            "/orders/search?seller=2210987654&order.date_created.from=2023-12-31T03:00:00.000-00:00"
            "&order.date_created.to=2024-01-31T06:00:00.000-00:00&sort=date_asc&limit=50&offset=0");
-    expect(ml_path_orders_search(3300000001LL, 1703991600LL, 1703995200LL, 9950),
+    struct ml_orders_query q2 = {3300000001LL, 1703991600LL, 1703995200LL, 0, 0, NULL};
+    expect(ml_path_orders_search(&q2, 9950),
            "/orders/search?seller=3300000001&order.date_created.from=2023-12-31T03:00:00.000-00:00"
            "&order.date_created.to=2023-12-31T04:00:00.000-00:00&sort=date_asc&limit=50"
            "&offset=9950");
+    /* Orders created before the window and changed since an instant, and the cancelled ones
+     * a seller's search leaves out. */
+    struct ml_orders_query q3 = {2210987654LL, 0, 1703991600LL, 1703988000LL, 1706680800LL, NULL};
+    expect(ml_path_orders_search(&q3, 50),
+           "/orders/search?seller=2210987654&order.date_created.to=2023-12-31T03:00:00.000-00:00"
+           "&order.date_last_updated.from=2023-12-31T02:00:00.000-00:00&order.date_last_updated."
+           "to=2024-01-31T06:00:00.000-00:00&sort=date_asc&limit=50&offset=50");
+    struct ml_orders_query q4 = {2210987654LL, 1703991600LL, 1706680800LL, 0, 0, "cancelled"};
+    expect(ml_path_orders_search(&q4, 0),
+           "/orders/search?seller=2210987654&order.status=cancelled&order.date_created.from=2023-"
+           "12-31T03:00:00.000-00:00&order.date_created.to=2024-01-31T06:00:00.000-00:00&sort=date_"
+           "asc&limit=50&offset=0");
+    expect(ml_path_order(2000003508419013LL), "/orders/2000003508419013");
 }
 
 static void test_item_visits(void **state)
 {
     (void)state;
-    expect(ml_path_item_visits("MLB1100000001", 30, "2024-02-01"),
-           "/items/MLB1100000001/visits/time_window?last=30&unit=day&ending=2024-02-01");
-    expect(ml_path_item_visits("MLB/1?", 150, "2024-02-01"),
-           "/items/MLB%2F1%3F/visits/time_window?last=150&unit=day&ending=2024-02-01");
+    /* No ending: the documented default (now); a future date is not documented. */
+    expect(ml_path_item_visits("MLB1100000001", 30),
+           "/items/MLB1100000001/visits/time_window?last=30&unit=day");
+    expect(ml_path_item_visits("MLB/1?", 150),
+           "/items/MLB%2F1%3F/visits/time_window?last=150&unit=day");
 }
 
 int main(void)
