@@ -8,12 +8,6 @@ mock_provider "aws" {
     }
   }
 
-  mock_data "aws_secretsmanager_secret_version" {
-    defaults = {
-      secret_string = "mock-internal-jobs-key-0123456789abcdef"
-    }
-  }
-
   mock_data "aws_iam_policy_document" {
     defaults = {
       json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
@@ -159,5 +153,22 @@ run "pausing_pauses_schedules_and_rules" {
   assert {
     condition     = aws_cloudwatch_event_rule.rebuild[0].state == "DISABLED" && aws_cloudwatch_event_rule.sync[0].state == "DISABLED"
     error_message = "schedule_state = DISABLED disables the rules too, so an apply never re-enables a rule paused by hand"
+  }
+}
+
+run "the_internal_key_never_enters_the_state" {
+  command = plan
+
+  # The connection is created with the placeholder and its value is never managed again
+  # (sync-connection-key.sh puts the key): nothing reads the secret's value, so neither the
+  # plan nor the state can hold it.
+  assert {
+    condition     = aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].value == "unset-run-sync-connection-key"
+    error_message = "the connection's API key value must be the placeholder, never read from the secret"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].value) < 32 && !strcontains(aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].value, ":")
+    error_message = "the placeholder must be shorter than any valid INTERNAL_JOBS_KEY (32 bytes) and match EventBridge's ApiKeyValue pattern"
   }
 }
