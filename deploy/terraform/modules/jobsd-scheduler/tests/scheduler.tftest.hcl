@@ -172,3 +172,83 @@ run "the_internal_key_never_enters_the_state" {
     error_message = "the placeholder must be shorter than any valid INTERNAL_JOBS_KEY (32 bytes) and match EventBridge's ApiKeyValue pattern"
   }
 }
+
+# AWS's ranges for both retry policies (Scheduler and EventBridge RetryPolicy):
+# MaximumRetryAttempts 0..185, MaximumEventAgeInSeconds 60..86400, integers.
+run "retry_bounds_are_accepted" {
+  command = plan
+
+  variables {
+    retry_attempts            = 185
+    maximum_event_age_seconds = 86400
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild[0].retry_policy[0].maximum_retry_attempts == 185 && aws_cloudwatch_event_target.rebuild[0].retry_policy[0].maximum_event_age_in_seconds == 86400
+    error_message = "the upper bounds reach the rule target"
+  }
+}
+
+run "retry_lower_bounds_are_accepted" {
+  command = plan
+
+  variables {
+    retry_attempts            = 0
+    maximum_event_age_seconds = 60
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].retry_policy[0].maximum_retry_attempts == 0 && aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].retry_policy[0].maximum_event_age_in_seconds == 60
+    error_message = "the lower bounds reach the schedule"
+  }
+}
+
+run "retry_attempts_over_185_is_refused" {
+  command = plan
+
+  variables {
+    retry_attempts = 186
+  }
+
+  expect_failures = [var.retry_attempts]
+}
+
+run "retry_attempts_negative_is_refused" {
+  command = plan
+
+  variables {
+    retry_attempts = -1
+  }
+
+  expect_failures = [var.retry_attempts]
+}
+
+run "retry_attempts_fraction_is_refused" {
+  command = plan
+
+  variables {
+    retry_attempts = 2.5
+  }
+
+  expect_failures = [var.retry_attempts]
+}
+
+run "maximum_event_age_under_60_is_refused" {
+  command = plan
+
+  variables {
+    maximum_event_age_seconds = 59
+  }
+
+  expect_failures = [var.maximum_event_age_seconds]
+}
+
+run "maximum_event_age_over_86400_is_refused" {
+  command = plan
+
+  variables {
+    maximum_event_age_seconds = 86401
+  }
+
+  expect_failures = [var.maximum_event_age_seconds]
+}
