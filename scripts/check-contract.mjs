@@ -12,9 +12,9 @@
 // headers: {lower-case name: [values]}, body}.
 //
 // How a response is matched (the document's x-unmatched-requests says the same to readers):
-//  1. No X-Request-Id and a status of x-unmatched-requests.libmicrohttpd.statuses: an error
-//     page libmicrohttpd answered itself before jobsd saw the request (SPEC 2 exempts them):
-//     counted, not validated.
+//  1. No X-Request-Id, no JSON Content-Type and a status of
+//     x-unmatched-requests.libmicrohttpd.statuses: an error page libmicrohttpd answered itself
+//     before jobsd saw the request (SPEC 2 exempts them): counted, not validated.
 //  2. The path (the target without its query) is matched to the document's path templates,
 //     literal paths first, then the template with the fewest parameters (the router's rule).
 //     None: the responses of x-unmatched-requests.unknownPath.
@@ -255,7 +255,8 @@ lines.forEach((line, i) => {
     }
     const headers = rec.headers || {};
     const fail = (why) => failures.push({ rec, why });
-    if (!headers['x-request-id'] && mhdStatuses.has(rec.status)) {
+    const ctype = (headers['content-type'] || [''])[0];
+    if (!headers['x-request-id'] && !/json/i.test(ctype) && mhdStatuses.has(rec.status)) {
         stats.mhd++;
         return;
     }

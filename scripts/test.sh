@@ -203,7 +203,7 @@ elif [ ! -s "$record" ]; then
         stage_done "contract" "skipped (no test talked to jobsd)"
     fi
 elif node scripts/check-contract.mjs --modules "$contract_node/node_modules" docs/openapi.yaml \
-    "$record" | tee "$run_dir/contract.log"; then
+    "$record" 2>&1 | tee "$run_dir/contract.log"; then
     stage_done "contract" "passed ($(head -n 1 "$run_dir/contract.log" | sed 's/^check-contract: //'))"
 else
     # Kept outside the run directory, which is removed on exit: rerun the check on it.
