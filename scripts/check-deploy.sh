@@ -8,10 +8,14 @@
 #      its JobType enum is exactly the job types of `jobsd kinds` (the kind registry).
 #   3. The runtime image installs a Debian package for every shared library jobsd links
 #      directly (readelf + dpkg; skipped off Debian).
-#   4. `terraform fmt -check -recursive deploy/terraform` (skipped without terraform) and,
-#      when TF_PLUGIN_MIRROR names a provider mirror directory holding hashicorp/aws,
-#      `terraform validate` of deploy/terraform/prod and prod-apprunner and `terraform test`
-#      of the scheduler module (a mocked provider: offline, no AWS account).
+#   4. No Terraform code reads a secret's value (a data source's result is stored in the
+#      state); deploy/terraform/sync-connection-key.sh, run against a stub AWS CLI, passes the
+#      key to the connection exactly, through a private file only (never argv), and refuses a
+#      short key or one with a newline. `terraform fmt -check -recursive deploy/terraform`
+#      (skipped without terraform) and, when TF_PLUGIN_MIRROR names a provider mirror
+#      directory holding hashicorp/aws, `terraform validate` of deploy/terraform/prod and
+#      prod-apprunner and `terraform test` of the scheduler module (a mocked provider:
+#      offline, no AWS account).
 #   5. `systemd-analyze verify` of deploy/systemd/jobsd.service (ExecStart pointed at the
 #      jobsd under test) and its sandboxing exposure at most 2.0 (skipped without systemd).
 #   6. `docker compose config` of docker-compose.yml (skipped without compose).
@@ -161,6 +165,63 @@ else
 fi
 
 # ------------------------------------------------------------------ 4. Terraform
+# A data source that reads a secret's value puts it in the state (the internal key once went
+# there through the connection): the key reaches EventBridge through sync-connection-key.sh.
+if readers=$(grep -rnE '^[[:space:]]*data[[:space:]]+"(aws_secretsmanager_secret_version|aws_ssm_parameter)"' \
+    --include='*.tf' deploy/terraform); then
+    echo "$readers" >&2
+    fail "deploy/terraform reads a secret's value into the Terraform state (use sync-connection-key.sh, or an ephemeral resource into a write-only argument)"
+else
+    done_checks+=("no secret in state")
+fi
+# sync-connection-key.sh against a stub `aws` that records its arguments and the file:// it
+# is given: the key reaches update-connection exactly, in a mode-600 file, never on a command
+# line, and nothing is left behind; a short key, or one with a newline, is refused.
+mkdir -p "$work/stub/bin" "$work/stub/out" "$work/stub/tmp"
+cat >"$work/stub/bin/aws" <<'STUB_END'
+#!/usr/bin/env bash
+printf '%s\n' "$*" >>"$STUB_OUT/argv"
+case "$1 $2" in
+"secretsmanager get-secret-value") printf '%s\n' "$STUB_SECRET" ;;
+"events update-connection")
+    for a in "$@"; do
+        case $a in file://*) cp "${a#file://}" "$STUB_OUT/auth.json" && stat -c %a "${a#file://}" >"$STUB_OUT/mode" ;; esac
+    done ;;
+"events describe-connection") echo AUTHORIZED ;;
+esac
+STUB_END
+chmod +x "$work/stub/bin/aws"
+sync_key() {
+    STUB_OUT=$work/stub/out STUB_SECRET=$1 PATH="$work/stub/bin:$PATH" TMPDIR=$work/stub/tmp \
+        deploy/terraform/sync-connection-key.sh --region us-east-2
+}
+stub_key='k3y"with\quote-0123456789abcdef0123456789abcdef'
+sync_ok=yes
+if ! sync_key "$stub_key" >"$work/stub/log" 2>&1; then
+    cat "$work/stub/log" >&2
+    sync_ok=no
+elif ! node -e '
+        const fs = require("fs");
+        const a = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).ApiKeyAuthParameters;
+        process.exit(a.ApiKeyName === "X-Internal-Key" && a.ApiKeyValue === process.argv[2] ? 0 : 1);
+    ' "$work/stub/out/auth.json" "$stub_key" 2>/dev/null ||
+    [ "$(cat "$work/stub/out/mode")" != 600 ] || grep -qF 0123456789abcdef "$work/stub/out/argv" ||
+    [ -n "$(ls -A "$work/stub/tmp")" ]; then
+    echo "sync-connection-key.sh: the key did not reach update-connection exactly, in a mode-600 file only, cleaned up afterwards" >&2
+    sync_ok=no
+fi
+for bad in short-key $'0123456789abcdef0123456789abcdef\n'; do
+    if sync_key "$bad" >/dev/null 2>&1; then
+        echo "sync-connection-key.sh accepted a bad key (${#bad} bytes)" >&2
+        sync_ok=no
+    fi
+done
+if [ $sync_ok = yes ]; then
+    done_checks+=("sync-connection-key")
+else
+    fail "deploy/terraform/sync-connection-key.sh (against a stub AWS CLI)"
+fi
+
 if command -v terraform >/dev/null; then
     # An empty CLI configuration: nothing from the caller's (a missing file only warns).
     : >"$work/empty.tfrc"

@@ -4,6 +4,8 @@
 # cycle among src/ modules, no dependency up a layer: scripts/check-layers.sh; no src/ file
 # over 700 lines, no function over 80: scripts/check-size.sh), starts a private PostgreSQL
 # on a free port, runs every test (unit, integration, end-to-end, chaos) with ctest, then
+#  - the contract: every response jobsd gave those tests (recorded by tests/support/testhttp.c
+#    in JOBSD_TEST_RECORD) validated against docs/openapi.yaml (scripts/check-contract.mjs),
 #  - the end-to-end suite again with jobsd connected through PgBouncer (transaction pooling),
 #  - a representative subset of the end-to-end and chaos tests with jobsd under valgrind
 #    (a plain build, build/valgrind: 0 errors, 0 definite or indirect leaks),
@@ -172,11 +174,43 @@ stage_failed() {
 # A test that hangs is cut off after this long (the slowest takes about a minute on 2 cores
 # with ASan), so one hang cannot push the suite past its 15-minute budget.
 per_test_timeout=240
+# Every response jobsd gives the tests' raw HTTP client is appended here (one JSON line each),
+# for the contract stage below.
+record=$run_dir/responses.jsonl
 stage "tests (ctest: unit, integration, e2e, chaos)"
-if run_ctest main --test-dir "$build" --output-on-failure -j 2 --timeout "$per_test_timeout" "$@"; then
+if JOBSD_TEST_RECORD=$record run_ctest main --test-dir "$build" --output-on-failure -j 2 \
+    --timeout "$per_test_timeout" "$@"; then
     stage_done "ctest (unit, integration, e2e, chaos)" "passed"
 else
     stage_failed "ctest (unit, integration, e2e, chaos)"
+fi
+
+# The document and the server cannot drift apart: each recorded response is matched to its
+# operation in docs/openapi.yaml (path template, method, status) and validated (headers,
+# Content-Type, body against the schema: Ajv, JSON Schema 2020-12, ajv-formats).
+stage "contract (scripts/check-contract.mjs: jobsd's responses to the tests against docs/openapi.yaml)"
+contract_node=$run_dir/contract-node
+mkdir -p "$contract_node"
+if ! (cd "$contract_node" && npm install --silent --no-audit --no-fund --no-package-lock \
+    ajv@8 ajv-formats@3 yaml@2 >/dev/null); then
+    echo "could not install ajv, ajv-formats and yaml from the npm registry" >&2
+    stage_failed "contract"
+elif [ ! -s "$record" ]; then
+    if [ "$full" = yes ]; then
+        echo "no jobsd response was recorded: tests/support/testhttp.c's recorder is broken" >&2
+        stage_failed "contract"
+    else
+        stage_done "contract" "skipped (no test talked to jobsd)"
+    fi
+elif node scripts/check-contract.mjs --modules "$contract_node/node_modules" docs/openapi.yaml \
+    "$record" 2>&1 | tee "$run_dir/contract.log"; then
+    stage_done "contract" "passed ($(head -n 1 "$run_dir/contract.log" | sed 's/^check-contract: //'))"
+else
+    # Kept outside the run directory, which is removed on exit: rerun the check on it.
+    kept=$(mktemp "$orig_tmp/jobsd-responses.XXXXXX")
+    cp "$record" "$kept"
+    echo "the recorded responses are kept in $kept (node scripts/check-contract.mjs --modules DIR docs/openapi.yaml $kept)" >&2
+    stage_failed "contract"
 fi
 
 if [ "$full" = yes ]; then

@@ -4,15 +4,20 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -145,6 +150,245 @@ static bool response_complete(const char *buf, size_t got)
     return done;
 }
 
+/* ------------------------------------------------------------------ recording
+ * With JOBSD_TEST_RECORD naming a file, every response a jobsd process gives th_raw_ex is
+ * appended to it as one JSON line (scripts/check-contract.mjs validates them against
+ * docs/openapi.yaml). A jobsd is a process running JOBSD_BIN (itself, or under valgrind)
+ * that holds the socket listening on the port: the fake Mercado Livre API and any other server
+ * a test talks to are not recorded. The owner is looked up once the connection is made, while
+ * the server still listens (it may exit right after answering). */
+
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Listening sockets already looked up (inode numbers are unique while the socket lives). */
+static struct {
+    unsigned port;
+    unsigned long inode;
+    bool jobsd;
+} rec_seen[64];
+static size_t rec_nseen, rec_next;
+
+static const char *record_path(void)
+{
+    const char *p = getenv("JOBSD_TEST_RECORD");
+    const char *bin = getenv("JOBSD_BIN");
+    return p && *p && bin && *bin ? p : NULL;
+}
+
+/* The inode of the socket listening on the loopback port, 0 when none. */
+static unsigned long listen_inode(unsigned port)
+{
+    static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        FILE *f = fopen(tables[t], "re");
+        if (!f)
+            continue;
+        char line[512];
+        unsigned long found = 0;
+        while (!found && fgets(line, sizeof line, f)) {
+            unsigned lport, state;
+            unsigned long inode;
+            if (sscanf(
+                    line,
+                    " %*u: %*[0-9A-Fa-f]:%X %*[0-9A-Fa-f]:%*X %X %*X:%*X %*X:%*X %*X %*u %*u %lu",
+                    &lport, &state, &inode) == 3 &&
+                lport == port && state == 0x0A /* LISTEN */)
+                found = inode;
+        }
+        fclose(f);
+        if (found)
+            return found;
+    }
+    return 0;
+}
+
+/* Does process pid run JOBSD_BIN (as its executable, or as an argument: valgrind)? */
+static bool runs_jobsd(const char *pid, const char *bin, const char *bin_real)
+{
+    char path[64], exe[PATH_MAX];
+    snprintf(path, sizeof path, "/proc/%s/exe", pid);
+    ssize_t n = readlink(path, exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        if (strcmp(exe, bin_real) == 0)
+            return true;
+    }
+    snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    char args[8192];
+    size_t len = fread(args, 1, sizeof args - 1, f);
+    fclose(f);
+    args[len] = '\0';
+    for (size_t i = 0; i < len; i += strlen(args + i) + 1)
+        if (strcmp(args + i, bin) == 0 || strcmp(args + i, bin_real) == 0)
+            return true;
+    return false;
+}
+
+static bool holds_socket(const char *pid, unsigned long inode)
+{
+    char path[64], want[64], link[64];
+    snprintf(path, sizeof path, "/proc/%s/fd", pid);
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        char fd_path[320];
+        snprintf(fd_path, sizeof fd_path, "%s/%s", path, e->d_name);
+        ssize_t n = readlink(fd_path, link, sizeof link - 1);
+        if (n > 0) {
+            link[n] = '\0';
+            found = strcmp(link, want) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* Is the server listening on port a jobsd? */
+static bool port_is_jobsd(unsigned port)
+{
+    unsigned long inode = listen_inode(port);
+    if (!inode)
+        return false;
+    pthread_mutex_lock(&rec_lock);
+    for (size_t i = 0; i < rec_nseen; i++) {
+        if (rec_seen[i].port == port && rec_seen[i].inode == inode) {
+            bool known = rec_seen[i].jobsd;
+            pthread_mutex_unlock(&rec_lock);
+            return known;
+        }
+    }
+    pthread_mutex_unlock(&rec_lock);
+    const char *bin = getenv("JOBSD_BIN");
+    char bin_real[PATH_MAX];
+    if (!realpath(bin, bin_real))
+        snprintf(bin_real, sizeof bin_real, "%s", bin);
+    bool jobsd = false;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && !jobsd && (e = readdir(d))) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        jobsd = runs_jobsd(e->d_name, bin, bin_real) && holds_socket(e->d_name, inode);
+    }
+    if (d)
+        closedir(d);
+    pthread_mutex_lock(&rec_lock);
+    size_t slot =
+        rec_nseen < sizeof rec_seen / sizeof rec_seen[0] ? rec_nseen++ : rec_next++ % rec_nseen;
+    rec_seen[slot].port = port;
+    rec_seen[slot].inode = inode;
+    rec_seen[slot].jobsd = jobsd;
+    pthread_mutex_unlock(&rec_lock);
+    return jobsd;
+}
+
+/* A JSON string of bytes that may not be UTF-8 (anything outside printable ASCII is '?'). */
+static json_t *ascii_string(const char *s, size_t n)
+{
+    char *c = xmalloc(n + 1); /* not strndup: the bytes may hold a NUL */
+    memcpy(c, s, n);
+    c[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)c[i] < 0x20 || (unsigned char)c[i] > 0x7e)
+            c[i] = '?';
+    json_t *j = json_stringn(c, n);
+    free(c);
+    return j;
+}
+
+/* The request line's method and target; the raw line when it has not that form. */
+static void record_request(json_t *rec, const char *data, size_t len)
+{
+    /* Empty lines before the request line are ignored (RFC 9112 2.2). */
+    while (len > 0 && (*data == '\r' || *data == '\n')) {
+        data++;
+        len--;
+    }
+    const char *eol = memchr(data, '\n', len);
+    size_t n = eol ? (size_t)(eol - data) : len;
+    if (n > 0 && data[n - 1] == '\r')
+        n--;
+    const char *sp1 = memchr(data, ' ', n);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - data)) : NULL;
+    if (sp1 && sp2 && sp1 > data && sp2 > sp1 + 1 &&
+        !memchr(sp2 + 1, ' ', n - (size_t)(sp2 + 1 - data))) {
+        json_object_set_new(rec, "method", ascii_string(data, (size_t)(sp1 - data)));
+        size_t tlen = (size_t)(sp2 - sp1 - 1);
+        /* The longest targets are the 414 tests'. */
+        json_object_set_new(rec, "target", ascii_string(sp1 + 1, tlen > 2048 ? 2048 : tlen));
+        if (tlen > 2048)
+            json_object_set_new(rec, "targetBytes", json_integer((json_int_t)tlen));
+    } else {
+        json_object_set_new(rec, "requestLine", ascii_string(data, n > 2048 ? 2048 : n));
+    }
+}
+
+/* The response's header fields: lower-case name -> [values, in order]. */
+static json_t *record_headers(const char *headers)
+{
+    json_t *h = json_object();
+    const char *p = strstr(headers, "\r\n");
+    while (p && p[2] != '\r' && p[2] != '\0') {
+        p += 2;
+        const char *eol = strstr(p, "\r\n");
+        const char *colon = memchr(p, ':', eol ? (size_t)(eol - p) : strlen(p));
+        if (!eol || !colon)
+            break;
+        char *name = xstrndup(p, (size_t)(colon - p));
+        for (char *c = name; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        json_t *list = json_object_get(h, name);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(h, name, list);
+        }
+        json_array_append_new(list, ascii_string(v, (size_t)(eol - v)));
+        free(name);
+        p = eol;
+    }
+    return h;
+}
+
+static void record_response(const char *data, size_t len, const struct th_response *r)
+{
+    const char *path = record_path();
+    json_t *rec = json_object();
+    json_object_set_new(rec, "test", json_string(program_invocation_short_name));
+    record_request(rec, data, len);
+    json_object_set_new(rec, "status", json_integer(r->status));
+    json_object_set_new(rec, "headers", record_headers(r->headers));
+    json_t *body = json_stringn(r->body, r->body_len);
+    json_object_set_new(rec, "body", body ? body : json_null());
+    if (!body)
+        json_object_set_new(rec, "bodyNotUtf8", json_true());
+    char *line = json_dumps(rec, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(rec);
+    if (!line)
+        tu_die("th_raw: could not encode a response for %s", path);
+    size_t n = strlen(line);
+    line[n] = '\n'; /* replaces the NUL: written with its length */
+    /* One write per line under an exclusive lock: tests run in parallel and threads. */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        tu_die("JOBSD_TEST_RECORD=%s: %s", path, strerror(errno));
+    flock(fd, LOCK_EX);
+    ssize_t w = write(fd, line, n + 1);
+    flock(fd, LOCK_UN);
+    close(fd);
+    if (w != (ssize_t)(n + 1))
+        tu_die("JOBSD_TEST_RECORD=%s: short write", path);
+    free(line);
+}
+
 bool th_raw(unsigned port, const char *data, size_t len, struct th_response *r,
             long long timeout_ms)
 {
@@ -158,6 +402,7 @@ bool th_raw_ex(unsigned port, const char *data, size_t len, unsigned flags, stru
     int fd = th_connect(port);
     if (fd < 0)
         return false;
+    bool record = record_path() && port_is_jobsd(port);
     size_t sent = 0;
     unsigned piece = 7;
     while (sent < len) {
@@ -225,6 +470,8 @@ bool th_raw_ex(unsigned port, const char *data, size_t len, unsigned flags, stru
     }
     free(buf);
     r->json = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+    if (record)
+        record_response(data, len, r);
     return true;
 }
 

@@ -3,7 +3,14 @@
  * One request per connection; the response is read to its Content-Length, the end of its
  * chunked body, or the server's close. It knows nothing of jobsd or cmocka: the jobsd tests
  * and the fake Mercado Livre API's self-test (tests/fake_ml/test_fake_ml.c) both use it.
- * Waits are scaled by t_scale(). */
+ * Waits are scaled by t_scale().
+ *
+ * JOBSD_TEST_RECORD=FILE (scripts/test.sh sets it): every response a jobsd gives th_raw_ex
+ * (and so th_raw, th_request, th_post_job) is appended to FILE as one JSON line {test,
+ * method, target (or requestLine when the request line has not that form), status, headers:
+ * {lower-case name: [values]}, body}, for scripts/check-contract.mjs. A jobsd is the process
+ * running JOBSD_BIN (itself or under valgrind) that listens on the port; responses of any
+ * other server (the fake Mercado Livre API) are not recorded. */
 #ifndef JOBSD_TESTHTTP_H
 #define JOBSD_TESTHTTP_H
 

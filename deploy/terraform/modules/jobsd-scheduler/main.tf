@@ -26,12 +26,18 @@ locals {
 
   internal_key_secret_arn = var.internal_jobs_key_secret_arn != null ? var.internal_jobs_key_secret_arn : aws_secretsmanager_secret.internal_key[0].arn
   alarm_topic_arn         = var.alarm_topic_arn != null ? var.alarm_topic_arn : aws_sns_topic.alerts[0].arn
+
+  # What the connection sends until sync-connection-key.sh has run: never a key (shorter than
+  # the 32 bytes jobsd requires of INTERNAL_JOBS_KEY, so it cannot equal one), and allowed by
+  # EventBridge's ApiKeyValue pattern (no ':' or control character).
+  connection_key_placeholder = "unset-run-sync-connection-key"
 }
 
 # ------------------------------------------------------------------ the internal key
-# The secret holds INTERNAL_JOBS_KEY. Terraform never receives the value: put it with
-# `aws secretsmanager put-secret-value` (README.md). jobsd reads the same secret (ECS / App
-# Runner secrets), and the connection below copies it into EventBridge's own secret.
+# The secret holds INTERNAL_JOBS_KEY. Terraform never receives the value, so it never reaches
+# the state or a plan: put it with `aws secretsmanager put-secret-value` (README.md). jobsd
+# reads the secret by ARN (ECS / App Runner secrets); the connection below gets it from
+# sync-connection-key.sh, outside Terraform.
 resource "aws_secretsmanager_secret" "internal_key" {
   count = var.internal_jobs_key_secret_arn == null ? 1 : 0
 
@@ -39,13 +45,6 @@ resource "aws_secretsmanager_secret" "internal_key" {
   description             = "jobsd INTERNAL_JOBS_KEY (X-Internal-Key), at least 32 bytes. Sent by the EventBridge connection, checked by jobsd."
   recovery_window_in_days = var.secret_recovery_window_days
   tags                    = var.tags
-}
-
-# Read at plan time: a rotated key reaches the connection on the next apply.
-data "aws_secretsmanager_secret_version" "internal_key" {
-  count = var.enable_scheduler ? 1 : 0
-
-  secret_id = local.internal_key_secret_arn
 }
 
 # ------------------------------------------------------------------ bus and schedule group
@@ -157,18 +156,30 @@ resource "aws_scheduler_schedule" "sync" {
 }
 
 # ------------------------------------------------------------------ connection and API destinations
+# The connection's API key must never be read from the secret here: `api_key.value` is a
+# plain (sensitive, not write-only) argument in the AWS provider, so whatever Terraform puts
+# there is stored in the state, and an ephemeral value cannot be assigned to it. Terraform
+# creates the connection with a placeholder jobsd rejects (401: fail closed) and then ignores
+# the value; sync-connection-key.sh copies the key from the secret into the connection
+# (`aws events update-connection`), at the first deployment and at every rotation. EventBridge
+# keeps it in its own Secrets Manager secret (`secret_arn`); the state keeps the placeholder.
 resource "aws_cloudwatch_event_connection" "jobsd" {
   count = var.enable_scheduler ? 1 : 0
 
   name               = "${var.name_prefix}-internal-jobs"
-  description        = "X-Internal-Key for jobsd (value copied from ${var.internal_jobs_key_secret_name})"
+  description        = "X-Internal-Key for jobsd: put from ${var.internal_jobs_key_secret_name} by sync-connection-key.sh, never by Terraform"
   authorization_type = "API_KEY"
 
   auth_parameters {
     api_key {
       key   = "X-Internal-Key"
-      value = data.aws_secretsmanager_secret_version.internal_key[0].secret_string
+      value = local.connection_key_placeholder
     }
+  }
+
+  lifecycle {
+    # The real key is put out of band; an apply must never put the placeholder back.
+    ignore_changes = [auth_parameters[0].api_key[0].value]
   }
 }
 

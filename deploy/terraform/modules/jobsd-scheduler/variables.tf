@@ -124,15 +124,28 @@ variable "schedule_state" {
 }
 
 variable "retry_attempts" {
-  description = "Retries of the schedule's PutEvents and of the rule's API destination call."
+  description = "Retries of the schedule's PutEvents and of the rule's API destination call (AWS allows 0 to 185 for both)."
   type        = number
   default     = 3
+
+  # Scheduler RetryPolicy.MaximumRetryAttempts and EventBridge RetryPolicy.MaximumRetryAttempts:
+  # integer, 0..185 (API references). Checked here so a plan fails, not the apply halfway.
+  validation {
+    condition     = var.retry_attempts >= 0 && var.retry_attempts <= 185 && floor(var.retry_attempts) == var.retry_attempts
+    error_message = "retry_attempts must be an integer from 0 to 185 (EventBridge and Scheduler retry policies)."
+  }
 }
 
 variable "maximum_event_age_seconds" {
-  description = "How long the schedule and the rule keep retrying an event (the runbook's 1 hour)."
+  description = "How long the schedule and the rule keep retrying an event (the runbook's 1 hour; AWS allows 60 to 86400 seconds)."
   type        = number
   default     = 3600
+
+  # RetryPolicy.MaximumEventAgeInSeconds of both APIs: integer, 60..86400.
+  validation {
+    condition     = var.maximum_event_age_seconds >= 60 && var.maximum_event_age_seconds <= 86400 && floor(var.maximum_event_age_seconds) == var.maximum_event_age_seconds
+    error_message = "maximum_event_age_seconds must be an integer from 60 to 86400 (EventBridge and Scheduler retry policies)."
+  }
 }
 
 variable "prefer_header" {

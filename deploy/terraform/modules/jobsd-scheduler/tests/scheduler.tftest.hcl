@@ -8,12 +8,6 @@ mock_provider "aws" {
     }
   }
 
-  mock_data "aws_secretsmanager_secret_version" {
-    defaults = {
-      secret_string = "mock-internal-jobs-key-0123456789abcdef"
-    }
-  }
-
   mock_data "aws_iam_policy_document" {
     defaults = {
       json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
@@ -160,4 +154,101 @@ run "pausing_pauses_schedules_and_rules" {
     condition     = aws_cloudwatch_event_rule.rebuild[0].state == "DISABLED" && aws_cloudwatch_event_rule.sync[0].state == "DISABLED"
     error_message = "schedule_state = DISABLED disables the rules too, so an apply never re-enables a rule paused by hand"
   }
+}
+
+run "the_internal_key_never_enters_the_state" {
+  command = plan
+
+  # The connection is created with the placeholder and its value is never managed again
+  # (sync-connection-key.sh puts the key): nothing reads the secret's value, so neither the
+  # plan nor the state can hold it.
+  assert {
+    condition     = aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].value == "unset-run-sync-connection-key"
+    error_message = "the connection's API key value must be the placeholder, never read from the secret"
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].value) < 32 && !strcontains(aws_cloudwatch_event_connection.jobsd[0].auth_parameters[0].api_key[0].value, ":")
+    error_message = "the placeholder must be shorter than any valid INTERNAL_JOBS_KEY (32 bytes) and match EventBridge's ApiKeyValue pattern"
+  }
+}
+
+# AWS's ranges for both retry policies (Scheduler and EventBridge RetryPolicy):
+# MaximumRetryAttempts 0..185, MaximumEventAgeInSeconds 60..86400, integers.
+run "retry_bounds_are_accepted" {
+  command = plan
+
+  variables {
+    retry_attempts            = 185
+    maximum_event_age_seconds = 86400
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild[0].retry_policy[0].maximum_retry_attempts == 185 && aws_cloudwatch_event_target.rebuild[0].retry_policy[0].maximum_event_age_in_seconds == 86400
+    error_message = "the upper bounds reach the rule target"
+  }
+}
+
+run "retry_lower_bounds_are_accepted" {
+  command = plan
+
+  variables {
+    retry_attempts            = 0
+    maximum_event_age_seconds = 60
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].retry_policy[0].maximum_retry_attempts == 0 && aws_scheduler_schedule.rebuild["3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"].target[0].retry_policy[0].maximum_event_age_in_seconds == 60
+    error_message = "the lower bounds reach the schedule"
+  }
+}
+
+run "retry_attempts_over_185_is_refused" {
+  command = plan
+
+  variables {
+    retry_attempts = 186
+  }
+
+  expect_failures = [var.retry_attempts]
+}
+
+run "retry_attempts_negative_is_refused" {
+  command = plan
+
+  variables {
+    retry_attempts = -1
+  }
+
+  expect_failures = [var.retry_attempts]
+}
+
+run "retry_attempts_fraction_is_refused" {
+  command = plan
+
+  variables {
+    retry_attempts = 2.5
+  }
+
+  expect_failures = [var.retry_attempts]
+}
+
+run "maximum_event_age_under_60_is_refused" {
+  command = plan
+
+  variables {
+    maximum_event_age_seconds = 59
+  }
+
+  expect_failures = [var.maximum_event_age_seconds]
+}
+
+run "maximum_event_age_over_86400_is_refused" {
+  command = plan
+
+  variables {
+    maximum_event_age_seconds = 86401
+  }
+
+  expect_failures = [var.maximum_event_age_seconds]
 }
