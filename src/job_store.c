@@ -145,12 +145,14 @@ int job_store_enqueue_limited(PGconn *c, const char *job_type, const struct job_
 
 /* ------------------------------------------------------------------ retention */
 
-/* Finished jobs (success, error) created more than $1 days ago: the partial index
- * job_logs_finished_created (sql/0003) finds the oldest first. Queued and running rows are
- * never candidates. */
+/* Jobs that finished (success, error) more than $1 days ago: the partial index
+ * job_logs_finished_completed (sql/0003) finds the oldest first. Queued and running rows are
+ * never candidates. (An index on created_at would do too, but the planner then prefers it to
+ * job_logs_tenant_created for a status page filtered on success or error, walking every
+ * tenant's rows: the status queries never order by completed_at.) */
 #define PRUNE_CANDIDATES                                                                           \
     "FROM job_logs WHERE status IN ('success', 'error') "                                          \
-    "  AND created_at < now() - make_interval(days => $1::int) "
+    "  AND completed_at < now() - make_interval(days => $1::int) "
 
 long long job_store_prune_batch(PGconn *c, long long older_than_days, long long batch,
                                 struct err *e)
@@ -159,7 +161,7 @@ long long job_store_prune_batch(PGconn *c, long long older_than_days, long long 
      * (a job being read for its answer) are skipped, nothing waits on a lock. */
     static const char SQL[] = "DELETE FROM job_logs WHERE id IN ("
                               "  SELECT id " PRUNE_CANDIDATES
-                              "  ORDER BY created_at LIMIT $2::int FOR UPDATE SKIP LOCKED)";
+                              "  ORDER BY completed_at LIMIT $2::int FOR UPDATE SKIP LOCKED)";
     char days[24], lim[24];
     util_fmt(days, sizeof days, "%lld", older_than_days);
     util_fmt(lim, sizeof lim, "%lld", batch);

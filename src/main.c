@@ -77,7 +77,7 @@ static const char USAGE_MIGRATE[] =
 
 static const char USAGE_PRUNE[] =
     "usage: jobsd prune [--older-than DAYS] [--dry-run]\n"
-    "Deletes the finished jobs (success, error) created more than DAYS days ago (default\n"
+    "Deletes the jobs that finished (success, error) more than DAYS days ago (default\n"
     "JOB_RETENTION_DAYS, 90) from job_logs, 1000 rows per statement, printing each batch.\n"
     "Queued and running jobs are never deleted. --dry-run only counts. Needs DATABASE_URL.\n";
 
@@ -334,7 +334,7 @@ static int cmd_prune(int argc, char **argv)
         fprintf(stderr, "jobsd prune: %s\n", e.message);
         return err_is_transient(&e) ? EXIT_TRANSIENT : EXIT_JOB_FAILED;
     }
-    printf("%lld finished job(s) created more than %lld day(s) ago %s\n", n, days,
+    printf("%lld job(s) finished more than %lld day(s) ago %s\n", n, days,
            dry ? "would be deleted (dry run)" : "deleted");
     return EXIT_OK;
 }

@@ -16,7 +16,7 @@
 
 struct db_pool;
 
-/* Deletes every finished job created more than days days ago, JOB_RETENTION_BATCH at a time,
+/* Deletes every job that finished more than days days ago, JOB_RETENTION_BATCH at a time,
  * until none is left or *stop (may be NULL) becomes non-zero. progress (may be NULL) is called
  * after each batch that deleted rows, with that batch's count and the running total. Returns
  * the total, or -1 with e (the batches before the failure stay deleted). */

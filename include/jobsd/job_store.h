@@ -64,9 +64,9 @@ MUSTCHECK int job_store_enqueue_limited(PGconn *c, const char *job_type,
                                         long long max_queued, struct job_enqueued *out,
                                         struct err *e);
 
-/* Retention: deletes at most `batch` finished jobs (success or error) created more than
- * older_than_days days ago, oldest first, in one statement (a transaction of its own when
- * none is open), skipping rows locked by others. Queued and running jobs are never deleted.
+/* Retention: deletes at most `batch` jobs that finished (success or error) more than
+ * older_than_days days ago (completed_at), oldest first, in one statement (a transaction of its own
+ * when none is open), skipping rows locked by others. Queued and running jobs are never deleted.
  * Returns how many were deleted, or -1. */
 MUSTCHECK long long job_store_prune_batch(PGconn *c, long long older_than_days, long long batch,
                                           struct err *e);

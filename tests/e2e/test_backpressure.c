@@ -105,8 +105,8 @@ static void test_queue_limit(void **state)
     assert_int_equal(jobsd_stop(&p, 20000), 0);
 }
 
-/* Finished jobs 100 days old (n success + 10 error), 5 finished 10 days ago, and old queued
- * and running rows that must survive. */
+/* Jobs that finished 100 days ago (n success + 10 error), 5 that finished 10 days ago, and
+ * old queued and running rows that must survive. */
 static void seed_old(int n)
 {
     tdb_exec(db.conn, "DELETE FROM job_logs");
@@ -116,10 +116,10 @@ static void seed_old(int n)
               "'success' END, now() - interval '100 days', now() - interval '100 days' "
               "FROM generate_series(1, %d) g",
               n + 10);
-    tdb_exec(db.conn,
-             "INSERT INTO job_logs (tenant_id, job_type, status, created_at) SELECT '" TENANT
-             "', 'metrics_aggregation', 'success', now() - interval '10 days' FROM "
-             "generate_series(1, 5)");
+    tdb_exec(db.conn, "INSERT INTO job_logs (tenant_id, job_type, status, created_at, "
+                      "completed_at) SELECT '" TENANT "', 'metrics_aggregation', 'success', "
+                      "now() - interval '10 days', now() - interval '10 days' FROM "
+                      "generate_series(1, 5)");
     tdb_exec(db.conn, "INSERT INTO job_logs (tenant_id, job_type, status, created_at, worker_id, "
                       "heartbeat_at) VALUES "
                       "('" TENANT "', 'test_blocker', 'queued', now() - interval '200 days', NULL, "
@@ -141,7 +141,7 @@ static void test_prune_cli(void **state)
     const char *env[] = {dburl, NULL};
     const char *dry[] = {"prune", "--older-than", "90", "--dry-run", NULL};
     assert_int_equal(jobsd_run(dry, env, &out, &err), 0);
-    if (!strstr(out, "2500 finished job(s) created more than 90 day(s) ago would be deleted"))
+    if (!strstr(out, "2500 job(s) finished more than 90 day(s) ago would be deleted"))
         fail_msg("dry run said: %s%s", out, err);
     free(out);
     free(err);
@@ -151,7 +151,7 @@ static void test_prune_cli(void **state)
     /* One line per batch of 1000, then the total. */
     if (!strstr(out, "deleted 1000 (1000 so far)\ndeleted 1000 (2000 so far)\n"
                      "deleted 500 (2500 so far)\n"
-                     "2500 finished job(s) created more than 90 day(s) ago deleted"))
+                     "2500 job(s) finished more than 90 day(s) ago deleted"))
         fail_msg("prune said: %s%s", out, err);
     free(out);
     free(err);
@@ -162,7 +162,7 @@ static void test_prune_cli(void **state)
     const char *env5[] = {dburl, "JOB_RETENTION_DAYS=5", NULL};
     const char *plain[] = {"prune", NULL};
     assert_int_equal(jobsd_run(plain, env5, &out, &err), 0);
-    assert_non_null(strstr(out, "5 finished job(s) created more than 5 day(s) ago deleted"));
+    assert_non_null(strstr(out, "5 job(s) finished more than 5 day(s) ago deleted"));
     free(out);
     free(err);
     assert_int_equal(remaining("true"), 2);
@@ -185,7 +185,7 @@ static void test_prune_cli(void **state)
 static bool pruned(void *ctx)
 {
     (void)ctx;
-    return remaining("created_at < now() - interval '50 days' AND status IN ('success', "
+    return remaining("completed_at < now() - interval '50 days' AND status IN ('success', "
                      "'error')") == 0;
 }
 
@@ -198,7 +198,7 @@ static void test_serve_prunes(void **state)
     assert_true(jobsd_start(&p, db.url, env));
     if (!t_wait_until(pruned, NULL, 10000))
         fail_msg("serve with JOB_RETENTION_DAYS=30 left %lld old finished jobs",
-                 remaining("created_at < now() - interval '50 days' AND status IN ('success', "
+                 remaining("completed_at < now() - interval '50 days' AND status IN ('success', "
                            "'error')"));
     assert_int_equal(remaining("status IN ('success', 'error')"), 5);
     assert_int_equal(remaining("status IN ('queued', 'running')"), 2);
