@@ -136,7 +136,14 @@ stage_done "private PostgreSQL" "port $PGPORT"
 
 stage "jsonwebtoken from the npm registry (JWT interop test)"
 mkdir -p "$nodedir"
-(cd "$nodedir" && npm install --silent --no-audit --no-fund --no-package-lock jsonwebtoken@9 >/dev/null)
+# npm's own words are kept (not --silent) and shown when the install fails: a stage that fails
+# without a reason (no network, a proxy, a registry mirror) leaves a newcomer guessing.
+if ! (cd "$nodedir" && npm install --loglevel=error --no-audit --no-fund --no-package-lock \
+    jsonwebtoken@9 >"$run_dir/npm-install.log" 2>&1); then
+    echo "npm install jsonwebtoken@9 failed (the JWT interop test needs it); npm said:" >&2
+    cat "$run_dir/npm-install.log" >&2
+    exit 1
+fi
 export JOBSD_TEST_NODE_PATH=$nodedir/node_modules
 stage_done "jsonwebtoken" "ok"
 

@@ -93,9 +93,11 @@ static void log_rejected(const struct job_kind *kind, struct http_request *req, 
 {
     char status[8];
     util_fmt(status, sizeof status, "%d", e->http_status);
-    log_event(e->http_status >= 500 ? LOG_ERROR : LOG_WARN, LOG_JOB_TAG "job request rejected",
-              "job", kind->name, "status", status, "code", e->code, "error", e->message,
-              "requestId", http_request_id(req), NULL);
+    /* A full queue is load, not a fault: a warning per refused request. */
+    bool fault = e->http_status >= 500 && strcmp(e->code, "queue_full") != 0;
+    log_event(fault ? LOG_ERROR : LOG_WARN, LOG_JOB_TAG "job request rejected", "job", kind->name,
+              "status", status, "code", e->code, "error", e->message, "requestId",
+              http_request_id(req), NULL);
 }
 
 /* After the job is queued: 202 at once, or park the request until it ends (or the wait runs

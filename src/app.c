@@ -5,6 +5,7 @@
 #include "jobsd/http.h"
 #include "jobsd/internal_key.h"
 #include "jobsd/job_lease.h"
+#include "jobsd/job_retention.h"
 #include "jobsd/job_runner.h"
 #include "jobsd/job_wait.h"
 #include "jobsd/jwt.h"
@@ -95,6 +96,7 @@ struct serve_state {
     struct job_lease *lease;
     struct job_waiters *waiters;
     struct job_runner *runner;
+    struct job_retention *retention;
     struct http_server *http;
     struct api_ctx api;
     struct api_routes routes;
@@ -146,6 +148,7 @@ static void shutdown_all(struct serve_state *s)
     job_waiters_free(s->waiters);
     if (s->lease)
         job_lease_stop(s->lease);
+    job_retention_stop(s->retention);
     if (s->pool)
         db_pool_free(s->pool);
     internal_key_free(s->key);
@@ -207,6 +210,7 @@ static int start(struct serve_state *s)
     s->waiters = job_waiters_start(s->pool);
     s->runner = job_runner_start(&s->cfg, s->pool, s->lease, s->waiters, s->ml, s->metrics,
                                  (int)s->cfg.job_workers);
+    s->retention = job_retention_start(s->pool, s->cfg.job_retention_days);
     s->api = (struct api_ctx){&s->cfg, s->pool, s->waiters, s->runner, s->metrics, s->ml};
     api_routes_build(&s->routes);
     struct http_server_config hc = {

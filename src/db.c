@@ -353,7 +353,9 @@ int db_commit(PGconn *c, struct err *e)
 
 void db_rollback(PGconn *c)
 {
-    if (!c || PQstatus(c) != CONNECTION_OK)
+    /* No transaction open (idle): nothing to roll back, and a ROLLBACK would only make
+     * PostgreSQL log "WARNING: there is no transaction in progress". */
+    if (!c || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) == PQTRANS_IDLE)
         return;
     PGresult *res = PQexec(c, "ROLLBACK");
     PQclear(res);

@@ -100,6 +100,14 @@ void http_respond_err(struct http_request *r, const struct err *e, const char *j
     unsigned status = e && e->http_status ? (unsigned)e->http_status : 500;
     const char *code = e && e->code[0] ? e->code : "internal_error";
     const char *msg = e && e->message[0] ? e->message : "internal error";
+    /* A 500 is a bug: its text (a database's or a library's words, a statement, a value)
+     * goes to the log with the request id, never to the client (SPEC 2). */
+    if (status == 500) {
+        log_event(LOG_ERROR, "internal error answered", "code", code, "error", msg, "requestId",
+                  r->request_id, "jobLogId", job_id, NULL);
+        code = "internal_error";
+        msg = "internal error: the server log has the details under this requestId";
+    }
     if (status == 503) {
         char ra[16];
         util_fmt(ra, sizeof ra, "%d", e && e->retry_after > 0 ? e->retry_after : 5);

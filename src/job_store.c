@@ -90,6 +90,104 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ queue limit */
+
+/* Is the queue full, and is there an active job with this identity? One round trip, inside
+ * the enqueue's transaction: the count stops at max (the partial index job_logs_queued holds
+ * exactly the queued rows), so it costs the same with 10 or 100,000 jobs queued. 0 = room,
+ * 1 = full but an identical job is queued or running (out filled: the request attaches to it
+ * as usual), -1 = e (503 queue_full, or the database's error). */
+static MUSTCHECK int check_queue(PGconn *c, const char *dedupe_key, long long max_queued,
+                                 struct job_enqueued *out, struct err *e)
+{
+    static const char SQL[] =
+        "SELECT n.full, a.id, a.status "
+        "FROM (SELECT count(*) >= $2::bigint AS full "
+        "      FROM (SELECT 1 FROM job_logs WHERE status = 'queued' LIMIT $2::bigint) q) n "
+        "LEFT JOIN (SELECT id::text, status FROM job_logs "
+        "           WHERE dedupe_key = $1 AND status IN ('queued', 'running') LIMIT 1) a ON true";
+    char max[24];
+    util_fmt(max, sizeof max, "%lld", max_queued);
+    const char *params[] = {dedupe_key, max};
+    PGresult *r = db_query(c, SQL, 2, params, e);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+        if (!PQgetisnull(r, 0, 1)) {
+            snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 1));
+            (void)parse_status(PQgetvalue(r, 0, 2), &out->status);
+            out->deduplicated = true;
+            rc = 1;
+        } else {
+            rc = err_set(e, 503, "queue_full",
+                         "the job queue is full (%lld jobs queued: QUEUE_MAX_QUEUED); retry later",
+                         max_queued);
+            e->retry_after = JOB_STORE_QUEUE_FULL_RETRY_AFTER;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+int job_store_enqueue_limited(PGconn *c, const char *job_type, const struct job_request *req,
+                              const struct job_origin *origin, const char *worker_id,
+                              long long max_queued, struct job_enqueued *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (!worker_id && max_queued > 0) {
+        int full = check_queue(c, req->dedupe_key, max_queued, out, e);
+        if (full != 0)
+            return full > 0 ? 0 : -1;
+    }
+    return job_store_enqueue(c, job_type, req, origin, worker_id, out, e);
+}
+
+/* ------------------------------------------------------------------ retention */
+
+/* Jobs that finished (success, error) more than $1 days ago: the partial index
+ * job_logs_finished_completed (sql/0003) finds the oldest first. Queued and running rows are
+ * never candidates. (An index on created_at would do too, but the planner then prefers it to
+ * job_logs_tenant_created for a status page filtered on success or error, walking every
+ * tenant's rows: the status queries never order by completed_at.) */
+#define PRUNE_CANDIDATES                                                                           \
+    "FROM job_logs WHERE status IN ('success', 'error') "                                          \
+    "  AND completed_at < now() - make_interval(days => $1::int) "
+
+long long job_store_prune_batch(PGconn *c, long long older_than_days, long long batch,
+                                struct err *e)
+{
+    /* One statement, so one short transaction of its own: the rows another transaction holds
+     * (a job being read for its answer) are skipped, nothing waits on a lock. */
+    static const char SQL[] = "DELETE FROM job_logs WHERE id IN ("
+                              "  SELECT id " PRUNE_CANDIDATES
+                              "  ORDER BY completed_at LIMIT $2::int FOR UPDATE SKIP LOCKED)";
+    char days[24], lim[24];
+    util_fmt(days, sizeof days, "%lld", older_than_days);
+    util_fmt(lim, sizeof lim, "%lld", batch);
+    const char *params[] = {days, lim};
+    PGresult *r = db_query(c, SQL, 2, params, e);
+    if (!r)
+        return -1;
+    long long n = util_i64_or(PQcmdTuples(r), 0);
+    PQclear(r);
+    return n;
+}
+
+long long job_store_prune_count(PGconn *c, long long older_than_days, struct err *e)
+{
+    static const char SQL[] = "SELECT count(*) " PRUNE_CANDIDATES;
+    char days[24];
+    util_fmt(days, sizeof days, "%lld", older_than_days);
+    const char *params[] = {days};
+    PGresult *r = db_query(c, SQL, 1, params, e);
+    if (!r)
+        return -1;
+    long long n = util_i64_or(PQgetvalue(r, 0, 0), 0);
+    PQclear(r);
+    return n;
+}
+
 int job_store_claim(PGconn *c, const char *worker_id, const char *const *types, size_t ntypes,
                     struct job_claim *out, struct err *e)
 {

@@ -4,6 +4,7 @@
 #include "jobsd/util.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -109,6 +110,25 @@ void jwt_verifier_free(struct jwt_verifier *v)
     free(v->issuer);
     free(v->audience);
     free(v);
+}
+
+/* a + b, clamped to [LLONG_MIN, LLONG_MAX]: claims are attacker-chosen 64-bit integers, so
+ * "exp + leeway" must not overflow (undefined behaviour); a clamped bound still compares
+ * right (exp near INT64_MAX never expires, nbf near INT64_MIN is always reached). */
+static long long add_clamped(long long a, long long b)
+{
+    long long r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? LLONG_MAX : LLONG_MIN;
+    return r;
+}
+
+static long long sub_clamped(long long a, long long b)
+{
+    long long r;
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? LLONG_MAX : LLONG_MIN;
+    return r;
 }
 
 static long long now_seconds(const struct jwt_verifier *v)
@@ -276,7 +296,7 @@ static enum jwt_result check_payload(const struct jwt_verifier *v, const struct 
         r = JWT_NO_EXP;
         goto out;
     }
-    if (now >= exp + v->leeway) {
+    if (now >= add_clamped(exp, v->leeway)) {
         r = JWT_EXPIRED;
         goto out;
     }
@@ -284,11 +304,12 @@ static enum jwt_result check_payload(const struct jwt_verifier *v, const struct 
         r = JWT_BAD_NBF;
         goto out;
     }
-    if (has_nbf && now < nbf - v->leeway) {
+    if (has_nbf && now < sub_clamped(nbf, v->leeway)) {
         r = JWT_NOT_YET_VALID;
         goto out;
     }
-    if (!int_claim(payload, "iat", &has_iat, &iat) || (has_iat && iat > now + v->leeway)) {
+    if (!int_claim(payload, "iat", &has_iat, &iat) ||
+        (has_iat && iat > add_clamped(now, v->leeway))) {
         r = JWT_BAD_IAT;
         goto out;
     }

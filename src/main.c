@@ -8,6 +8,8 @@
 #include "jobsd/job_exec.h"
 #include "jobsd/job_kinds.h"
 #include "jobsd/job_lease.h"
+#include "jobsd/job_retention.h"
+#include "jobsd/job_store.h"
 #include "jobsd/jwt.h"
 #include "jobsd/log.h"
 #include "jobsd/ml_client.h"
@@ -33,7 +35,9 @@ static const char USAGE_HEAD[] =
     "\n"
     "Commands:\n"
     "  serve                      run the HTTP server and job workers (default)\n"
-    "  migrate [--status]         apply the database migrations (or list their state)\n";
+    "  migrate [--status]         apply the database migrations (or list their state)\n"
+    "  prune [--older-than DAYS] [--dry-run]\n"
+    "                             delete finished jobs older than JOB_RETENTION_DAYS\n";
 
 static const char USAGE_TAIL[] =
     "  token --tenant ID [--user ID] [--ttl SECONDS]\n"
@@ -70,6 +74,12 @@ static const char USAGE_MIGRATE[] =
     "Applies the migrations compiled into this binary (needs DATABASE_URL). With --status,\n"
     "lists each migration as applied, pending or CHECKSUM MISMATCH and exits 1 unless all are\n"
     "applied.\n";
+
+static const char USAGE_PRUNE[] =
+    "usage: jobsd prune [--older-than DAYS] [--dry-run]\n"
+    "Deletes the jobs that finished (success, error) more than DAYS days ago (default\n"
+    "JOB_RETENTION_DAYS, 90) from job_logs, 1000 rows per statement, printing each batch.\n"
+    "Queued and running jobs are never deleted. --dry-run only counts. Needs DATABASE_URL.\n";
 
 static const char USAGE_TOKEN[] =
     "usage: jobsd token --tenant ID [--user ID] [--ttl SECONDS]\n"
@@ -278,6 +288,55 @@ static int cmd_migrate(int argc, char **argv)
     }
     PQfinish(conn);
     return rc;
+}
+
+/* ------------------------------------------------------------------ prune */
+
+static void print_batch(void *ctx, long long batch, long long total)
+{
+    (void)ctx;
+    printf("deleted %lld (%lld so far)\n", batch, total);
+    fflush(stdout);
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+    long long days = -1;
+    bool dry = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0)
+            dry = true;
+        else if (strcmp(argv[i], "--older-than") != 0)
+            return usage_error(USAGE_PRUNE, "unknown option %s", argv[i]);
+        else if (i + 1 >= argc || !util_parse_i64(argv[++i], 1, 36500, &days))
+            return usage_error(USAGE_PRUNE, "--older-than needs a number of days, 1..36500");
+    }
+    struct config c;
+    if (load_config(&c, CONFIG_MIGRATE | CONFIG_PRUNE) != 0)
+        return EXIT_USAGE;
+    days = days > 0 ? days : c.job_retention_days;
+    log_set_fd(STDERR_FILENO);
+    struct err e;
+    err_clear(&e);
+    PGconn *conn = days > 0 ? db_connect(c.database_url, &e) : NULL;
+    config_free(&c);
+    if (days == 0)
+        return usage_error(USAGE_PRUNE,
+                           "JOB_RETENTION_DAYS is 0 (keep forever): give --older-than");
+    if (!conn) {
+        fprintf(stderr, "jobsd prune: %s\n", e.message);
+        return EXIT_TRANSIENT;
+    }
+    long long n = dry ? job_store_prune_count(conn, days, &e)
+                      : job_retention_prune(conn, days, NULL, print_batch, NULL, &e);
+    PQfinish(conn);
+    if (n < 0) {
+        fprintf(stderr, "jobsd prune: %s\n", e.message);
+        return err_is_transient(&e) ? EXIT_TRANSIENT : EXIT_JOB_FAILED;
+    }
+    printf("%lld job(s) finished more than %lld day(s) ago %s\n", n, days,
+           dry ? "would be deleted (dry run)" : "deleted");
+    return EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ job commands */
@@ -579,6 +638,7 @@ static const struct command {
 } COMMANDS[] = {
     {"serve",        USAGE_SERVE,       run_serve},
     {"migrate",      USAGE_MIGRATE,     cmd_migrate},
+    {"prune",        USAGE_PRUNE,       cmd_prune},
     {"token",        USAGE_TOKEN,       cmd_token},
     {"healthcheck",  USAGE_HEALTHCHECK, run_healthcheck},
     {"check-config", USAGE_CHECK,       run_check_config},

@@ -193,7 +193,9 @@ bool util_is_rfc3339(const char *s)
         return true;
     if ((p[0] == '+' || p[0] == '-') && digits(p + 1, 2) && p[3] == ':' && digits(p + 4, 2) &&
         p[6] == '\0')
-        return num(p + 1, 2) <= 23 && num(p + 4, 2) <= 59;
+        /* RFC 3339 allows offsets up to 23:59; PostgreSQL's timestamptz (where every
+         * timestamp ends up) refuses 16:00 and over ("time zone displacement out of range"). */
+        return num(p + 1, 2) <= 15 && num(p + 4, 2) <= 59;
     return false;
 }
 

@@ -18,6 +18,7 @@ enum config_use {
     CONFIG_JOB = 1 << 2, /* rebuild-daily-metrics, sync-mercadolivre */
     CONFIG_TOKEN = 1 << 3,
     CONFIG_HEALTHCHECK = 1 << 4,
+    CONFIG_PRUNE = 1 << 5, /* loaded with CONFIG_MIGRATE (DATABASE_URL) */
 };
 
 struct config {
@@ -46,6 +47,8 @@ struct config {
     long long job_lease_seconds;
     long long job_max_attempts;
     long long shutdown_grace_seconds;
+    long long queue_max_queued;   /* 0 = no limit */
+    long long job_retention_days; /* 0 = keep finished jobs forever */
     bool migrate_on_start;
     char *ml_api_base_url;
     char *ml_client_id;

@@ -52,6 +52,27 @@ MUSTCHECK int job_store_enqueue(PGconn *c, const char *job_type, const struct jo
                                 const struct job_origin *origin, const char *worker_id,
                                 struct job_enqueued *out, struct err *e);
 
+/* job_store_enqueue with a queue limit: when max_queued > 0 and max_queued jobs (of any
+ * type) are queued already, a new job is refused with 503 queue_full (retry_after
+ * JOB_STORE_QUEUE_FULL_RETRY_AFTER), while a request identical to a queued or running job
+ * still attaches to it. The limit is soft by the few enqueues racing the count. The CLI
+ * (worker_id set) inserts running jobs: never limited. */
+#define JOB_STORE_QUEUE_FULL_RETRY_AFTER 30
+MUSTCHECK int job_store_enqueue_limited(PGconn *c, const char *job_type,
+                                        const struct job_request *req,
+                                        const struct job_origin *origin, const char *worker_id,
+                                        long long max_queued, struct job_enqueued *out,
+                                        struct err *e);
+
+/* Retention: deletes at most `batch` jobs that finished (success or error) more than
+ * older_than_days days ago (completed_at), oldest first, in one statement (a transaction of its own
+ * when none is open), skipping rows locked by others. Queued and running jobs are never deleted.
+ * Returns how many were deleted, or -1. */
+MUSTCHECK long long job_store_prune_batch(PGconn *c, long long older_than_days, long long batch,
+                                          struct err *e);
+/* How many finished jobs job_store_prune_batch would delete in all (a dry run), or -1. */
+MUSTCHECK long long job_store_prune_count(PGconn *c, long long older_than_days, struct err *e);
+
 /* A job taken to run: claimed from the queue, or inserted running by the CLI. */
 struct job_claim {
     char id[JOB_ID_LEN];

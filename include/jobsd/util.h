@@ -38,7 +38,8 @@ MUSTCHECK bool util_parse_i64n(const char *s, size_t n, long long min, long long
 /* Strict "YYYY-MM-DD" that is a real calendar date (1..9999). */
 bool util_is_date(const char *s);
 /* Strict RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), with a real
- * calendar date and time fields in range ('t' and 'z' accepted as RFC 3339 allows). */
+ * calendar date and time fields in range ('t' and 'z' accepted as RFC 3339 allows), and a
+ * UTC offset PostgreSQL's timestamptz accepts (-15:59..+15:59; RFC 3339 alone allows 23:59). */
 bool util_is_rfc3339(const char *s);
 
 /* 8-4-4-4-12 hex UUID in any case. */
