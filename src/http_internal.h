@@ -35,6 +35,7 @@ struct http_request {
     struct http_server *srv;
     struct MHD_Connection *conn;
     long long start_mono;
+    long long start_us; /* monotonic microseconds: the duration histogram */
     char method[16];
     char *path;
     struct router_match match;

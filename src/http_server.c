@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct header_scan {
     size_t content_length_count;
@@ -138,13 +139,18 @@ static void free_origins(struct http_server *s)
  * the response is queued, before any byte of it reaches the client, so a scrape that follows a
  * response always includes it (counted at completion instead, another pool thread could serve
  * the scrape first); a request that ends without a response is counted at completion. */
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void count_request(struct http_request *r)
 {
-    long long ms = util_mono_ms() - r->start_mono;
-    metrics_http(r->srv->cfg.metrics,
-                 r->cors_route ? r->cors_route->path
-                               : (r->match.route ? r->match.route->path : "unmatched"),
-                 r->method, r->status, (double)ms / 1000.0);
+    const char *route = r->cors_route ? r->cors_route->path : r->match.pattern;
+    metrics_http(r->srv->cfg.metrics, route ? route : "unmatched", r->method, r->status,
+                 (double)(mono_us() - r->start_us) / 1e6);
 }
 
 static enum MHD_Result queue(struct http_request *r)
@@ -417,6 +423,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
     r->srv = s;
     r->conn = c;
     r->start_mono = util_mono_ms();
+    r->start_us = mono_us();
     snprintf(r->method, sizeof r->method, "%s", method);
     r->path = util_strdup(url);
     pthread_mutex_init(&r->lock, NULL);

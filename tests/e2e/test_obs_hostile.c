@@ -73,6 +73,119 @@ static bool log_has(void *needle)
     return l != NULL;
 }
 
+/* GET /metrics with the key: the body (caller frees). */
+static char *scrape(void)
+{
+    struct th_response r;
+    assert_true(th_request(proc.port, "GET", "/metrics", KEY_HDR, NULL, &r));
+    assert_int_equal(r.status, 200);
+    char *body = strdup(r.body);
+    th_free(&r);
+    assert_non_null(body);
+    return body;
+}
+
+/* The value of the sample line "series value", or -1 when absent. */
+static double sample(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/* The sum of every sample of a family whose labels contain want (NULL: all). */
+static double family_sum(const char *body, const char *name, const char *want)
+{
+    double sum = 0;
+    size_t n = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, n) != 0 || (p[n] != '{' && p[n] != ' '))
+            continue;
+        const char *sp = strchr(p, ' ');
+        char labels[512];
+        snprintf(labels, sizeof labels, "%.*s", (int)(sp - p), p);
+        if (!want || strstr(labels, want))
+            sum += strtod(sp + 1, NULL);
+    }
+    return sum;
+}
+
+/* A promtool-free check of the text format 0.0.4: every line a comment or a sample
+ * `name{k="v",...} value`; a family's # TYPE before its samples and its samples together;
+ * label values escaped; names and label names of [a-zA-Z_:][a-zA-Z0-9_:]*. */
+static void check_exposition(const char *body)
+{
+    char families[128][96];
+    size_t nfam = 0;
+    char current[96] = "";
+    const char *p = body;
+    while (*p) {
+        const char *end = strchr(p, '\n');
+        assert_non_null(end); /* every line ends with a newline */
+        char line[1024];
+        assert_true((size_t)(end - p) < sizeof line);
+        snprintf(line, sizeof line, "%.*s", (int)(end - p), p);
+        p = end + 1;
+        if (strncmp(line, "# HELP ", 7) == 0)
+            continue;
+        if (strncmp(line, "# TYPE ", 7) == 0) {
+            char name[96], type[32];
+            assert_int_equal(sscanf(line + 7, "%95s %31s", name, type), 2);
+            for (size_t i = 0; i < nfam; i++)
+                if (strcmp(families[i], name) == 0)
+                    fail_msg("family %s declared twice", name);
+            assert_true(nfam < 128);
+            snprintf(families[nfam++], sizeof families[0], "%s", name);
+            snprintf(current, sizeof current, "%s", name);
+            continue;
+        }
+        assert_true(line[0] != '#');
+        size_t i = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:");
+        assert_true(i > 0);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)i, line);
+        /* A histogram's samples are its family's name plus a suffix. */
+        size_t cl = strlen(current);
+        if (!(strncmp(name, current, cl) == 0 &&
+              (name[cl] == '\0' || strcmp(name + cl, "_bucket") == 0 ||
+               strcmp(name + cl, "_sum") == 0 || strcmp(name + cl, "_count") == 0)))
+            fail_msg("sample %s outside its family (current: %s)", name, current);
+        if (line[i] == '{') {
+            i++;
+            while (line[i] != '}') {
+                size_t k = strspn(
+                    line + i, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+                assert_true(k > 0);
+                i += k;
+                assert_int_equal(line[i], '=');
+                assert_int_equal(line[i + 1], '"');
+                i += 2;
+                while (line[i] != '"') {
+                    assert_true(line[i] != '\0');
+                    if (line[i] == '\\') {
+                        assert_non_null(strchr("\\\"n", line[i + 1]));
+                        i++;
+                    }
+                    i++;
+                }
+                i++;
+                if (line[i] == ',')
+                    i++;
+                else
+                    assert_int_equal(line[i], '}');
+            }
+            i++;
+        }
+        assert_int_equal(line[i], ' ');
+        char *num_end;
+        strtod(line + i + 1, &num_end);
+        if (*num_end != '\0')
+            fail_msg("bad sample value: %s", line);
+    }
+}
+
 /* ------------------------------------------------------------------ item 1: logs */
 
 static void test_long_user_agent_keeps_the_access_line(void **state)
@@ -107,10 +220,116 @@ static void test_long_user_agent_keeps_the_access_line(void **state)
     free(line);
 }
 
+/* ------------------------------------------------------------------ item 2: /metrics */
+
+/* 300 invented methods (each a 405 on /healthz) used to create 300 series and fill the table:
+ * the first-ever 503 on a job route was then never counted. */
+static void test_invented_methods_do_not_exhaust_series(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 300; i++) {
+        char method[24];
+        snprintf(method, sizeof method, "M%d", 1515011940 + i);
+        struct th_response r;
+        assert_true(th_request(proc.port, method, "/healthz", NULL, NULL, &r));
+        assert_int_equal(r.status, 405);
+        th_free(&r);
+    }
+    /* JWT_SECRET is not set: 503 jwt_not_configured, on a job route. */
+    struct th_response r;
+    assert_true(th_request(proc.port, "GET", "/api/v1/jobs/status", "Authorization: Bearer x\r\n",
+                           NULL, &r));
+    assert_int_equal(r.status, 503);
+    th_free(&r);
+    char *b = scrape();
+    check_exposition(b);
+    assert_true(sample(b, "jobsd_http_requests_total{route=\"/api/v1/jobs/status\",method=\"GET\","
+                          "status=\"503\"}") == 1);
+    assert_true(sample(b, "jobsd_http_requests_total{route=\"/healthz\",method=\"other\","
+                          "status=\"405\"}") >= 300);
+    assert_null(strstr(b, "method=\"M1"));
+    assert_true(sample(b, "jobsd_metrics_dropped_total") == 0);
+    /* Every method label is from the closed set. */
+    static const char *const known[] = {"GET\"",    "HEAD\"",    "POST\"",  "PUT\"",
+                                        "DELETE\"", "OPTIONS\"", "PATCH\"", "other\""};
+    for (const char *p = strstr(b, "method=\""); p; p = strstr(p + 1, "method=\"")) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            ok = ok || strncmp(p + 8, known[i], strlen(known[i])) == 0;
+        if (!ok)
+            fail_msg("method label outside the closed set: %.40s", p);
+    }
+    free(b);
+}
+
+/* A 405 is counted under the route whose path matched, not "unmatched". */
+static void test_405_carries_its_route(void **state)
+{
+    (void)state;
+    struct th_response r;
+    assert_true(th_request(proc.port, "DELETE", "/api/v1/jobs/0b8c5f1e-0000-4000-8000-000000000001",
+                           KEY_HDR, NULL, &r));
+    assert_int_equal(r.status, 405);
+    th_free(&r);
+    char *b = scrape();
+    assert_true(sample(b, "jobsd_http_requests_total{route=\"/api/v1/jobs/{id}\",method=\"DELETE\","
+                          "status=\"405\"}") == 1);
+    assert_true(sample(b, "jobsd_http_requests_total{route=\"unmatched\",method=\"DELETE\","
+                          "status=\"405\"}") == -1);
+    free(b);
+}
+
+/* /healthz answers in well under a millisecond: whole milliseconds summed to 0. */
+static void test_durations_below_a_millisecond(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        struct th_response r;
+        assert_true(th_request(proc.port, "GET", "/healthz", NULL, NULL, &r));
+        assert_int_equal(r.status, 200);
+        th_free(&r);
+    }
+    char *b = scrape();
+    check_exposition(b);
+    double sum = sample(b, "jobsd_http_request_duration_seconds_sum{route=\"/healthz\"}");
+    double count = sample(b, "jobsd_http_request_duration_seconds_count{route=\"/healthz\"}");
+    assert_true(count >= 5);
+    if (!(sum > 0))
+        fail_msg("sum of %g /healthz durations is %g", count, sum);
+    assert_true(sample(b, "jobsd_http_request_duration_seconds_bucket{route=\"/healthz\","
+                          "le=\"0.0001\"}") >= 0);
+    free(b);
+}
+
+/* Running jobs are not in the queue: two running rows (their heartbeat in the future, so the
+ * reaper leaves them) are jobsd_jobs_running, and jobsd_jobs_in_queue stays 0. */
+static void test_running_jobs_are_not_queued(void **state)
+{
+    (void)state;
+    tdb_exec(db.conn, "INSERT INTO job_logs (job_type, status, dedupe_key, worker_id, "
+                      "heartbeat_at, started_at) VALUES "
+                      "('metrics_aggregation', 'running', 'obs-run-1', 'elsewhere', "
+                      " now() + interval '1 hour', now()), "
+                      "('metrics_aggregation', 'running', 'obs-run-2', 'elsewhere', "
+                      " now() + interval '1 hour', now())");
+    char *b = scrape();
+    check_exposition(b);
+    assert_true(sample(b, "jobsd_jobs_running{job_type=\"metrics_aggregation\"}") == 2);
+    assert_true(family_sum(b, "jobsd_jobs_in_queue", "job_type=\"metrics_aggregation\"") == 0);
+    assert_true(sample(b, "jobsd_jobs_in_queue{job_type=\"metrics_aggregation\","
+                          "status=\"queued\"}") == 0);
+    free(b);
+    tdb_exec(db.conn, "DELETE FROM job_logs WHERE dedupe_key LIKE 'obs-run-%'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_user_agent_keeps_the_access_line),
+        cmocka_unit_test(test_invented_methods_do_not_exhaust_series),
+        cmocka_unit_test(test_405_carries_its_route),
+        cmocka_unit_test(test_durations_below_a_millisecond),
+        cmocka_unit_test(test_running_jobs_are_not_queued),
     };
     return tgroup_run("obs_hostile", tests, setup, teardown);
 }
