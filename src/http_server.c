@@ -304,6 +304,12 @@ static void first_call_checks(struct http_request *r)
     r->may_have_body = h.te_count > 0 || h.content_length_count > 1 ||
                        (h.content_length_count == 1 && strcmp(h.content_length, "0") != 0);
     r->route_result = router_match(s->cfg.routes, s->cfg.nroutes, r->method, r->path, &r->match);
+    if (r->query_over_limit) {
+        http_add_header(r, "Connection", "close");
+        http_respond_error(r, 414, "uri_too_long", "more than %d query parameters",
+                           HTTP_MAX_QUERY_ARGS);
+        return;
+    }
     if (r->route_result == ROUTER_NOT_FOUND) {
         http_respond_error(r, 404, "not_found", "no route for %s %.200s", r->method, r->path);
         return;
@@ -458,8 +464,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     struct http_server *s = cls;
     struct http_request *r = *con_cls;
-    if (!r) {
+    if (!r || r == (void *)s) { /* s: http_uri_check found too many query arguments */
+        bool over = r != NULL;
         r = request_new(s, conn, url, method);
+        r->query_over_limit = over;
         *con_cls = r;
         first_call_checks(r);
         /* A refusal is sent at once when a body may follow (413, or 401 before a large
@@ -522,10 +530,9 @@ static void yield_now_and_then(void)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     struct http_request *r = *con_cls;
-    if (!r)
+    if (!r || r == cls) /* no request, or http_uri_check's mark without one */
         return;
     *con_cls = NULL;
     char status[8], dur[24];
@@ -605,6 +612,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     /* 32 KiB per connection bounds request line + headers (40 KB of headers → 431). */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)32768, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http_uri_check, s};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, (intptr_t)1024, NULL};
     if (cfg->threads > 1)
         opts[n++] =

@@ -12,9 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testdb.h"
 #include "testgroup.h"
@@ -322,6 +324,145 @@ static void test_running_jobs_are_not_queued(void **state)
     tdb_exec(db.conn, "DELETE FROM job_logs WHERE dedupe_key LIKE 'obs-run-%'");
 }
 
+/* ------------------------------------------------------------------ item 5: query */
+
+/* "GET path?p0=0&p1=1...&p{n-1}=... HTTP/1.1" with the key, keep-alive unless close (caller
+ * frees). */
+static char *many_params_request(const char *path, int n, bool close)
+{
+    size_t cap = (size_t)n * 16 + 512;
+    char *req = malloc(cap);
+    assert_non_null(req);
+    size_t len = (size_t)snprintf(req, cap, "GET %s", path);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(req + len, cap - len, "%cp%d=%d", i ? '&' : '?', i, i);
+    snprintf(req + len, cap - len,
+             " HTTP/1.1\r\nHost: x\r\n%s" KEY_HDR "X-Request-Id: obs-params-%d\r\n\r\n",
+             close ? "Connection: close\r\n" : "", n);
+    return req;
+}
+
+/* Sends a keep-alive request and reads until the server closes: the bytes (caller frees),
+ * *closed_ms the time to the close, or -1 when it was still open after wait_ms. */
+static char *read_until_close(const char *req, long long wait_ms, long long *closed_ms)
+{
+    int fd = th_connect(proc.port);
+    assert_true(fd >= 0);
+    long long t0 = t_now_ms();
+    assert_true(th_send_all(fd, req, strlen(req)));
+    size_t cap = 65536, len = 0;
+    char *buf = calloc(1, cap);
+    assert_non_null(buf);
+    *closed_ms = -1;
+    for (;;) {
+        long long left = t0 + wait_ms - t_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t got = read(fd, buf + len, cap - 1 - len);
+        if (got <= 0) {
+            *closed_ms = t_now_ms() - t0;
+            break;
+        }
+        len += (size_t)got;
+        if (len >= cap - 1)
+            break;
+    }
+    close(fd);
+    return buf;
+}
+
+/* About 500 query parameters: 414 uri_too_long at once and the connection closed (it used to
+ * get no answer, libmicrohttpd's pool exhausted, until the 30 s timeout). */
+static void test_many_query_params_get_414_at_once(void **state)
+{
+    (void)state;
+    const int counts[] = {500, 65, 3000};
+    const char *paths[] = {"/healthz", "/api/v1/jobs/status", "/no-such-path"};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        char *req = many_params_request(paths[i], counts[i], true);
+        struct th_response r;
+        long long t0 = t_now_ms();
+        if (!th_raw(proc.port, req, strlen(req), &r, 5000))
+            fail_msg("%d params: no answer within 5 s", counts[i]);
+        long long took = t_now_ms() - t0;
+        assert_int_equal(r.status, 414);
+        assert_string_equal(th_error_code(&r), "uri_too_long");
+        char *rid = th_header(&r, "X-Request-Id");
+        assert_non_null(rid);
+        free(rid);
+        th_free(&r);
+        if (took > 2000)
+            fail_msg("%d params: answered after %lld ms", counts[i], took);
+        free(req);
+        /* Keep-alive asked, the connection is closed all the same, at once. */
+        req = many_params_request(paths[i], counts[i], false);
+        long long closed_ms;
+        char *got = read_until_close(req, 2000, &closed_ms);
+        if (strncmp(got, "HTTP/1.1 414 ", 13) != 0 || closed_ms < 0)
+            fail_msg("%d params, keep-alive: closed after %lld ms, got:\n%.200s", counts[i],
+                     closed_ms, got);
+        free(got);
+        free(req);
+    }
+    /* Counted under the route, logged as any answer. */
+    char *b = scrape();
+    assert_true(sample(b, "jobsd_http_requests_total{route=\"/healthz\",method=\"GET\","
+                          "status=\"414\"}") == 2);
+    free(b);
+    static char rid[] = "requestId=obs-params-500";
+    assert_true(t_wait_until(log_has, rid, 5000));
+    char *line = log_line_with(rid);
+    assert_non_null(line);
+    assert_non_null(strstr(line, " path=/healthz status=414 "));
+    free(line);
+}
+
+/* Every method and path: a POST with a body on a job route (answered before the body is
+ * read), a method the path does not have, HEAD (no body). */
+static void test_414_on_every_method(void **state)
+{
+    (void)state;
+    char q[1024];
+    size_t len = 0;
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(q + len, sizeof q - len, "%sx", i ? "&" : "?");
+    /* method, path, extra headers, body */
+    const char *const reqs[][4] = {
+        {"POST", REBUILD, "Content-Type: application/json\r\nContent-Length: 2\r\n", "{}"},
+        {"DELETE", "/healthz", "", ""},
+        {"HEAD", "/metrics", "", ""}};
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        char req[2048];
+        int n = snprintf(req, sizeof req,
+                         "%s %s%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" KEY_HDR "%s\r\n%s",
+                         reqs[i][0], reqs[i][1], q, reqs[i][2], reqs[i][3]);
+        assert_true(n > 0 && (size_t)n < sizeof req);
+        struct th_response r;
+        assert_true(th_raw(proc.port, req, strlen(req), &r, 2000));
+        assert_int_equal(r.status, 414);
+        if (i < 2)
+            assert_string_equal(th_error_code(&r), "uri_too_long");
+        else
+            assert_int_equal(r.body_len, 0);
+        th_free(&r);
+    }
+}
+
+/* Up to the limit, parameters are the handler's business: 64 on /healthz is a 200. */
+static void test_query_params_up_to_the_limit(void **state)
+{
+    (void)state;
+    char *req = many_params_request("/healthz", 64, true);
+    struct th_response r;
+    assert_true(th_raw(proc.port, req, strlen(req), &r, 5000));
+    assert_int_equal(r.status, 200);
+    th_free(&r);
+    free(req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +471,9 @@ int main(void)
         cmocka_unit_test(test_405_carries_its_route),
         cmocka_unit_test(test_durations_below_a_millisecond),
         cmocka_unit_test(test_running_jobs_are_not_queued),
+        cmocka_unit_test(test_many_query_params_get_414_at_once),
+        cmocka_unit_test(test_414_on_every_method),
+        cmocka_unit_test(test_query_params_up_to_the_limit),
     };
     return tgroup_run("obs_hostile", tests, setup, teardown);
 }
