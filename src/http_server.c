@@ -135,10 +135,7 @@ static void free_origins(struct http_server *s)
     s->ncors = 0;
 }
 
-/* Counts the request in jobsd_http_requests_total and its duration histogram. This runs when
- * the response is queued, before any byte of it reaches the client, so a scrape that follows a
- * response always includes it (counted at completion instead, another pool thread could serve
- * the scrape first); a request that ends without a response is counted at completion. */
+/* The monotonic clock in microseconds: request durations well under a millisecond. */
 static long long mono_us(void)
 {
     struct timespec ts;
@@ -146,6 +143,10 @@ static long long mono_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Counts the request in jobsd_http_requests_total and its duration histogram. This runs when
+ * the response is queued, before any byte of it reaches the client, so a scrape that follows a
+ * response always includes it (counted at completion instead, another pool thread could serve
+ * the scrape first); a request that ends without a response is counted at completion. */
 static void count_request(struct http_request *r)
 {
     const char *route = r->cors_route ? r->cors_route->path : r->match.pattern;

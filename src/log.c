@@ -87,7 +87,6 @@ static size_t escaped_len(unsigned char c)
 static void put_escaped(struct out *o, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
     switch (c) {
     case '"':
         put(o, "\\\"", 2);
@@ -105,10 +104,12 @@ static void put_escaped(struct out *o, unsigned char c)
         put(o, "\\t", 2);
         break;
     default:
-        if (c < 0x20 || c == 0x7f)
+        if (c < 0x20 || c == 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             put(o, esc, 6);
-        else
+        } else {
             put(o, (const char *)&c, 1);
+        }
     }
 }
 
