@@ -17,6 +17,10 @@
 
 #define MAX_CORS_ORIGINS 16
 
+/* Query arguments a request may carry (the routes take a handful): beyond, 414
+ * uri_too_long. */
+#define HTTP_MAX_QUERY_ARGS 64
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_server_config cfg;
@@ -35,6 +39,7 @@ struct http_request {
     struct http_server *srv;
     struct MHD_Connection *conn;
     long long start_mono;
+    long long start_us; /* monotonic microseconds: the duration histogram */
     char method[16];
     char *path;
     struct router_match match;
@@ -47,6 +52,7 @@ struct http_request {
     bool may_have_body;     /* any Transfer-Encoding or Content-Length other than one "0" */
     char reject_reason[64]; /* why authentication failed, for the access line */
     bool dispatched;
+    bool query_over_limit; /* more than HTTP_MAX_QUERY_ARGS query arguments: 414 */
     struct buf body;
     json_t *json;
     struct http_auth auth;
@@ -62,6 +68,12 @@ struct http_request {
     struct header_kv hdrs[MAX_RESPONSE_HEADERS];
     size_t nhdrs;
 };
+
+/* MHD_OPTION_URI_LOG_CALLBACK (cls: the server): sees the request target before
+ * libmicrohttpd parses its query. Beyond HTTP_MAX_QUERY_ARGS arguments it empties the query
+ * and returns cls, which becomes the request's context until on_access answers 414;
+ * otherwise NULL. */
+void *http_uri_check(void *cls, const char *uri, struct MHD_Connection *c);
 
 /* First value of a request header (case-insensitive name), NULL when absent. */
 const char *http_header_value(struct MHD_Connection *c, const char *name);

@@ -236,6 +236,35 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
+/* Query arguments as libmicrohttpd 0.9.75 splits them (MHD_parse_arguments_): one per
+ * '&'-separated piece, empty pieces included, except an empty last one. */
+static size_t count_query_args(const char *q)
+{
+    if (!*q)
+        return 0;
+    size_t n = 1;
+    for (const char *p = q; *p; p++)
+        if (*p == '&' && p[1] != '\0')
+            n++;
+    return n;
+}
+
+void *http_uri_check(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)c;
+    char *q = uri ? (char *)strchr(uri, '?') : NULL;
+    if (!q || count_query_args(q + 1) <= HTTP_MAX_QUERY_ARGS)
+        return NULL;
+    /* libmicrohttpd 0.9.75 stores every argument as a record in the connection's 32 KiB memory
+     * pool: some 450 of them exhaust it, and its error path then leaves the connection waiting
+     * for headers it has no buffer for, without an answer, until the timeout. The target lies
+     * in the connection's read buffer, which libmicrohttpd itself rewrites right after this
+     * callback (the '?' becomes the path's end): ending the query at its first byte leaves it
+     * nothing to parse. The request is answered 414 by the first checks. */
+    q[1] = '\0';
+    return cls;
+}
+
 const char *http_request_query(const struct http_request *r, const char *name, size_t *count)
 {
     struct query_ctx q = {name, 0, NULL, NULL, NULL, false};

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct header_scan {
     size_t content_length_count;
@@ -134,17 +135,23 @@ static void free_origins(struct http_server *s)
     s->ncors = 0;
 }
 
+/* The monotonic clock in microseconds: request durations well under a millisecond. */
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Counts the request in jobsd_http_requests_total and its duration histogram. This runs when
  * the response is queued, before any byte of it reaches the client, so a scrape that follows a
  * response always includes it (counted at completion instead, another pool thread could serve
  * the scrape first); a request that ends without a response is counted at completion. */
 static void count_request(struct http_request *r)
 {
-    long long ms = util_mono_ms() - r->start_mono;
-    metrics_http(r->srv->cfg.metrics,
-                 r->cors_route ? r->cors_route->path
-                               : (r->match.route ? r->match.route->path : "unmatched"),
-                 r->method, r->status, (double)ms / 1000.0);
+    const char *route = r->cors_route ? r->cors_route->path : r->match.pattern;
+    metrics_http(r->srv->cfg.metrics, route ? route : "unmatched", r->method, r->status,
+                 (double)(mono_us() - r->start_us) / 1e6);
 }
 
 static enum MHD_Result queue(struct http_request *r)
@@ -298,6 +305,12 @@ static void first_call_checks(struct http_request *r)
     r->may_have_body = h.te_count > 0 || h.content_length_count > 1 ||
                        (h.content_length_count == 1 && strcmp(h.content_length, "0") != 0);
     r->route_result = router_match(s->cfg.routes, s->cfg.nroutes, r->method, r->path, &r->match);
+    if (r->query_over_limit) {
+        http_add_header(r, "Connection", "close");
+        http_respond_error(r, 414, "uri_too_long", "more than %d query parameters",
+                           HTTP_MAX_QUERY_ARGS);
+        return;
+    }
     if (r->route_result == ROUTER_NOT_FOUND) {
         http_respond_error(r, 404, "not_found", "no route for %s %.200s", r->method, r->path);
         return;
@@ -417,6 +430,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
     r->srv = s;
     r->conn = c;
     r->start_mono = util_mono_ms();
+    r->start_us = mono_us();
     snprintf(r->method, sizeof r->method, "%s", method);
     r->path = util_strdup(url);
     pthread_mutex_init(&r->lock, NULL);
@@ -451,8 +465,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     struct http_server *s = cls;
     struct http_request *r = *con_cls;
-    if (!r) {
+    if (!r || r == (void *)s) { /* s: http_uri_check found too many query arguments */
+        bool over = r != NULL;
         r = request_new(s, conn, url, method);
+        r->query_over_limit = over;
         *con_cls = r;
         first_call_checks(r);
         /* A refusal is sent at once when a body may follow (413, or 401 before a large
@@ -515,10 +531,9 @@ static void yield_now_and_then(void)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     struct http_request *r = *con_cls;
-    if (!r)
+    if (!r || r == cls) /* no request, or http_uri_check's mark without one */
         return;
     *con_cls = NULL;
     char status[8], dur[24];
@@ -598,6 +613,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     /* 32 KiB per connection bounds request line + headers (40 KB of headers → 431). */
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)32768, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)http_uri_check, s};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, (intptr_t)1024, NULL};
     if (cfg->threads > 1)
         opts[n++] =

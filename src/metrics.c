@@ -1,5 +1,7 @@
-/* metrics: see metrics.h. Series are few (a dozen routes, two job types): fixed arrays and
- * linear lookups under one mutex are simpler and faster than anything cleverer. */
+/* metrics: see metrics.h. Series are few and every label comes from a closed set (the route
+ * table, eight method names, the statuses jobsd answers, the job kinds): fixed arrays and
+ * linear lookups (a hash compared first) under one mutex are simpler and faster than anything
+ * cleverer. */
 #include "jobsd/metrics.h"
 #include "jobsd/util.h"
 
@@ -8,23 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SERIES 256
-#define MAX_HISTS  48
+/* A route answers its own method with about ten statuses, HEAD with a few, and 405 to the
+ * seven other methods: some 25 series per route, 33 routes at most with "unmatched". */
+#define MAX_SERIES  1024
+#define MAX_HISTS   48
+#define MAX_BUCKETS 20
 
-static const double HTTP_BUCKETS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                      0.5,   1,      2.5,   5,    10,    30,   100};
+/* From 100 µs: /healthz answers in a fraction of a millisecond. */
+static const double HTTP_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                      0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                      1,      2.5,     5,      10,    30,     100};
 static const double JOB_BUCKETS[] = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
 #define NHTTP (sizeof HTTP_BUCKETS / sizeof HTTP_BUCKETS[0])
 #define NJOB  (sizeof JOB_BUCKETS / sizeof JOB_BUCKETS[0])
+_Static_assert(NHTTP <= MAX_BUCKETS && NJOB <= MAX_BUCKETS, "raise MAX_BUCKETS");
+
+/* The method label's values: anything else a client sends is "other". */
+static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
 
 struct counter {
+    unsigned long long hash;
     char labels[192];
     unsigned long long value;
 };
 
 struct hist {
+    unsigned long long hash;
     char labels[160];
-    unsigned long long buckets[16];
+    unsigned long long buckets[MAX_BUCKETS];
     unsigned long long count;
     double sum;
 };
@@ -40,6 +53,7 @@ struct metrics {
     struct hist job_hist[MAX_HISTS];
     size_t njob_hist;
     unsigned long long reaped_requeued, reaped_failed;
+    unsigned long long dropped; /* observations whose series did not fit */
 };
 
 struct metrics *metrics_new(void)
@@ -71,28 +85,55 @@ static void clean(const char *in, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static struct counter *find_counter(struct counter *arr, size_t *n, size_t cap, const char *labels)
+/* FNV-1a: compared before the labels themselves. */
+static unsigned long long label_hash(const char *s)
 {
+    unsigned long long h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static const char *method_label(const char *method)
+{
+    for (size_t i = 0; method && i < sizeof METHODS / sizeof METHODS[0]; i++)
+        if (strcmp(method, METHODS[i]) == 0)
+            return METHODS[i];
+    return "other";
+}
+
+static struct counter *find_counter(struct metrics *m, struct counter *arr, size_t *n, size_t cap,
+                                    const char *labels)
+{
+    unsigned long long h = label_hash(labels);
     for (size_t i = 0; i < *n; i++)
-        if (strcmp(arr[i].labels, labels) == 0)
+        if (arr[i].hash == h && strcmp(arr[i].labels, labels) == 0)
             return &arr[i];
-    if (*n >= cap)
+    if (*n >= cap) {
+        m->dropped++;
         return NULL;
+    }
     struct counter *c = &arr[(*n)++];
+    c->hash = h;
     snprintf(c->labels, sizeof c->labels, "%s", labels);
     return c;
 }
 
-static struct hist *find_hist(struct hist *arr, size_t *n, size_t cap, const char *labels)
+static struct hist *find_hist(struct metrics *m, struct hist *arr, size_t *n, size_t cap,
+                              const char *labels)
 {
+    unsigned long long h = label_hash(labels);
     for (size_t i = 0; i < *n; i++)
-        if (strcmp(arr[i].labels, labels) == 0)
+        if (arr[i].hash == h && strcmp(arr[i].labels, labels) == 0)
             return &arr[i];
-    if (*n >= cap)
+    if (*n >= cap) {
+        m->dropped++;
         return NULL;
-    struct hist *h = &arr[(*n)++];
-    snprintf(h->labels, sizeof h->labels, "%s", labels);
-    return h;
+    }
+    struct hist *x = &arr[(*n)++];
+    x->hash = h;
+    snprintf(x->labels, sizeof x->labels, "%s", labels);
+    return x;
 }
 
 static void observe(struct hist *h, const double *bounds, size_t nb, double v)
@@ -111,16 +152,19 @@ void metrics_http(struct metrics *m, const char *route, const char *method, unsi
 {
     if (!m)
         return;
-    char r[96], me[16], labels[192], hlabels[160];
+    char r[96], labels[192], hlabels[160];
     clean(route, r, sizeof r);
-    clean(method, me, sizeof me);
-    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%u\"", r, me, status);
+    /* A status outside 100..599 is not HTTP: one value for all of them. */
+    if (status < 100 || status > 599)
+        status = 0;
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%u\"", r,
+             method_label(method), status);
     snprintf(hlabels, sizeof hlabels, "route=\"%s\"", r);
     pthread_mutex_lock(&m->lock);
-    struct counter *c = find_counter(m->http, &m->nhttp, MAX_SERIES, labels);
+    struct counter *c = find_counter(m, m->http, &m->nhttp, MAX_SERIES, labels);
     if (c)
         c->value++;
-    observe(find_hist(m->http_hist, &m->nhttp_hist, MAX_HISTS, hlabels), HTTP_BUCKETS, NHTTP,
+    observe(find_hist(m, m->http_hist, &m->nhttp_hist, MAX_HISTS, hlabels), HTTP_BUCKETS, NHTTP,
             seconds);
     pthread_mutex_unlock(&m->lock);
 }
@@ -135,10 +179,11 @@ void metrics_job(struct metrics *m, const char *job_type, const char *status, do
     snprintf(labels, sizeof labels, "job_type=\"%s\",status=\"%s\"", t, st);
     snprintf(hlabels, sizeof hlabels, "job_type=\"%s\"", t);
     pthread_mutex_lock(&m->lock);
-    struct counter *c = find_counter(m->jobs, &m->njobs, MAX_HISTS, labels);
+    struct counter *c = find_counter(m, m->jobs, &m->njobs, MAX_HISTS, labels);
     if (c)
         c->value++;
-    observe(find_hist(m->job_hist, &m->njob_hist, MAX_HISTS, hlabels), JOB_BUCKETS, NJOB, seconds);
+    observe(find_hist(m, m->job_hist, &m->njob_hist, MAX_HISTS, hlabels), JOB_BUCKETS, NJOB,
+            seconds);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -224,5 +269,9 @@ void metrics_render(struct metrics *m, struct buf *out)
     metrics_sample(out, "jobsd_reaper_jobs_total", "outcome=\"requeued\"",
                    (double)m->reaped_requeued);
     metrics_sample(out, "jobsd_reaper_jobs_total", "outcome=\"failed\"", (double)m->reaped_failed);
+    metrics_family(out, "jobsd_metrics_dropped_total", "counter",
+                   "Observations not counted because their series table was full (a bug: every "
+                   "label is from a closed set).");
+    metrics_sample(out, "jobsd_metrics_dropped_total", NULL, (double)m->dropped);
     pthread_mutex_unlock(&m->lock);
 }

@@ -52,6 +52,7 @@ enum router_result router_match(const struct route *routes, size_t n, const char
     }
     if (!best_pattern)
         return ROUTER_NOT_FOUND;
+    out->pattern = best_pattern;
     size_t alen = 0;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(routes[i].path, best_pattern) != 0)

@@ -29,8 +29,15 @@ void log_eventv(enum log_level level, const char *msg, const char *const *keys,
 /* printf-style message without fields. */
 void log_msgf(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Formats one NUL-terminated line into out; returns its length or 0 when it does not fit.
- * keys/values hold n pairs. ts_ms is milliseconds since the epoch. */
+/* A value (and the message) longer than this once escaped is cut to it, at a UTF-8 boundary,
+ * and ends with "…(truncated N bytes)", N the bytes left out: a long value never costs the
+ * event its other fields. When the line still does not fit, values are cut shorter (256, then
+ * 64 bytes). */
+#define LOG_VALUE_MAX 1024
+
+/* Formats one NUL-terminated line into out; returns its length or 0 when it does not fit even
+ * with values cut to 64 bytes. keys/values hold n pairs. ts_ms is milliseconds since the
+ * epoch. */
 size_t log_format_line(char *out, size_t cap, enum log_format format, long long ts_ms,
                        enum log_level level, const char *msg, const char *const *keys,
                        const char *const *values, size_t n);

@@ -15,7 +15,10 @@ struct metrics;
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 
-/* route: the route pattern ("/api/v1/jobs/{id}") or "unmatched". */
+/* Every label is from a closed set, so a client cannot multiply series. route: the template of
+ * a route of the table ("/api/v1/jobs/{id}"; also for a 405) or "unmatched" (the caller's
+ * promise). method: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, anything else "other".
+ * status: the answer's, 0 when not in 100..599. seconds: with sub-millisecond resolution. */
 void metrics_http(struct metrics *m, const char *route, const char *method, unsigned status,
                   double seconds);
 void metrics_job(struct metrics *m, const char *job_type, const char *status, double seconds);

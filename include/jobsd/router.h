@@ -41,6 +41,7 @@ enum router_result {
 
 struct router_match {
     const struct route *route; /* FOUND only */
+    const char *pattern;       /* the template that fits the path: FOUND and METHOD_NOT_ALLOWED */
     char param[ROUTER_PARAM_MAX];
     char allow[ROUTER_ALLOW_MAX]; /* "GET, HEAD" for METHOD_NOT_ALLOWED */
 };
