@@ -110,29 +110,40 @@ static bool refused_by_configuration(const char *msg)
     return false;
 }
 
-/* The connection's error as the default verbosity shows it: the first line, without the
- * SQLSTATE that PQERRORS_VERBOSE inserted after "FATAL:  ". */
+/* The connection's error on one line (its lines joined by "; ") as the default verbosity
+ * shows it: without the SQLSTATE that PQERRORS_VERBOSE inserted after "FATAL:  ", nor its
+ * LOCATION lines. */
 static void connect_error(PGconn *c, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s", PQerrorMessage(c));
-    char *fatal = strstr(out, "FATAL:  ");
-    if (fatal && strlen(fatal) > 14 && fatal[13] == ':')
-        memmove(fatal + 8, fatal + 15, strlen(fatal + 15) + 1);
-    out[strcspn(out, "\n")] = '\0';
-    size_t len = strlen(out);
-    while (len > 0 && out[len - 1] == ' ')
-        out[--len] = '\0';
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *p = PQerrorMessage(c); *p && len + 1 < cap;) {
+        size_t n = strcspn(p, "\n");
+        const char *line = p;
+        p += n + (p[n] == '\n');
+        while (n > 0 && (*line == ' ' || *line == '\t')) {
+            line++;
+            n--;
+        }
+        while (n > 0 && line[n - 1] == ' ')
+            n--;
+        if (n == 0 || strncmp(line, "LOCATION:", 9) == 0)
+            continue;
+        /* at: where the SQLSTATE would be; cut: its length with ": " when it is there. */
+        const char *fatal = strstr(line, "FATAL:  ");
+        size_t at = fatal && fatal < line + n ? (size_t)(fatal - line) + 8 : n;
+        size_t cut = at + 7 < n && line[at + 5] == ':' ? 7 : 0;
+        int w = snprintf(out + len, cap - len, "%s%.*s%.*s", len ? "; " : "", (int)at, line,
+                         (int)(n - at - cut), line + at + cut);
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
 }
 
-/* How long one attempt may take: connect_timeout (libpq's rule: at least 2 s; 0 = no limit)
- * for each host of the URL, as libpq's blocking connect allows. */
-static long long attempt_budget_ms(const char *timeout, PQconninfoOption *parsed)
+/* How many hosts the URL lists (host or hostaddr, comma-separated). */
+static long long host_count(PQconninfoOption *parsed)
 {
-    long long secs = 0;
-    if (!util_parse_i64(timeout, 0, 2147483647, &secs) || secs == 0)
-        return 0;
-    if (secs < 2)
-        secs = 2;
     long long hosts = 1;
     for (PQconninfoOption *o = parsed; o && o->keyword; o++)
         if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) && o->val) {
@@ -142,7 +153,16 @@ static long long attempt_budget_ms(const char *timeout, PQconninfoOption *parsed
             if (n > hosts)
                 hosts = n;
         }
-    return secs * 1000 * hosts;
+    return hosts;
+}
+
+/* How long an attempt may take: connect_timeout (libpq's rule: at least 2 s; 0 = no limit). */
+static long long attempt_budget_ms(const char *timeout)
+{
+    long long secs = 0;
+    if (!util_parse_i64(timeout, 0, 2147483647, &secs) || secs == 0)
+        return 0;
+    return (secs < 2 ? 2 : secs) * 1000;
 }
 
 /* Drives PQconnectPoll, looking at *stop every 100 ms. */
@@ -206,13 +226,17 @@ PGconn *db_connect_ex(const char *url, const volatile int *stop, struct err *e)
     for (PQconninfoOption *o = parsed; o->keyword; o++)
         if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
             timeout = o->val;
-    long long budget = attempt_budget_ms(timeout, parsed);
+    long long budget = attempt_budget_ms(timeout);
+    /* Several hosts (failover): libpq's blocking connect, which gives each host its own
+     * connect_timeout and moves on (PQconnectPoll cannot be told to); it is not interruptible
+     * and its failures read as transient (no SQLSTATE without PQERRORS_VERBOSE). */
+    bool blocking = host_count(parsed) > 1;
     PQconninfoFree(parsed);
-    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    PGconn *c = blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
     if (!c)
         util_fatal("out of memory (PQconnectStartParams)");
     PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
-    if (PQstatus(c) == CONNECTION_BAD || connect_poll(c, budget, stop, e) != 0 ||
+    if (PQstatus(c) == CONNECTION_BAD || (!blocking && connect_poll(c, budget, stop, e) != 0) ||
         PQstatus(c) != CONNECTION_OK) {
         if (!err_is_set(e)) {
             char msg[300];

@@ -24,7 +24,9 @@ MUSTCHECK int db_check_url(const char *url, struct err *e);
  * database_unavailable. */
 MUSTCHECK PGconn *db_connect(const char *url, struct err *e);
 /* The same, given up within 100 ms once *stop (may be NULL) becomes non-zero: 503
- * interrupted. One attempt lasts at most connect_timeout per host. */
+ * interrupted. An attempt lasts at most connect_timeout. A URL with several hosts uses
+ * libpq's blocking connect instead (per-host timeouts, failover): not interruptible, and
+ * refusals by the server are not told apart from an outage there. */
 MUSTCHECK PGconn *db_connect_ex(const char *url, const volatile int *stop, struct err *e);
 
 /* A pool of at most `size` connections, opened lazily. */

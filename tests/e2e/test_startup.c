@@ -348,6 +348,44 @@ static void test_wrong_password_exit_2(void **state)
     serve_exits(wrong, NULL, 2, 5000, "password authentication failed");
 }
 
+/* A URL with two hosts, the first hung: libpq's failover still reaches the second after the
+ * first's connect_timeout (an asynchronous connect cannot be told to move on). */
+static void test_failover_past_a_hung_host(void **state)
+{
+    (void)state;
+    unsigned hung;
+    int fd = blackhole(&hung);
+    const char *host = strchr(db.url, '@');
+    host = host ? host + 1 : db.url + strlen("postgresql://");
+    const char *colon = strchr(host, ':');
+    assert_non_null(colon);
+    unsigned port = (unsigned)strtoul(colon + 1, NULL, 10);
+    const char *slash = strchr(colon, '/');
+    assert_non_null(slash);
+    char url[700];
+    snprintf(url, sizeof url,
+             "host=127.0.0.1,127.0.0.1 port=%u,%u user=postgres dbname=%.*s connect_timeout=2",
+             hung, port, (int)strcspn(slash + 1, "?"), slash + 1);
+    char env_url[800];
+    snprintf(env_url, sizeof env_url, "DATABASE_URL=%s", url);
+    const char *env[] = {env_url, NULL};
+    const char *argv[] = {"migrate", "--status", NULL};
+    char *out = NULL, *err = NULL;
+    long long t0 = t_now_ms();
+    int code = jobsd_run(argv, env, &out, &err);
+    long long took = t_now_ms() - t0;
+    print_message("migrate --status through a hung first host: exit %d after %lld ms\n", code,
+                  took);
+    char why[1024] = "";
+    if (code != 0)
+        snprintf(why, sizeof why, "exit %d: %s", code, err ? err : "");
+    free(out);
+    free(err);
+    close(fd);
+    if (why[0])
+        fail_msg("%s", why);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_database_never_came_exit_3),
         cmocka_unit_test(test_configuration_errors_exit_2),
         cmocka_unit_test(test_wrong_password_exit_2),
+        cmocka_unit_test(test_failover_past_a_hung_host),
     };
     return tgroup_run("startup", tests, setup, teardown);
 }
