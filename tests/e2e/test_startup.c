@@ -217,13 +217,16 @@ static void cli_exits(const char *cmd, const char *url, int want, const char *er
         fail_msg("%s", why);
 }
 
-/* A URL of db.url's cluster naming another database or user. */
+/* A conninfo of db.url's cluster naming another database or user. In keyword/value form:
+ * the PgBouncer stage of scripts/test.sh reroutes only URLs of the shared cluster, and a
+ * PgBouncer answers the login itself (the server's refusal would come at the first query). */
 static void url_with(char *out, size_t cap, const char *user, const char *dbname)
 {
     const char *host = strchr(db.url, '@');
     host = host ? host + 1 : db.url + strlen("postgresql://");
-    size_t hlen = strcspn(host, "/?");
-    snprintf(out, cap, "postgresql://%s@%.*s/%s", user, (int)hlen, host, dbname);
+    size_t hlen = strcspn(host, ":/?");
+    unsigned port = host[hlen] == ':' ? (unsigned)strtoul(host + hlen + 1, NULL, 10) : 5432;
+    snprintf(out, cap, "host=%.*s port=%u user=%s dbname=%s", (int)hlen, host, port, user, dbname);
 }
 
 /* ---------------------------------------------------------------- the group */
@@ -355,18 +358,14 @@ static void test_failover_past_a_hung_host(void **state)
     (void)state;
     unsigned hung;
     int fd = blackhole(&hung);
-    const char *host = strchr(db.url, '@');
-    host = host ? host + 1 : db.url + strlen("postgresql://");
-    const char *colon = strchr(host, ':');
-    assert_non_null(colon);
-    unsigned port = (unsigned)strtoul(colon + 1, NULL, 10);
-    const char *slash = strchr(colon, '/');
-    assert_non_null(slash);
-    char url[700];
-    snprintf(url, sizeof url,
-             "host=127.0.0.1,127.0.0.1 port=%u,%u user=postgres dbname=%.*s connect_timeout=2",
-             hung, port, (int)strcspn(slash + 1, "?"), slash + 1);
-    char env_url[800];
+    char real[700], url[800];
+    url_with(real, sizeof real, "postgres", db.name);
+    /* url_with's "host=H port=P ..." with a hung host first. */
+    const char *host = strstr(real, "host=") + 5;
+    const char *port = strstr(real, " port=") + 6;
+    snprintf(url, sizeof url, "host=127.0.0.1,%.*s port=%u,%s connect_timeout=2",
+             (int)strcspn(host, " "), host, hung, port);
+    char env_url[900];
     snprintf(env_url, sizeof env_url, "DATABASE_URL=%s", url);
     const char *env[] = {env_url, NULL};
     const char *argv[] = {"migrate", "--status", NULL};
