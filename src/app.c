@@ -22,18 +22,33 @@
 #include <string.h>
 #include <unistd.h>
 
-PGconn *app_connect_retry(const char *url, long long wait_ms, struct err *e)
+/* Set by SIGTERM/SIGINT while serve waits for the database (before its threads exist and the
+ * signals are blocked for sigwait). */
+static volatile sig_atomic_t g_startup_stop;
+
+static void on_startup_signal(int sig)
+{
+    (void)sig;
+    g_startup_stop = 1;
+}
+
+/* Connects, retrying transient failures for up to wait_ms (a database that is still
+ * starting). Gives up at once on a configuration error (e: 400) and within 100 ms of *stop. */
+static MUSTCHECK PGconn *connect_retry(const char *url, long long wait_ms, const volatile int *stop,
+                                       struct err *e)
 {
     long long deadline = util_mono_ms() + wait_ms;
     long long backoff = 250;
     for (;;) {
-        PGconn *c = db_connect(url, e);
+        err_clear(e);
+        PGconn *c = db_connect_ex(url, stop, e);
         if (c)
             return c;
-        if (util_mono_ms() + backoff > deadline)
+        long long left = deadline - util_mono_ms();
+        if (!err_is_transient(e) || (stop && *stop) || left <= 0)
             return NULL;
         log_event(LOG_WARN, "waiting for the database", "error", e->message, NULL);
-        util_sleep_ms(backoff, NULL);
+        util_sleep_ms(backoff < left ? backoff : left, stop);
         backoff = backoff * 2 > 4000 ? 4000 : backoff * 2;
     }
 }
@@ -102,24 +117,34 @@ struct serve_state {
     struct api_routes routes;
 };
 
+/* Waits up to DATABASE_WAIT_SECONDS for the database, then checks the time zone and applies
+ * the migrations. Returns the exit code (SPEC section 5: 2 configuration, 3 the database never
+ * came), or -1 when a signal asked to stop meanwhile. */
 static int prepare_database(struct serve_state *s)
 {
     struct err e;
     err_clear(&e);
-    PGconn *c = app_connect_retry(s->cfg.database_url, 60000, &e);
+    PGconn *c = connect_retry(s->cfg.database_url, s->cfg.database_wait_seconds * 1000,
+                              (const volatile int *)&g_startup_stop, &e);
+    if (!c && g_startup_stop)
+        return -1;
+    if (!c && !err_is_transient(&e)) {
+        log_event(LOG_ERROR, "cannot start: bad configuration", "error", e.message, NULL);
+        return 2;
+    }
     if (!c) {
         log_event(LOG_ERROR, "cannot start: database unreachable", "error", e.message, NULL);
-        return 1;
+        return 3;
     }
     int rc = 0;
     if (app_check_timezone(c, s->cfg.jobs_timezone, &e) != 0) {
         log_event(LOG_ERROR, "cannot start: bad configuration", "error", e.message, NULL);
-        rc = 2;
+        rc = err_is_transient(&e) ? 3 : 2;
     } else if (s->cfg.migrate_on_start) {
         int n = migrate_apply(c, NULL, &e);
         if (n < 0) {
             log_event(LOG_ERROR, "cannot start: migrations failed", "error", e.message, NULL);
-            rc = 1;
+            rc = err_is_transient(&e) ? 3 : 1;
         } else {
             char applied[16];
             util_fmt(applied, sizeof applied, "%d", n);
@@ -269,14 +294,25 @@ int app_serve(void)
         shutdown_all(&s);
         return rc;
     }
+    /* No thread runs yet: a signal while waiting for the database is caught by a handler that
+     * the wait looks at; from the first thread on, they are blocked and sigwait takes them. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_startup_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    rc = prepare_database(&s);
     sigset_t set;
     block_signals(&set);
-    rc = prepare_database(&s);
+    if (rc == 0 && g_startup_stop)
+        rc = -1;
     if (rc == 0)
         rc = start(&s);
     if (rc != 0) {
+        if (rc < 0)
+            log_event(LOG_INFO, "stopped by a signal during start-up", NULL);
         shutdown_all(&s);
-        return rc;
+        return rc < 0 ? 0 : rc;
     }
     int sig = wait_for_signal(&set);
     log_event(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);

@@ -158,6 +158,8 @@ static const struct var VARS[] = {
      NULL},
     {"JOB_RETENTION_DAYS", K_INT, OFF(job_retention_days), "90", 0, 36500, 0,
      CONFIG_SERVE | CONFIG_PRUNE, 0, NULL},
+    {"DATABASE_WAIT_SECONDS", K_INT, OFF(database_wait_seconds), "60", 0, 3600, 0, CONFIG_SERVE,
+     0, NULL},
     {"MIGRATE_ON_START", K_BOOL, OFF(migrate_on_start), "true", 0, 0, 0, CONFIG_SERVE, 0, NULL},
     {"ML_API_BASE_URL", K_STR, OFF(ml_api_base_url), "https://api.mercadolibre.com", 0, 0, 0, SJ,
      0, check_url},

@@ -4,6 +4,8 @@
 #include "jobsd/log.h"
 #include "jobsd/util.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,23 +33,183 @@ static void on_notice(void *arg, const char *message)
     log_event(LOG_DEBUG, "postgres notice", "detail", msg, NULL);
 }
 
-PGconn *db_connect(const char *url, struct err *e)
+/* The integer-valued options libpq only checks while connecting (a bad one then reads as an
+ * unreachable server). A port may be a comma-separated list (one per host), entries empty. */
+static const char *check_option(const char *kw, const char *val)
+{
+    static const char *const ints[] = {"connect_timeout",  "keepalives",
+                                       "keepalives_idle",  "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout"};
+    long long n;
+    if (strcmp(kw, "port") == 0) {
+        for (const char *p = val;;) {
+            size_t len = strcspn(p, ",");
+            if (len > 0 && !util_parse_i64n(p, len, 1, 65535, &n))
+                return "must be a port number from 1 to 65535 (one per host)";
+            if (p[len] == '\0')
+                return NULL;
+            p += len + 1;
+        }
+    }
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(kw, ints[i]) == 0 && !util_parse_i64(val, 0, 2147483647, &n))
+            return "must be a non-negative integer";
+    return NULL;
+}
+
+int db_check_url(const char *url, struct err *e)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(url, &errmsg);
+    if (!parsed) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", errmsg ? errmsg : "out of memory");
+        PQfreemem(errmsg);
+        size_t n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            msg[--n] = '\0';
+        return err_set(e, 400, "invalid_config", "DATABASE_URL cannot be parsed: %s", msg);
+    }
+    int rc = 0;
+    long long hosts = 1, ports = 1;
+    for (PQconninfoOption *o = parsed; o->keyword && rc == 0; o++) {
+        const char *why = o->val ? check_option(o->keyword, o->val) : NULL;
+        if (why)
+            rc = err_set(e, 400, "invalid_config", "DATABASE_URL: %s %s (got \"%.40s\")",
+                         o->keyword, why, o->val);
+        long long *count = strcmp(o->keyword, "port") == 0 ? &ports
+                           : strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0
+                               ? &hosts
+                               : NULL;
+        long long n = 1;
+        for (const char *p = o->val ? o->val : ""; count && *p; p++)
+            n += *p == ',';
+        if (count && n > *count)
+            *count = n;
+    }
+    if (rc == 0 && ports > 1 && ports != hosts)
+        rc = err_set(e, 400, "invalid_config",
+                     "DATABASE_URL: %lld ports for %lld hosts (give one port, or one per host)",
+                     ports, hosts);
+    PQconninfoFree(parsed);
+    return rc;
+}
+
+/* The server refused us for a reason a retry cannot fix (SPEC section 5: exit 2, not 3):
+ * wrong password (28P01), no such role or no pg_hba.conf entry (28000), no such database
+ * (3D000). libpq gives no SQLSTATE for a failed connection, so the connection runs with
+ * PQERRORS_VERBOSE, which writes it after the severity ("FATAL:  3D000: ..."). */
+static bool refused_by_configuration(const char *msg)
+{
+    static const char *const states[] = {"28P01", "28000", "3D000"};
+    for (const char *p = strstr(msg, "FATAL:  "); p; p = strstr(p + 1, "FATAL:  ")) {
+        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+            if (strncmp(p + 8, states[i], 5) == 0 && p[13] == ':')
+                return true;
+    }
+    return false;
+}
+
+/* The connection's error on one line (its lines joined by "; ") as the default verbosity
+ * shows it: without the SQLSTATE that PQERRORS_VERBOSE inserted after "FATAL:  ", nor its
+ * LOCATION lines. */
+static void connect_error(PGconn *c, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *p = PQerrorMessage(c); *p && len + 1 < cap;) {
+        size_t n = strcspn(p, "\n");
+        const char *line = p;
+        p += n + (p[n] == '\n');
+        while (n > 0 && (*line == ' ' || *line == '\t')) {
+            line++;
+            n--;
+        }
+        while (n > 0 && line[n - 1] == ' ')
+            n--;
+        if (n == 0 || strncmp(line, "LOCATION:", 9) == 0)
+            continue;
+        /* at: where the SQLSTATE would be; cut: its length with ": " when it is there. */
+        const char *fatal = strstr(line, "FATAL:  ");
+        size_t at = fatal && fatal < line + n ? (size_t)(fatal - line) + 8 : n;
+        size_t cut = at + 7 < n && line[at + 5] == ':' ? 7 : 0;
+        int w = snprintf(out + len, cap - len, "%s%.*s%.*s", len ? "; " : "", (int)at, line,
+                         (int)(n - at - cut), line + at + cut);
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
+}
+
+/* How many hosts the URL lists (host or hostaddr, comma-separated). */
+static long long host_count(PQconninfoOption *parsed)
+{
+    long long hosts = 1;
+    for (PQconninfoOption *o = parsed; o && o->keyword; o++)
+        if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) && o->val) {
+            long long n = 1;
+            for (const char *p = o->val; *p; p++)
+                n += *p == ',';
+            if (n > hosts)
+                hosts = n;
+        }
+    return hosts;
+}
+
+/* How long an attempt may take: connect_timeout (libpq's rule: at least 2 s; 0 = no limit). */
+static long long attempt_budget_ms(const char *timeout)
+{
+    long long secs = 0;
+    if (!util_parse_i64(timeout, 0, 2147483647, &secs) || secs == 0)
+        return 0;
+    return (secs < 2 ? 2 : secs) * 1000;
+}
+
+/* Drives PQconnectPoll, looking at *stop every 100 ms. */
+static MUSTCHECK int connect_poll(PGconn *c, long long budget_ms, const volatile int *stop,
+                                  struct err *e)
+{
+    long long deadline = budget_ms > 0 ? util_mono_ms() + budget_ms : 0;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED || PQsocket(c) < 0)
+            return -1;
+        if (stop && *stop)
+            return err_set(e, 503, "interrupted", "stopped while connecting to the database");
+        long long tick = 100;
+        if (deadline) {
+            long long left = deadline - util_mono_ms();
+            if (left <= 0)
+                return err_set(e, 503, "database_unavailable",
+                               "database unavailable: timeout expired (connect_timeout)");
+            tick = left < tick ? left : tick;
+        }
+        struct pollfd pfd = {PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+        int r = poll(&pfd, 1, (int)tick);
+        if (r < 0 && errno != EINTR)
+            return err_set(e, 503, "database_unavailable", "database unavailable: poll: %s",
+                           strerror(errno));
+        if (r > 0)
+            st = PQconnectPoll(c);
+    }
+    return 0;
+}
+
+PGconn *db_connect_ex(const char *url, const volatile int *stop, struct err *e)
 {
     static const char *defaults[][2] = {
         {"connect_timeout", "5"},      {"keepalives", "1"},       {"keepalives_idle", "30"},
         {"keepalives_interval", "10"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"},
         {"application_name", "jobsd"},
     };
-    char *errmsg = NULL;
-    PQconninfoOption *parsed = PQconninfoParse(url, &errmsg);
-    if (!parsed) {
-        err_set(e, 500, "internal_error", "DATABASE_URL cannot be parsed: %s",
-                errmsg ? errmsg : "out of memory");
-        PQfreemem(errmsg);
+    if (db_check_url(url, e) != 0)
         return NULL;
-    }
+    PQconninfoOption *parsed = PQconninfoParse(url, NULL);
+    if (!parsed)
+        util_fatal("out of memory (PQconninfoParse)");
     const char *keys[16];
     const char *vals[16];
+    const char *timeout = "5";
     size_t n = 0;
     keys[n] = "dbname";
     vals[n] = url;
@@ -61,22 +223,40 @@ PGconn *db_connect(const char *url, struct err *e)
     }
     keys[n] = NULL;
     vals[n] = NULL;
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && o->val[0])
+            timeout = o->val;
+    long long budget = attempt_budget_ms(timeout);
+    /* Several hosts (failover): libpq's blocking connect, which gives each host its own
+     * connect_timeout and moves on (PQconnectPoll cannot be told to); it is not interruptible
+     * and its failures read as transient (no SQLSTATE without PQERRORS_VERBOSE). */
+    bool blocking = host_count(parsed) > 1;
     PQconninfoFree(parsed);
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGconn *c = blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
     if (!c)
-        util_fatal("out of memory (PQconnectdbParams)");
-    if (PQstatus(c) != CONNECTION_OK) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
-        size_t len = strlen(msg);
-        while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-            msg[--len] = '\0';
-        err_set(e, 503, "database_unavailable", "database unavailable: %s", msg);
+        util_fatal("out of memory (PQconnectStartParams)");
+    PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+    if (PQstatus(c) == CONNECTION_BAD || (!blocking && connect_poll(c, budget, stop, e) != 0) ||
+        PQstatus(c) != CONNECTION_OK) {
+        if (!err_is_set(e)) {
+            char msg[300];
+            connect_error(c, msg, sizeof msg);
+            if (refused_by_configuration(PQerrorMessage(c)) || PQconnectionNeedsPassword(c))
+                err_set(e, 400, "invalid_config", "the database refused DATABASE_URL: %s", msg);
+            else
+                err_set(e, 503, "database_unavailable", "database unavailable: %s", msg);
+        }
         PQfinish(c);
         return NULL;
     }
+    PQsetErrorVerbosity(c, PQERRORS_DEFAULT);
     PQsetNoticeProcessor(c, on_notice, NULL);
     return c;
+}
+
+PGconn *db_connect(const char *url, struct err *e)
+{
+    return db_connect_ex(url, NULL, e);
 }
 
 char *db_redact_url(const char *url)
@@ -200,6 +380,13 @@ PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e)
         p->probing = true;
         pthread_mutex_unlock(&p->lock);
         c = db_connect(p->url, e);
+        if (!c && e && e->http_status != 503) {
+            /* A refused DATABASE_URL (the password rotated under a running server) is the
+             * database being unavailable to the request that needed it. */
+            char why[ERR_MESSAGE_MAX];
+            snprintf(why, sizeof why, "%s", e->message);
+            err_set(e, 503, "database_unavailable", "%s", why);
+        }
         pthread_mutex_lock(&p->lock);
         p->probing = false;
         if (!c) {

@@ -78,15 +78,43 @@ static void record_failure(const struct job_exec *x, PGconn **c, const struct jo
               "jobLogId", claim->id, "error", e.message, NULL);
 }
 
+/* job_store_requeue on a new connection of its own, a few times within about 2 s (a database
+ * that does not answer at all costs one connect_timeout): after a lost connection the pool's
+ * idle ones are likely dead too (pg_terminate_backend of every backend, a failover), and the
+ * job would otherwise wait for the reaper. */
+static MUSTCHECK int requeue_fresh(const struct job_exec *x, const struct job_claim *claim,
+                                   const char *worker, const char *reason, bool count_attempt,
+                                   struct err *e)
+{
+    long long pause = 100, until = util_mono_ms() + 2000;
+    for (int attempt = 0; attempt < 5 && (attempt == 0 || util_mono_ms() < until); attempt++) {
+        if (attempt > 0) {
+            util_sleep_ms(pause, NULL);
+            pause *= 2;
+        }
+        err_clear(e);
+        PGconn *fresh = db_connect(x->cfg->database_url, e);
+        if (!fresh)
+            continue;
+        int rc = job_store_requeue(fresh, claim->id, worker, reason, count_attempt, e);
+        PQfinish(fresh);
+        if (rc == 0)
+            return 0;
+    }
+    return -1;
+}
+
 /* Puts the job back in the queue: after a shutdown cancelled it (the attempt does not count),
- * or after its database connection was lost (it counts). */
+ * or after its database connection was lost (it counts). The run's connection when it still
+ * works, else a fresh one. */
 static void requeue(const struct job_exec *x, PGconn **c, const struct job_claim *claim,
                     const char *worker, const char *reason, bool count_attempt)
 {
     struct err e;
     err_clear(&e);
-    if (usable(x, c, &e) &&
-        job_store_requeue(*c, claim->id, worker, reason, count_attempt, &e) == 0) {
+    bool done = *c && !db_is_broken(*c) &&
+                job_store_requeue(*c, claim->id, worker, reason, count_attempt, &e) == 0;
+    if (done || requeue_fresh(x, claim, worker, reason, count_attempt, &e) == 0) {
         if (count_attempt)
             log_event(LOG_WARN, LOG_JOB_TAG "job requeued: its database connection was lost",
                       "jobLogId", claim->id, "reason", reason, NULL);

@@ -33,7 +33,9 @@ struct job_lease {
     size_t n, cap;
 };
 
-static void heartbeat(struct job_lease *l, PGconn *c)
+/* Renews every lease this process holds. Returns false when the renewal was stalled (it
+ * took longer than the renewal interval: a lock on job_logs, a database that froze). */
+static bool heartbeat(struct job_lease *l, PGconn *c)
 {
     pthread_mutex_lock(&l->lock);
     size_t n = l->n;
@@ -43,7 +45,7 @@ static void heartbeat(struct job_lease *l, PGconn *c)
     pthread_mutex_unlock(&l->lock);
     if (n == 0) {
         free(copy);
-        return;
+        return true;
     }
     const char **ids = util_calloc(n, sizeof *ids);
     const char **workers = util_calloc(n, sizeof *workers);
@@ -54,7 +56,10 @@ static void heartbeat(struct job_lease *l, PGconn *c)
     }
     struct err e;
     err_clear(&e);
-    if (job_store_heartbeat(c, ids, workers, n, lost, &e) == 0) {
+    long long began = util_mono_ms();
+    int rc = job_store_heartbeat(c, ids, workers, n, lost, &e);
+    bool prompt = util_mono_ms() - began <= l->lease_ms / 3;
+    if (rc == 0) {
         pthread_mutex_lock(&l->lock);
         for (size_t i = 0; i < n; i++) {
             if (!lost[i])
@@ -74,6 +79,7 @@ static void heartbeat(struct job_lease *l, PGconn *c)
     free(workers);
     free(lost);
     free(copy);
+    return prompt;
 }
 
 /* The reaper's account of each job it took back (the janitor always says why). */
@@ -88,6 +94,25 @@ static void on_reaped(void *ctx, const struct job_reaped *r)
               "attempts", r->attempts, "lostWorker", r->lost_worker, "reason", "lease expired",
               NULL);
     metrics_reaped(l->metrics, r->failed);
+}
+
+/* One reaper pass, in a transaction whose lock waits are short: a pass that would wait
+ * behind a lock on job_logs gives up (the next one runs a lease later) rather than judge
+ * leases whose renewals are queued behind the same lock. */
+static void reap(struct job_lease *l, PGconn *c)
+{
+    long long wait_ms = l->lease_ms / 3 < 1000 ? l->lease_ms / 3 : 1000;
+    struct err e;
+    err_clear(&e);
+    if (db_begin(c, wait_ms, &e) != 0 ||
+        job_store_reap(c, l->lease_ms / 1000, l->max_attempts, on_reaped, l, &e) < 0 ||
+        db_commit(c, &e) != 0) {
+        db_rollback(c);
+        log_event(strcmp(e.code, "timeout") == 0 ? LOG_INFO : LOG_WARN,
+                  strcmp(e.code, "timeout") == 0 ? "reaper skipped a pass: job_logs is locked"
+                                                 : "reaper failed",
+                  "error", e.message, NULL);
+    }
 }
 
 static void *run(void *arg)
@@ -125,12 +150,14 @@ static void *run(void *arg)
             }
             backoff = 500;
         }
-        heartbeat(l, c);
+        if (!heartbeat(l, c) && l->reap) {
+            /* What stalled this renewal stalled the other instances' too: give them one
+             * lease to get through before judging theirs. */
+            quiet_until = util_mono_ms() + l->lease_ms;
+            log_event(LOG_WARN, "lease renewal was stalled: no reaping for one lease", NULL);
+        }
         if (l->reap && util_mono_ms() >= next_reap && util_mono_ms() >= quiet_until) {
-            struct err e;
-            err_clear(&e);
-            if (job_store_reap(c, l->lease_ms / 1000, l->max_attempts, on_reaped, l, &e) < 0)
-                log_event(LOG_WARN, "reaper failed", "error", e.message, NULL);
+            reap(l, c);
             next_reap = util_mono_ms() + l->lease_ms;
         }
         pthread_mutex_lock(&l->lock);

@@ -327,9 +327,16 @@ int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *wo
         return 0;
     char *ids_lit = db_array_literal(ids, n);
     char *workers_lit = db_array_literal(workers, n);
-    static const char SQL[] = "UPDATE job_logs j SET heartbeat_at = now() "
-                              "FROM unnest($1::uuid[], $2::text[]) AS t(id, w) "
-                              "WHERE j.id = t.id AND j.worker_id = t.w AND j.status = 'running' "
+    /* The time recorded is taken once the rows are ours (clock_timestamp() after FOR UPDATE),
+     * not when the statement began: a heartbeat that waited on a lock on job_logs records when
+     * it got through, not a time from before the wait that would read as a lease long
+     * expired. */
+    static const char SQL[] = "WITH mine AS (SELECT j.id FROM job_logs j "
+                              "  JOIN unnest($1::uuid[], $2::text[]) AS t(id, w) "
+                              "    ON j.id = t.id AND j.worker_id = t.w "
+                              "  WHERE j.status = 'running' FOR UPDATE OF j) "
+                              "UPDATE job_logs j SET heartbeat_at = clock_timestamp() "
+                              "FROM mine WHERE j.id = mine.id "
                               "RETURNING j.id";
     const char *params[] = {ids_lit, workers_lit};
     PGresult *r = db_query(c, SQL, 2, params, e);
@@ -353,7 +360,12 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
     static const char SQL[] =
         "WITH expired AS ("
         "  SELECT id, worker_id AS old_worker, heartbeat_at AS old_heartbeat FROM job_logs "
-        "  WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::int) "
+        /* Judged by the clock when the row is looked at (clock_timestamp()), skipping a row
+         * whose heartbeat is being written (SKIP LOCKED); the caller bounds the wait for
+         * locks, so a pass that waited behind a lock on job_logs gives up instead of judging
+         * heartbeats that queued behind the same lock. */
+        "  WHERE status = 'running' "
+        "    AND heartbeat_at < clock_timestamp() - make_interval(secs => $1::int) "
         /* A database that restarted less than a lease ago kept every instance from renewing:
          * give them one lease to come back before concluding anything. */
         "    AND pg_postmaster_start_time() < now() - make_interval(secs => $1::int) "

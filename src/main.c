@@ -94,8 +94,9 @@ static const char USAGE_HEALTHCHECK[] =
 
 static const char USAGE_CHECK[] =
     "usage: jobsd check-config\n"
-    "Validates the environment as `serve` would (one line per problem, naming the variable)\n"
-    "and prints the effective configuration with secrets redacted. Exit 0 or 2.\n";
+    "Validates the environment as `serve` would (one line per problem, naming the variable;\n"
+    "DATABASE_URL must parse as a libpq URI or conninfo) and prints the effective\n"
+    "configuration with secrets redacted. Exit 0 or 2. It does not connect.\n";
 
 static bool wants_help(int argc, char **argv)
 {
@@ -148,6 +149,13 @@ static int cmd_check_config(void)
     if (config_load(&c, CONFIG_SERVE, NULL, NULL, stderr) != 0) {
         config_free(&c);
         fprintf(stderr, "jobsd: configuration invalid\n");
+        return EXIT_USAGE;
+    }
+    struct err e;
+    err_clear(&e);
+    if (db_check_url(c.database_url, &e) != 0) {
+        config_free(&c);
+        fprintf(stderr, "config: %s\njobsd: configuration invalid\n", e.message);
         return EXIT_USAGE;
     }
     config_print(&c, CONFIG_SERVE, stdout, db_redact_url);
@@ -267,7 +275,7 @@ static int cmd_migrate(int argc, char **argv)
     config_free(&c);
     if (!conn) {
         fprintf(stderr, "jobsd migrate: %s\n", e.message);
-        return EXIT_TRANSIENT;
+        return err_is_transient(&e) ? EXIT_TRANSIENT : EXIT_USAGE;
     }
     int rc;
     if (status) {

@@ -11,11 +11,10 @@
 
 #define JOBSD_VERSION "0.1.0"
 
-/* `jobsd serve`: returns the process exit code. */
+/* `jobsd serve`: returns the process exit code (0 after SIGTERM/SIGINT, also while it was
+ * still waiting for the database; 2 configuration; 3 the database did not come within
+ * DATABASE_WAIT_SECONDS). */
 int app_serve(void);
-
-/* Connects, retrying for up to wait_ms (a database that is still starting). */
-MUSTCHECK PGconn *app_connect_retry(const char *url, long long wait_ms, struct err *e);
 
 struct ml_client;
 /* The process's Mercado Livre client from the configuration; NULL + e when the base URL is

@@ -13,14 +13,27 @@
 
 struct db_pool;
 
+/* Is the URL usable as a libpq connection string? Besides PQconninfoParse, checks what libpq
+ * checks only while connecting (port, the integer options). -1 + e (400 invalid_config). */
+MUSTCHECK int db_check_url(const char *url, struct err *e);
+
 /* One new connection with jobsd's defaults added to the URL (connect_timeout, keepalives,
- * tcp_user_timeout, application_name) unless the URL sets them. NULL + e on failure. */
+ * tcp_user_timeout, application_name) unless the URL sets them. NULL + e on failure: 400
+ * invalid_config when a retry cannot help (the URL does not parse; the server refused the
+ * password, the role or the database: SQLSTATE 28P01, 28000, 3D000), else 503
+ * database_unavailable. */
 MUSTCHECK PGconn *db_connect(const char *url, struct err *e);
+/* The same, given up within 100 ms once *stop (may be NULL) becomes non-zero: 503
+ * interrupted. An attempt lasts at most connect_timeout. A URL with several hosts uses
+ * libpq's blocking connect instead (per-host timeouts, failover): not interruptible, and
+ * refusals by the server are not told apart from an outage there. */
+MUSTCHECK PGconn *db_connect_ex(const char *url, const volatile int *stop, struct err *e);
 
 /* A pool of at most `size` connections, opened lazily. */
 struct db_pool *db_pool_new(const char *url, size_t size);
 void db_pool_free(struct db_pool *p);
-/* Borrows a connection, waiting up to wait_ms for one to be free. NULL + e (503) on failure. */
+/* Borrows a connection, waiting up to wait_ms for one to be free. NULL + e (503) on failure
+ * (a refused DATABASE_URL included: the request itself is not at fault). */
 MUSTCHECK PGconn *db_pool_acquire(struct db_pool *p, long long wait_ms, struct err *e);
 /* Gives a connection back; a broken one or one left inside a transaction that cannot be
  * rolled back is closed. */

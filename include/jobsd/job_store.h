@@ -110,7 +110,8 @@ MUSTCHECK int job_store_requeue(PGconn *c, const char *id, const char *worker_id
                                 const char *reason, bool count_attempt, struct err *e);
 
 /* Renews the leases of (ids[i], workers[i]); lost[i] becomes true for a job that is no
- * longer running under that worker. */
+ * longer running under that worker. The time recorded is the database clock once the rows
+ * are locked (a renewal that waited on a lock records when it got through). */
 MUSTCHECK int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *workers,
                                   size_t n, bool *lost, struct err *e);
 
@@ -119,9 +120,10 @@ struct job_reaped {
     const char *id, *job_type, *tenant_id, *attempts, *lost_worker;
     bool failed; /* out of attempts: ended as error (interrupted), else requeued */
 };
-/* Requeues running jobs whose lease expired (or fails them as `interrupted` once they had
- * max_attempts claims), calling fn (may be NULL) once per job. Returns how many were reaped,
- * or -1. */
+/* Requeues running jobs whose lease expired by the database clock (clock_timestamp()) (or
+ * fails them as `interrupted` once they had max_attempts claims), skipping rows being
+ * renewed, calling fn (may be NULL) once per job. Returns how many were reaped, or -1. Run
+ * it in a transaction with a short lock_timeout (job_lease does). */
 MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
                              void (*fn)(void *ctx, const struct job_reaped *r), void *ctx,
                              struct err *e);
