@@ -39,6 +39,7 @@ http_server 2
 http_request 2
 http_internal 2
 http_prefer 2
+http_auth 2
 internal_key 2
 jwt 2
 token_crypt 2

@@ -63,6 +63,24 @@ struct http_request {
     size_t nhdrs;
 };
 
+/* What the checks read of the request's headers (http_server.c fills it). */
+struct header_scan {
+    size_t content_length_count;
+    const char *content_length;
+    bool content_length_conflict;
+    size_t te_count;
+    const char *te;
+    size_t key_count;
+    const char *key;
+    size_t key_len;
+    size_t authorization_count;
+    const char *authorization;
+};
+
+/* http_auth.c: authenticates the request for its route's guard. Returns false with a response
+ * set (401, or 503 when JWT is not configured) when refused. */
+bool http_auth_check(struct http_request *r, const struct header_scan *h);
+
 /* First value of a request header (case-insensitive name), NULL when absent. */
 const char *http_header_value(struct MHD_Connection *c, const char *name);
 
