@@ -44,8 +44,9 @@ struct http_request {
     char remote[64];
     long long content_length; /* -1 = none (chunked or no body) */
     bool chunked;
-    bool may_have_body;     /* any Transfer-Encoding or Content-Length other than one "0" */
-    char reject_reason[64]; /* why authentication failed, for the access line */
+    bool may_have_body;       /* any Transfer-Encoding or Content-Length other than one "0" */
+    char reject_reason[64];   /* why authentication failed, for the access line */
+    const char *wire_problem; /* a header line RFC 9112 rejects (http_wire.c), or NULL */
     bool dispatched;
     struct buf body;
     json_t *json;
@@ -80,6 +81,11 @@ struct header_scan {
 /* http_auth.c: authenticates the request for its route's guard. Returns false with a response
  * set (401, or 503 when JWT is not configured) when refused. */
 bool http_auth_check(struct http_request *r, const struct header_scan *h);
+
+/* http_wire.c: NULL when the request line and header lines are as RFC 9112 requires, else
+ * what is wrong (a static string). Call on the access handler's first call with its method
+ * and version arguments (they point into libmicrohttpd's read buffer). */
+const char *http_wire_check(struct MHD_Connection *c, const char *method, const char *version);
 
 /* First value of a request header (case-insensitive name), NULL when absent. */
 const char *http_header_value(struct MHD_Connection *c, const char *name);

@@ -146,6 +146,9 @@ static enum MHD_Result queue(struct http_request *r)
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
     add_cors_headers(r, resp);
+    /* What follows a malformed header line cannot be framed: never read as a request. */
+    if (r->wire_problem)
+        MHD_add_response_header(resp, "Connection", "close");
     count_request(r);
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
@@ -205,6 +208,10 @@ static void first_call_checks(struct http_request *r)
         http_respond_error(r, 405, "method_not_allowed",
                            "%s is not allowed on %.200s (allowed: %s)", r->method, r->path,
                            r->match.allow);
+        return;
+    }
+    if (r->wire_problem) {
+        http_respond_error(r, 400, "bad_framing", "%s (RFC 9112)", r->wire_problem);
         return;
     }
     if (h.content_length_count > 1) {
@@ -334,17 +341,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *data,
                                  size_t *size, void **con_cls)
 {
-    (void)version;
     struct http_server *s = cls;
     struct http_request *r = *con_cls;
     if (!r) {
         r = request_new(s, conn, url, method);
         *con_cls = r;
+        r->wire_problem = http_wire_check(conn, method, version);
         first_call_checks(r);
         /* A refusal is sent at once when a body may follow (413, or 401 before a large
          * upload): libmicrohttpd then closes the connection instead of reading it. Without a
          * body it waits for the next call, which keeps the connection alive. */
-        if (r->has_response && r->may_have_body)
+        if (r->has_response && (r->may_have_body || r->wire_problem))
             return queue(r);
         return MHD_YES;
     }
