@@ -24,6 +24,7 @@ struct http_server {
     size_t ncors;
     unsigned port;
     atomic_size_t suspended;
+    struct http_conns *conns; /* http_conn.c: open connections and their deadlines */
 };
 
 struct header_kv {
@@ -86,6 +87,19 @@ bool http_auth_check(struct http_request *r, const struct header_scan *h);
  * what is wrong (a static string). Call on the access handler's first call with its method
  * and version arguments (they point into libmicrohttpd's read buffer). */
 const char *http_wire_check(struct MHD_Connection *c, const char *method, const char *version);
+
+/* http_conn.c: the connections' deadlines (see there). fit_limit raises the open-file limit
+ * and returns how many connections fit in it; start/stop/free bracket the daemon (free after
+ * MHD_stop_daemon); notify is the MHD_OPTION_NOTIFY_CONNECTION callback (cls: the server);
+ * phase marks a request's headers complete (true) or its response done (false). */
+unsigned http_conn_fit_limit(unsigned want);
+struct http_conns *http_conn_start(unsigned header_timeout_s, unsigned idle_timeout_s,
+                                   unsigned max_connections);
+void http_conn_stop(struct http_conns *t);
+void http_conn_free(struct http_conns *t);
+void http_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+void http_conn_phase(struct http_server *s, struct MHD_Connection *conn, bool in_request);
 
 /* First value of a request header (case-insensitive name), NULL when absent. */
 const char *http_header_value(struct MHD_Connection *c, const char *name);

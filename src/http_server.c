@@ -347,6 +347,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r = request_new(s, conn, url, method);
         *con_cls = r;
         r->wire_problem = http_wire_check(conn, method, version);
+        http_conn_phase(s, conn, true);
         first_call_checks(r);
         /* A refusal is sent at once when a body may follow (413, or 401 before a large
          * upload): libmicrohttpd then closes the connection instead of reading it. Without a
@@ -408,8 +409,7 @@ static void yield_now_and_then(void)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    http_conn_phase(cls, conn, false);
     struct http_request *r = *con_cls;
     if (!r)
         return;
@@ -484,8 +484,14 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->connection_timeout_seconds, NULL};
+    /* Limits and deadlines of slow and idle connections: http_conn.c. */
+    unsigned max_connections = http_conn_fit_limit(cfg->max_connections);
+    s->conns = http_conn_start(cfg->header_timeout_seconds, cfg->connection_timeout_seconds,
+                               max_connections);
     opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_conn_notify, s};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_connections, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)cfg->per_ip_connections, NULL};
     /* 32 KiB per connection bounds request line + headers (40 KB of headers → 431). */
@@ -500,6 +506,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon) {
+        http_conn_stop(s->conns);
+        http_conn_free(s->conns);
         free_origins(s);
         free(s);
         err_set(e, 500, "internal_error", "cannot listen on %s:%u (address in use?)",
@@ -546,8 +554,10 @@ void http_server_stop(struct http_server *s)
                 break;
             util_sleep_ms(20, NULL);
         }
+        http_conn_stop(s->conns);
         MHD_stop_daemon(s->daemon);
     }
+    http_conn_free(s->conns);
     free_origins(s);
     free(s);
 }
