@@ -61,6 +61,8 @@ INTERNAL_JOBS_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export INTERNAL_JOBS_KEY JWT_SECRET
 export PORT=0 BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info
+# wrk's connections all come from 127.0.0.1: no per-address limit (PER_IP_CONNECTIONS=32).
+export PER_IP_CONNECTIONS=0
 "$jobsd" serve >"$work/jobsd.log" 2>&1 &
 jobsd_pid=$!
 port=""

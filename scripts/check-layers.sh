@@ -39,6 +39,9 @@ http_server 2
 http_request 2
 http_internal 2
 http_prefer 2
+http_auth 2
+http_wire 2
+http_conn 2
 internal_key 2
 jwt 2
 token_crypt 2
@@ -152,7 +155,7 @@ check_library() {
     [ -z "$users" ] || fail "link: $lib_name is used outside its modules ($allowed) by: $users"
 }
 check_library libcurl '^curl_' 'ml_client|ml_[a-z_]+'
-check_library libmicrohttpd '^MHD_' 'http_server|http_request'
+check_library libmicrohttpd '^MHD_' 'http_server|http_request|http_wire|http_conn'
 check_library OpenSSL '^(EVP_|HMAC|CRYPTO_|OPENSSL_|OpenSSL_|RAND_|ERR_)' \
     'jwt|internal_key|token_crypt|migrate'
 

@@ -246,6 +246,7 @@ static int start(struct serve_state *s)
         .per_ip_connections = (unsigned)s->cfg.per_ip_connections,
         .max_body_bytes = (size_t)s->cfg.max_body_bytes,
         .connection_timeout_seconds = 30,
+        .header_timeout_seconds = (unsigned)s->cfg.header_timeout_seconds,
         .routes = s->routes.route,
         .nroutes = s->routes.n,
         .app = &s->api,

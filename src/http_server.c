@@ -6,7 +6,6 @@
  * What a handler sees of its request, and answering it, is http_request.c. */
 #include "http_internal.h"
 #include "jobsd/buf.h"
-#include "jobsd/internal_key.h"
 #include "jobsd/log.h"
 #include "jobsd/metrics.h"
 #include "jobsd/util.h"
@@ -23,19 +22,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-
-struct header_scan {
-    size_t content_length_count;
-    const char *content_length;
-    bool content_length_conflict;
-    size_t te_count;
-    const char *te;
-    size_t key_count;
-    const char *key;
-    size_t key_len;
-    size_t authorization_count;
-    const char *authorization;
-};
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_size, const char *value, size_t value_size)
@@ -167,6 +153,9 @@ static enum MHD_Result queue(struct http_request *r)
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
     add_cors_headers(r, resp);
+    /* What follows a malformed header line cannot be framed: never read as a request. */
+    if (r->wire_problem)
+        MHD_add_response_header(resp, "Connection", "close");
     count_request(r);
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
@@ -192,106 +181,6 @@ static bool is_json_media_type(const char *ctype)
     memcpy(tmp, ctype, n);
     tmp[n] = '\0';
     return util_strcaseeq(tmp, want);
-}
-
-/* The rejection is logged once, by the request's access line (which carries [INTERNAL-JOB]
- * on job routes) with the reason: one line per request, also under a flood of bad keys. */
-static void reject_unauthorized(struct http_request *r, const char *reason, bool bearer)
-{
-    snprintf(r->reject_reason, sizeof r->reject_reason, "%s", reason);
-    if (bearer)
-        http_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    http_respond_error(r, 401, "unauthorized", UNAUTHORIZED_MESSAGE);
-}
-
-static bool check_internal_key(struct http_request *r, const struct header_scan *h,
-                               const char *value, size_t len, size_t count)
-{
-    (void)h;
-    if (count != 1) {
-        reject_unauthorized(r, count == 0 ? "missing" : "repeated", false);
-        return false;
-    }
-    enum internal_key_match m = internal_key_check(r->srv->cfg.key, value, len);
-    if (m == INTERNAL_KEY_NONE) {
-        reject_unauthorized(r, len == 0 ? "empty" : "invalid", false);
-        return false;
-    }
-    r->auth.kind = HTTP_AUTH_INTERNAL;
-    r->auth.key_match = (int)m;
-    if (m == INTERNAL_KEY_PREVIOUS)
-        log_event(LOG_INFO, "authenticated with INTERNAL_JOBS_KEY_PREVIOUS", "path", r->path,
-                  "requestId", r->request_id, NULL);
-    return true;
-}
-
-/* Splits "Bearer <token>" (scheme case-insensitive). */
-static const char *bearer_token(const char *authorization)
-{
-    if (!authorization || strlen(authorization) < 7)
-        return NULL;
-    char scheme[7];
-    memcpy(scheme, authorization, 6);
-    scheme[6] = '\0';
-    if (!util_strcaseeq(scheme, "Bearer") || authorization[6] != ' ')
-        return NULL;
-    const char *t = authorization + 7;
-    while (*t == ' ')
-        t++;
-    return *t ? t : NULL;
-}
-
-static bool check_jwt(struct http_request *r, const struct header_scan *h)
-{
-    const struct http_server_config *cfg = &r->srv->cfg;
-    if (!cfg->jwt_verify) {
-        http_respond_error(r, 503, "jwt_not_configured",
-                           "JWT authentication is not configured on this server (JWT_SECRET)");
-        return false;
-    }
-    const char *token = h->authorization_count == 1 ? bearer_token(h->authorization) : NULL;
-    if (!token) {
-        reject_unauthorized(r, h->authorization_count ? "malformed" : "missing", true);
-        return false;
-    }
-    struct err e;
-    err_clear(&e);
-    if (cfg->jwt_verify(cfg->jwt_ctx, token, &r->auth, &e) != 0) {
-        if (e.http_status == 401 || e.http_status == 0) {
-            char reason[64];
-            snprintf(reason, sizeof reason, "invalid_token: %.40s", e.message);
-            reject_unauthorized(r, reason, true);
-        } else {
-            http_respond_err(r, &e, NULL);
-        }
-        return false;
-    }
-    r->auth.kind = HTTP_AUTH_JWT;
-    return true;
-}
-
-static bool authenticate(struct http_request *r, const struct header_scan *h)
-{
-    switch (r->match.route->guard) {
-    case GUARD_NONE:
-        return true;
-    case GUARD_INTERNAL:
-        return check_internal_key(r, h, h->key, h->key_len, h->key_count);
-    case GUARD_INTERNAL_OR_JWT:
-        if (h->key_count > 0)
-            return check_internal_key(r, h, h->key, h->key_len, h->key_count);
-        return check_jwt(r, h);
-    case GUARD_JWT:
-        return check_jwt(r, h);
-    case GUARD_METRICS:
-        if (h->key_count > 0)
-            return check_internal_key(r, h, h->key, h->key_len, h->key_count);
-        {
-            const char *t = h->authorization_count == 1 ? bearer_token(h->authorization) : NULL;
-            return check_internal_key(r, h, t, t ? strlen(t) : 0, t ? 1 : 0);
-        }
-    }
-    return false;
 }
 
 /* Everything decided from the request line and headers, before any body byte is read.
@@ -334,6 +223,10 @@ static void first_call_checks(struct http_request *r)
                            r->match.allow);
         return;
     }
+    if (r->wire_problem) {
+        http_respond_error(r, 400, "bad_framing", "%s (RFC 9112)", r->wire_problem);
+        return;
+    }
     if (h.content_length_count > 1) {
         http_respond_error(r, 400, "bad_framing",
                            h.content_length_conflict ? "conflicting Content-Length headers"
@@ -360,7 +253,7 @@ static void first_call_checks(struct http_request *r)
         }
         r->content_length = n;
     }
-    if (!authenticate(r, &h))
+    if (!http_auth_check(r, &h))
         return;
     if (r->content_length > (long long)s->cfg.max_body_bytes) {
         http_respond_error(
@@ -462,7 +355,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *data,
                                  size_t *size, void **con_cls)
 {
-    (void)version;
     struct http_server *s = cls;
     struct http_request *r = *con_cls;
     if (!r || r == (void *)s) { /* s: http_uri_check found too many query arguments */
@@ -470,11 +362,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r = request_new(s, conn, url, method);
         r->query_over_limit = over;
         *con_cls = r;
+        r->wire_problem = http_wire_check(conn, method, version);
+        http_conn_phase(s, conn, true);
         first_call_checks(r);
         /* A refusal is sent at once when a body may follow (413, or 401 before a large
          * upload): libmicrohttpd then closes the connection instead of reading it. Without a
          * body it waits for the next call, which keeps the connection alive. */
-        if (r->has_response && r->may_have_body)
+        if (r->has_response && (r->may_have_body || r->wire_problem))
             return queue(r);
         return MHD_YES;
     }
@@ -531,7 +425,7 @@ static void yield_now_and_then(void)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
+    http_conn_phase(cls, conn, false);
     struct http_request *r = *con_cls;
     if (!r || r == cls) /* no request, or http_uri_check's mark without one */
         return;
@@ -606,8 +500,14 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->connection_timeout_seconds, NULL};
+    /* Limits and deadlines of slow and idle connections: http_conn.c. */
+    unsigned max_connections = http_conn_fit_limit(cfg->max_connections);
+    s->conns = http_conn_start(cfg->header_timeout_seconds, cfg->connection_timeout_seconds,
+                               max_connections);
     opts[n++] =
-        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL};
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_conn_notify, s};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_connections, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)cfg->per_ip_connections, NULL};
     /* 32 KiB per connection bounds request line + headers (40 KB of headers → 431). */
@@ -623,6 +523,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_access, s,
                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon) {
+        http_conn_stop(s->conns);
+        http_conn_free(s->conns);
         free_origins(s);
         free(s);
         err_set(e, 500, "internal_error", "cannot listen on %s:%u (address in use?)",
@@ -669,8 +571,10 @@ void http_server_stop(struct http_server *s)
                 break;
             util_sleep_ms(20, NULL);
         }
+        http_conn_stop(s->conns);
         MHD_stop_daemon(s->daemon);
     }
+    http_conn_free(s->conns);
     free_origins(s);
     free(s);
 }

@@ -43,6 +43,7 @@ struct config {
     long long max_body_bytes;
     long long max_connections;
     long long per_ip_connections;
+    long long header_timeout_seconds;
     long long sync_wait_seconds;
     long long job_lease_seconds;
     long long job_max_attempts;

@@ -43,7 +43,8 @@ struct http_server_config {
     unsigned max_connections;
     unsigned per_ip_connections;
     size_t max_body_bytes;
-    unsigned connection_timeout_seconds;
+    unsigned connection_timeout_seconds; /* inactivity; also a kept-alive connection's wait */
+    unsigned header_timeout_seconds;     /* accept → the first request's headers complete */
     const struct route *routes;
     size_t nroutes;
     void *app; /* passed to handlers */

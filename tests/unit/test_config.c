@@ -64,8 +64,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.job_workers, 2);
     assert_int_equal(c.db_pool_size, 4 + 2 + 4);
     assert_int_equal(c.max_body_bytes, 65536);
-    assert_int_equal(c.max_connections, 512);
-    assert_int_equal(c.per_ip_connections, 0);
+    assert_int_equal(c.max_connections, 4096);
+    assert_int_equal(c.per_ip_connections, 32);
+    assert_int_equal(c.header_timeout_seconds, 10);
     assert_int_equal(c.sync_wait_seconds, 100);
     assert_int_equal(c.job_lease_seconds, 60);
     assert_int_equal(c.job_max_attempts, 3);

@@ -11,6 +11,8 @@ locals {
       BIND_ADDRESS      = "0.0.0.0"
       LOG_FORMAT        = "json"
       SYNC_WAIT_SECONDS = tostring(var.sync_wait_seconds)
+      # Every connection comes from App Runner's proxies: no per-address limit.
+      PER_IP_CONNECTIONS = "0"
     },
     var.environment,
   )

@@ -13,6 +13,8 @@ locals {
       LOG_FORMAT             = "json"
       SHUTDOWN_GRACE_SECONDS = tostring(var.shutdown_grace_seconds)
       SYNC_WAIT_SECONDS      = tostring(var.sync_wait_seconds)
+      # Every connection comes from the load balancer's addresses: no per-address limit.
+      PER_IP_CONNECTIONS = "0"
     },
     var.environment,
   )
