@@ -183,6 +183,43 @@ static bool is_json_media_type(const char *ctype)
     return util_strcaseeq(tmp, want);
 }
 
+/* The framing checks of SPEC section 2 (RFC 9112 sections 5 and 6). Leaves a 400 set and
+ * returns false when the request's framing is refused. */
+static bool framing_ok(struct http_request *r, const struct header_scan *h)
+{
+    if (r->wire_problem) {
+        http_respond_error(r, 400, "bad_framing", "%s (RFC 9112)", r->wire_problem);
+        return false;
+    }
+    if (h->content_length_count > 1) {
+        http_respond_error(r, 400, "bad_framing",
+                           h->content_length_conflict ? "conflicting Content-Length headers"
+                                                      : "duplicate Content-Length headers");
+        return false;
+    }
+    if (h->te_count > 0 && h->content_length_count > 0) {
+        http_respond_error(r, 400, "bad_framing",
+                           "Transfer-Encoding and Content-Length must not both be sent");
+        return false;
+    }
+    if (h->te_count > 1 || (h->te_count == 1 && !util_strcaseeq(h->te, "chunked"))) {
+        http_respond_error(r, 400, "bad_framing",
+                           "Transfer-Encoding must be chunked when it is sent");
+        return false;
+    }
+    r->chunked = h->te_count == 1;
+    r->content_length = -1;
+    if (h->content_length_count == 1) {
+        long long n;
+        if (!util_parse_i64(h->content_length, 0, (long long)1 << 62, &n)) {
+            http_respond_error(r, 400, "bad_framing", "Content-Length is not a valid length");
+            return false;
+        }
+        r->content_length = n;
+    }
+    return true;
+}
+
 /* Everything decided from the request line and headers, before any body byte is read.
  * Leaves a response set when the request is refused. */
 static void first_call_checks(struct http_request *r)
@@ -223,36 +260,8 @@ static void first_call_checks(struct http_request *r)
                            r->match.allow);
         return;
     }
-    if (r->wire_problem) {
-        http_respond_error(r, 400, "bad_framing", "%s (RFC 9112)", r->wire_problem);
+    if (!framing_ok(r, &h))
         return;
-    }
-    if (h.content_length_count > 1) {
-        http_respond_error(r, 400, "bad_framing",
-                           h.content_length_conflict ? "conflicting Content-Length headers"
-                                                     : "duplicate Content-Length headers");
-        return;
-    }
-    if (h.te_count > 0 && h.content_length_count > 0) {
-        http_respond_error(r, 400, "bad_framing",
-                           "Transfer-Encoding and Content-Length must not both be sent");
-        return;
-    }
-    if (h.te_count > 1 || (h.te_count == 1 && !util_strcaseeq(h.te, "chunked"))) {
-        http_respond_error(r, 400, "bad_framing",
-                           "Transfer-Encoding must be chunked when it is sent");
-        return;
-    }
-    r->chunked = h.te_count == 1;
-    r->content_length = -1;
-    if (h.content_length_count == 1) {
-        long long n;
-        if (!util_parse_i64(h.content_length, 0, (long long)1 << 62, &n)) {
-            http_respond_error(r, 400, "bad_framing", "Content-Length is not a valid length");
-            return;
-        }
-        r->content_length = n;
-    }
     if (!http_auth_check(r, &h))
         return;
     if (r->content_length > (long long)s->cfg.max_body_bytes) {
