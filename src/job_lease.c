@@ -31,6 +31,7 @@ struct job_lease {
     unsigned long long kicks_requested, kicks_done;
     struct entry *entries;
     size_t n, cap;
+    struct job_expired seen; /* the reaper's candidates, for their second look (its thread) */
 };
 
 /* Renews every lease this process holds. Returns false when the renewal was stalled (it
@@ -97,22 +98,33 @@ static void on_reaped(void *ctx, const struct job_reaped *r)
 }
 
 /* One reaper pass, in a transaction whose lock waits are short: a pass that would wait
- * behind a lock on job_logs gives up (the next one runs a lease later) rather than judge
- * leases whose renewals are queued behind the same lock. */
-static void reap(struct job_lease *l, PGconn *c)
+ * behind a lock on job_logs gives up (the next one runs soon) rather than judge leases whose
+ * renewals are queued behind the same lock. A job is taken back only when two looks found its
+ * lease expired with the same heartbeat: this pass reaps what the previous one saw (l->seen)
+ * and still finds so, then looks again. A renewal stalled behind a lock gets through the
+ * moment the lock goes, so it lands between the two looks. Returns whether candidates are
+ * waiting for their second look. */
+static bool reap(struct job_lease *l, PGconn *c)
 {
     long long wait_ms = l->lease_ms / 3 < 1000 ? l->lease_ms / 3 : 1000;
     struct err e;
     err_clear(&e);
+    struct job_expired next;
+    memset(&next, 0, sizeof next);
     if (db_begin(c, wait_ms, &e) != 0 ||
-        job_store_reap(c, l->lease_ms / 1000, l->max_attempts, on_reaped, l, &e) < 0 ||
-        db_commit(c, &e) != 0) {
+        (l->seen.n > 0 && job_store_reap_seen(c, l->lease_ms / 1000, l->max_attempts, &l->seen,
+                                              on_reaped, l, &e) < 0) ||
+        job_store_expired(c, l->lease_ms / 1000, &next, &e) < 0 || db_commit(c, &e) != 0) {
         db_rollback(c);
+        job_store_expired_free(&next);
         log_event(strcmp(e.code, "timeout") == 0 ? LOG_INFO : LOG_WARN,
                   strcmp(e.code, "timeout") == 0 ? "reaper skipped a pass: job_logs is locked"
                                                  : "reaper failed",
                   "error", e.message, NULL);
     }
+    job_store_expired_free(&l->seen);
+    l->seen = next;
+    return l->seen.n > 0;
 }
 
 static void *run(void *arg)
@@ -157,8 +169,9 @@ static void *run(void *arg)
             log_event(LOG_WARN, "lease renewal was stalled: no reaping for one lease", NULL);
         }
         if (l->reap && util_mono_ms() >= next_reap && util_mono_ms() >= quiet_until) {
-            reap(l, c);
-            next_reap = util_mono_ms() + l->lease_ms;
+            /* Candidates get their second look half a lease later (a live instance renews
+             * every third of a lease), otherwise the next pass is a lease away. */
+            next_reap = util_mono_ms() + (reap(l, c) ? l->lease_ms / 2 : l->lease_ms);
         }
         pthread_mutex_lock(&l->lock);
         l->kicks_done = kick;
@@ -255,6 +268,7 @@ void job_lease_stop(struct job_lease *l)
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
     free(l->entries);
+    job_store_expired_free(&l->seen);
     free(l->url);
     free(l);
 }

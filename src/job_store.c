@@ -354,8 +354,54 @@ int job_store_heartbeat(PGconn *c, const char *const *ids, const char *const *wo
     return 0;
 }
 
+int job_store_expired(PGconn *c, long long lease_seconds, struct job_expired *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    static const char SQL[] =
+        "SELECT id::text, heartbeat_at::text FROM job_logs "
+        "WHERE status = 'running' "
+        "  AND heartbeat_at < clock_timestamp() - make_interval(secs => $1::int) "
+        "ORDER BY heartbeat_at LIMIT 1000";
+    char lease[24];
+    util_fmt(lease, sizeof lease, "%lld", lease_seconds);
+    const char *params[] = {lease};
+    PGresult *r = db_query(c, SQL, 1, params, e);
+    if (!r)
+        return -1;
+    size_t n = (size_t)PQntuples(r);
+    if (n > 0) {
+        out->ids = util_calloc(n, sizeof *out->ids);
+        out->heartbeats = util_calloc(n, sizeof *out->heartbeats);
+        for (size_t i = 0; i < n; i++) {
+            out->ids[i] = util_strdup(PQgetvalue(r, (int)i, 0));
+            out->heartbeats[i] = util_strdup(PQgetvalue(r, (int)i, 1));
+        }
+    }
+    out->n = n;
+    PQclear(r);
+    return (int)n;
+}
+
+void job_store_expired_free(struct job_expired *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        free(x->ids[i]);
+        free(x->heartbeats[i]);
+    }
+    free(x->ids);
+    free(x->heartbeats);
+    memset(x, 0, sizeof *x);
+}
+
 int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
                    void (*fn)(void *ctx, const struct job_reaped *r), void *ctx, struct err *e)
+{
+    return job_store_reap_seen(c, lease_seconds, max_attempts, NULL, fn, ctx, e);
+}
+
+int job_store_reap_seen(PGconn *c, long long lease_seconds, long long max_attempts,
+                        const struct job_expired *seen,
+                        void (*fn)(void *ctx, const struct job_reaped *r), void *ctx, struct err *e)
 {
     static const char SQL[] =
         "WITH expired AS ("
@@ -369,6 +415,10 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
         /* A database that restarted less than a lease ago kept every instance from renewing:
          * give them one lease to come back before concluding anything. */
         "    AND pg_postmaster_start_time() < now() - make_interval(secs => $1::int) "
+        /* With seen: only the jobs an earlier pass saw expired whose heartbeat has not moved
+         * since (a renewal that was stalled, by a lock on job_logs say, lands in between). */
+        "    AND ($3::uuid[] IS NULL OR (id, heartbeat_at) IN ("
+        "      SELECT s.id, s.hb FROM unnest($3::uuid[], $4::timestamptz[]) AS s(id, hb))) "
         "  FOR UPDATE SKIP LOCKED) "
         "UPDATE job_logs j SET "
         " status = CASE WHEN j.attempts >= $2::int THEN 'error' ELSE 'queued' END, "
@@ -400,8 +450,18 @@ int job_store_reap(PGconn *c, long long lease_seconds, long long max_attempts,
     char lease[24], max[24];
     util_fmt(lease, sizeof lease, "%lld", lease_seconds);
     util_fmt(max, sizeof max, "%lld", max_attempts);
-    const char *params[] = {lease, max};
-    PGresult *r = db_query(c, SQL, 2, params, e);
+    char *ids_lit = seen ? db_array_literal((const char *const *)seen->ids, seen->n) : NULL;
+    char *hbs_lit = seen ? db_array_literal((const char *const *)seen->heartbeats, seen->n) : NULL;
+    if (seen && (!ids_lit || !hbs_lit)) {
+        free(ids_lit);
+        free(hbs_lit);
+        err_set(e, 500, "internal_error", "too many reaper candidates");
+        return -1;
+    }
+    const char *params[] = {lease, max, ids_lit, hbs_lit};
+    PGresult *r = db_query(c, SQL, 4, params, e);
+    free(ids_lit);
+    free(hbs_lit);
     if (!r)
         return -1;
     int n = PQntuples(r);

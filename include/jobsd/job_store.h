@@ -128,6 +128,23 @@ MUSTCHECK int job_store_reap(PGconn *c, long long lease_seconds, long long max_a
                              void (*fn)(void *ctx, const struct job_reaped *r), void *ctx,
                              struct err *e);
 
+/* The running jobs whose lease has expired now (at most 1,000, oldest first): the reaper's
+ * candidates, each with its heartbeat as the database printed it. */
+struct job_expired {
+    char **ids, **heartbeats;
+    size_t n;
+};
+MUSTCHECK int job_store_expired(PGconn *c, long long lease_seconds, struct job_expired *out,
+                                struct err *e);
+void job_store_expired_free(struct job_expired *x);
+/* job_store_reap limited to the jobs of seen (NULL: every expired job) whose heartbeat is still
+ * the one seen: a job is taken back only when two looks, some time apart, found its lease
+ * expired and not renewed in between. */
+MUSTCHECK int job_store_reap_seen(PGconn *c, long long lease_seconds, long long max_attempts,
+                                  const struct job_expired *seen,
+                                  void (*fn)(void *ctx, const struct job_reaped *r), void *ctx,
+                                  struct err *e);
+
 /* One job as SPEC 2.5 shows it (new reference), or NULL with e: 404 job_not_found when it
  * does not exist or (tenant_id not NULL) belongs to another tenant. Its "result" is the
  * stored copy (jsonb key order): presenting it is the caller's. */

@@ -368,6 +368,57 @@ static void count_cb(void *ctx, const char *job_type, const char *status, long l
 
 /* A worker claims only the types it was given; the queue gauge counts every given type,
  * zeros included. */
+/* Two looks: a job seen expired whose heartbeat moved before the second look (a renewal that
+ * was stalled behind a lock on job_logs and got through) is not taken back; one whose
+ * heartbeat did not move is. */
+static void test_reaper_second_look(void **state)
+{
+    (void)state;
+    assert_true(t_wait_until(server_up_a_lease, NULL, 10000));
+    tdb_exec(db.conn, "DELETE FROM job_logs WHERE status IN ('queued', 'running')");
+    PGconn *c = conn();
+    struct err e;
+    err_clear(&e);
+    struct job_request r1, r2;
+    request(&r1, "k:look:1");
+    request(&r2, "k:look:2");
+    struct job_enqueued j;
+    assert_int_equal(job_store_enqueue(c, TYPE, &r1, &ORIGIN, NULL, &j, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &r2, &ORIGIN, NULL, &j, &e), 0);
+    struct job_claim a, b;
+    assert_int_equal(job_store_claim(c, "live:1:w1", TYPES, 1, &a, &e), 1);
+    assert_int_equal(job_store_claim(c, "dead:1:w1", TYPES, 1, &b, &e), 1);
+    tdb_execf(db.conn,
+              "UPDATE job_logs SET heartbeat_at = now() - interval '10 seconds' "
+              "WHERE id IN ('%s', '%s')",
+              a.id, b.id);
+    struct job_expired seen;
+    assert_int_equal(job_store_expired(c, 3, &seen, &e), 2);
+    /* The live worker's renewal lands between the looks. */
+    const char *ids[] = {a.id}, *workers[] = {"live:1:w1"};
+    bool lost[1];
+    assert_int_equal(job_store_heartbeat(c, ids, workers, 1, lost, &e), 0);
+    assert_false(lost[0]);
+    struct reaped got = {0};
+    assert_int_equal(job_store_reap_seen(c, 3, 3, &seen, on_reaped, &got, &e), 1);
+    assert_string_equal(got.id, b.id);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = "
+                             "'running' AND worker_id = 'live:1:w1'",
+                             a.id),
+                     1);
+    /* Seen again with its old heartbeat, the renewed job is still not taken back. */
+    assert_int_equal(job_store_reap_seen(c, 3, 3, &seen, NULL, NULL, &e), 0);
+    job_store_expired_free(&seen);
+    assert_int_equal(seen.n, 0);
+    job_claim_clear(&a);
+    job_claim_clear(&b);
+    job_request_clear(&r1);
+    job_request_clear(&r2);
+    tdb_exec(db.conn, "DELETE FROM job_logs WHERE status IN ('queued', 'running')");
+    PQfinish(c);
+}
+
 static void test_claim_types_and_queue_counts(void **state)
 {
     (void)state;
@@ -425,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_single_flight),
         cmocka_unit_test(test_claim_lease_finish),
         cmocka_unit_test(test_reaper_and_requeue),
+        cmocka_unit_test(test_reaper_second_look),
         cmocka_unit_test(test_claim_types_and_queue_counts),
         cmocka_unit_test(test_array_literal),
     };
