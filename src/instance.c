@@ -56,8 +56,10 @@ const char *instance_id(const struct instance *in)
     return in->id;
 }
 
-/* Under the fleet's lock: renews (or recreates) this instance's row, deletes the dead ones
- * and reads the live ones. */
+/* Renews (or recreates) this instance's row, then under the fleet's lock deletes the dead
+ * rows and reads the live ones. The renewal comes first: a renewal that waits (its row
+ * locked) must not hold up the others' heartbeats. Rows someone holds are neither deleted
+ * (SKIP LOCKED) nor, once too old, counted. */
 static MUSTCHECK int register_and_read(struct instance *in, PGconn *c, struct view *v,
                                        struct err *e)
 {
@@ -66,9 +68,6 @@ static MUSTCHECK int register_and_read(struct instance *in, PGconn *c, struct vi
     util_fmt(dead, sizeof dead, "%lld.%03lld", in->dead_ms / 1000, in->dead_ms % 1000);
     const char *p_up[] = {in->id, workers, in->version};
     const char *p_dead[] = {dead};
-    if (db_exec(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobsd:instances', 0))", 0, NULL,
-                e) != 0)
-        return -1;
     PGresult *r = db_query(c,
                            "INSERT INTO jobsd_instances (id, workers, version) VALUES ($1, $2, $3) "
                            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp(), "
@@ -78,12 +77,18 @@ static MUSTCHECK int register_and_read(struct instance *in, PGconn *c, struct vi
         return -1;
     v->inserted = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
-    if (db_exec(c,
-                "DELETE FROM jobsd_instances WHERE heartbeat_at < clock_timestamp() - "
-                "make_interval(secs => $1::double precision)",
+    if (db_exec(c, "SELECT pg_advisory_xact_lock(hashtextextended('jobsd:instances', 0))", 0, NULL,
+                e) != 0 ||
+        db_exec(c,
+                "DELETE FROM jobsd_instances WHERE id IN (SELECT id FROM jobsd_instances WHERE "
+                "heartbeat_at < clock_timestamp() - make_interval(secs => $1::double precision) "
+                "FOR UPDATE SKIP LOCKED)",
                 1, p_dead, e) != 0)
         return -1;
-    r = db_query(c, "SELECT id, applied_count FROM jobsd_instances WHERE workers > 0", 0, NULL, e);
+    r = db_query(c,
+                 "SELECT id, applied_count FROM jobsd_instances WHERE workers > 0 AND "
+                 "heartbeat_at >= clock_timestamp() - make_interval(secs => $1::double precision)",
+                 1, p_dead, e);
     if (!r)
         return -1;
     long long live = PQntuples(r);

@@ -6,7 +6,11 @@
  *  - kill -9 of one: the two others' shares grow back to 15 within a few heartbeats, the
  *    dead row is removed, and a new load still gets >= 80 % of 30 without passing 30;
  *  - a third instance joining during that load: the others shrink before it takes its share
- *    (30 is never passed) and it runs jobs.
+ *    (30 is never passed) and it runs jobs;
+ *  - an instance cut off from its row (the test holds it FOR UPDATE) during a load: it stops
+ *    calling Mercado Livre before the two others count it out and grow to 15, so 30 is never
+ *    passed; released, it comes back as a newcomer;
+ *  - a stopped instance deletes its row: the others grow at their next heartbeat.
  * Heartbeat 1 s, dead after 4 s. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -246,6 +250,61 @@ static void test_kill_and_join_rebalance(void **state)
     assert_true(jobsd_log_contains(&inst[2], "rpsShare=10"));
 }
 
+struct grown {
+    long long n, applied, rps;
+};
+
+/* n rows apply `applied` with this share (other rows may exist). */
+static bool rows_apply(void *ctx)
+{
+    struct grown *g = ctx;
+    return tdb_int(db.conn,
+                   "SELECT count(*) FROM jobsd_instances WHERE applied_count = %lld AND "
+                   "rps_share = %lld",
+                   g->applied, g->rps) == g->n;
+}
+
+static void test_cut_off_instance_stops_before_the_others_grow(void **state)
+{
+    (void)state;
+    struct shares three = {NINST, NINST, RPS / NINST};
+    assert_true(t_wait_until(shares_are, &three, 15000));
+    json_decref(fake_ml_post(&fake, "/__fake/reset-stats", "{}"));
+    queue_load(0);
+    long long six = 6;
+    assert_true(t_wait_until(running_at_least, &six, 10000));
+    /* Instance 2 cannot renew its row any more (its heartbeats time out on the row lock);
+     * the others can, and count it out after 4 s. */
+    PGconn *locker = PQconnectdb(db.url);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    tdb_exec(locker, "BEGIN");
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT 1 FROM jobsd_instances WHERE split_part(id, ':', 2) = '%d' FOR UPDATE",
+             (int)inst[2].pid);
+    tdb_exec(locker, sql);
+    struct grown two = {2, 2, RPS / 2};
+    assert_true(t_wait_until(rows_apply, &two, 10000));
+    t_sleep_ms(3000); /* the two others at 15 each, instance 2 still running its jobs */
+    long long running = tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status = 'running'");
+    tdb_exec(locker, "COMMIT");
+    PQfinish(locker);
+    print_message("instance cut off: the others grew to %d; %lld jobs still running\n", RPS / 2,
+                  running);
+    assert_true(running > 0);
+    assert_true(t_wait_until(shares_are, &three, 10000));
+    assert_true(t_wait_until(all_final, NULL, 180000));
+    long long per_second = fake_ml_stat(&fake, "max_per_second");
+    print_message("cut off and back: max in one second %lld (limit %d)\n", per_second, RPS);
+    if (per_second > RPS)
+        fail_msg("the fake saw %lld requests in one second while an instance was cut off "
+                 "(ML_MAX_RPS=%d)",
+                 per_second, RPS);
+    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status <> 'success'"),
+                     0);
+    assert_true(jobsd_log_contains(&inst[2], "fleet heartbeat lapsed"));
+}
+
 static void test_graceful_stop_gives_back_the_share(void **state)
 {
     (void)state;
@@ -264,6 +323,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_instances_share_the_rate),
         cmocka_unit_test(test_kill_and_join_rebalance),
+        cmocka_unit_test(test_cut_off_instance_stops_before_the_others_grow),
         cmocka_unit_test(test_graceful_stop_gives_back_the_share),
     };
     return tgroup_run("chaos_rate", tests, setup, teardown);
