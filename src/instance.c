@@ -29,10 +29,10 @@ struct instance {
     pthread_cond_t cond;
     bool stop;
     /* Heartbeat thread only. */
-    bool active;          /* takes its share (false: waits for the others to make room) */
-    long long last_ok;    /* mono ms when the last successful heartbeat began */
-    long long valid_from; /* mono ms from which the current share may start requests */
-    long long valid_until;
+    bool active;           /* takes its share (false: waits for the others to make room) */
+    long long valid_from;  /* mono ms from which the current share may start requests */
+    long long valid_until; /* ... and until which (the last good heartbeat's start + dead -
+                            * LAPSE_MARGIN_MS) */
     long long shown_live, shown_rps, shown_conc; /* last logged, -1 = never */
     bool shown_active;
 };
@@ -155,8 +155,11 @@ static void heartbeat(struct instance *in, PGconn *c)
     struct view v = {0};
     if (db_begin(c, in->heartbeat_ms, &e) != 0 || register_and_read(in, c, &v, &e) != 0)
         goto fail;
-    if (v.inserted)
-        in->active = false; /* counted out meanwhile: a newcomer again */
+    if (v.inserted && in->active) {
+        /* Counted out meanwhile (the others may have grown): stop now, a newcomer again. */
+        in->active = false;
+        ml_client_set_share(in->ml, 0, 1, 0, 0);
+    }
     bool activate = !in->active && v.others_ready;
     bool taking = in->active || activate;
     long long rps = taking ? instance_share(in->max_rps, v.live) : 0;
@@ -172,7 +175,6 @@ static void heartbeat(struct instance *in, PGconn *c)
     }
     if (record(in, c, taking ? v.live : 0, rps, conc, &e) != 0 || db_commit(c, &e) != 0)
         goto fail;
-    in->last_ok = began;
     in->valid_until = began + in->dead_ms - LAPSE_MARGIN_MS;
     if (activate) {
         in->active = true;

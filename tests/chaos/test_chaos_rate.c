@@ -185,6 +185,8 @@ static void check_load(const char *phase)
     if (per_second > RPS)
         fail_msg("%s: the fake saw %lld requests in one second (ML_MAX_RPS=%d for the fleet)",
                  phase, per_second, RPS);
+    /* ML_CONCURRENCY=12 for the fleet: 4 each. */
+    assert_true(fake_ml_stat(&fake, "max_in_flight") <= 12);
     if (busy < 0.8 * RPS)
         fail_msg("%s: %.1f requests per second while every instance was busy (< 80 %% of %d)",
                  phase, busy, RPS);
