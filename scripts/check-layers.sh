@@ -61,6 +61,7 @@ job_exec 3
 job_runner 3
 job_rebuild 3
 job_sync_ml 3
+instance 3
 job_* 3
 sync_* 3
 stats 3

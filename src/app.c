@@ -3,6 +3,7 @@
 #include "jobsd/api.h"
 #include "jobsd/db.h"
 #include "jobsd/http.h"
+#include "jobsd/instance.h"
 #include "jobsd/internal_key.h"
 #include "jobsd/job_lease.h"
 #include "jobsd/job_retention.h"
@@ -109,6 +110,7 @@ struct serve_state {
     struct metrics *metrics;
     struct db_pool *pool;
     struct job_lease *lease;
+    struct instance *instance;
     struct job_waiters *waiters;
     struct job_runner *runner;
     struct job_retention *retention;
@@ -170,6 +172,7 @@ static void shutdown_all(struct serve_state *s)
         job_runner_stop(s->runner, s->cfg.shutdown_grace_seconds * 1000);
     if (s->http)
         http_server_stop(s->http);
+    instance_stop(s->instance); /* no job runs any more: the others may take our share */
     job_waiters_free(s->waiters);
     if (s->lease)
         job_lease_stop(s->lease);
@@ -225,13 +228,18 @@ static int load(struct serve_state *s)
     return 0;
 }
 
-/* Pool → lease keeper → waiters → workers → HTTP server. */
+/* Pool → lease keeper → fleet membership → waiters → workers → HTTP server. */
 static int start(struct serve_state *s)
 {
     s->metrics = metrics_new();
     s->pool = db_pool_new(s->cfg.database_url, (size_t)s->cfg.db_pool_size);
     s->lease = job_lease_start(s->cfg.database_url, s->cfg.job_lease_seconds,
                                s->cfg.job_max_attempts, true, s->metrics);
+    struct instance_config ic = {s->cfg.database_url,         JOBSD_VERSION,
+                                 (int)s->cfg.job_workers,     s->cfg.ml_max_rps,
+                                 s->cfg.ml_concurrency,       s->cfg.instance_heartbeat_seconds,
+                                 s->cfg.instance_dead_seconds};
+    s->instance = instance_start(&ic, s->ml); /* before any job can call Mercado Livre */
     s->waiters = job_waiters_start(s->pool);
     s->runner = job_runner_start(&s->cfg, s->pool, s->lease, s->waiters, s->ml, s->metrics,
                                  (int)s->cfg.job_workers);

@@ -31,15 +31,22 @@ struct ml_client {
 
     pthread_mutex_t lock;
     long long *starts; /* ring of the last max_rps start times (mono ms) */
-    size_t next;       /* ring position of the oldest entry */
+    size_t head;       /* ring position of the next start */
     size_t filled;
     int in_flight;
+    /* This instance's share of the limits (ml_client_set_share): the rate and in-flight
+     * limits admit applies, and the mono-ms interval in which it may start requests at all
+     * (valid_until 0 = no end). Without a fleet: max_rps, concurrency, always. */
+    long long rps_share;
+    int concurrency_share;
+    long long valid_from, valid_until;
     struct ml_client_stats stats;
 };
 
-/* Takes an in-flight slot and a place in the rate window when both are free; otherwise
- * returns false and how long to wait (ms) before trying again (0 = a slot is busy: wait for
- * one). Every admitted request is counted in the stats. */
+/* Takes an in-flight slot and a place in the rate window when both are free (within this
+ * instance's share, see ml_client_set_share); otherwise returns false and how long to wait
+ * (ms) before trying again (0 = a slot is busy: wait for one). Every admitted request is
+ * counted in the stats. */
 bool ml_client_admit(struct ml_client *c, long long now, long long *wait_ms);
 /* Gives back the in-flight slot of an admitted request. */
 void ml_client_release(struct ml_client *c);

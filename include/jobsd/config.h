@@ -58,6 +58,8 @@ struct config {
     long long ml_max_rps;
     long long ml_concurrency;
     long long ml_http_timeout_ms;
+    long long instance_heartbeat_seconds; /* fleet membership (jobsd/instance.h) */
+    long long instance_dead_seconds;
     char *token_encryption_key;
     enum log_format log_format;
     enum log_level log_level;

@@ -58,6 +58,16 @@ void ml_request_clear(struct ml_request *r);
 MUSTCHECK int ml_refresh_token(struct ml_client *c, const char *refresh_token, struct ml_token *out,
                                struct ml_error *mlerr, struct err *e);
 
+/* This instance's share of the application's limits (src/instance.c): at most rps starts in
+ * any sliding second (capped at max_rps) and concurrency requests in flight (capped at the
+ * configured concurrency); requests start only while valid_from <= now < valid_until
+ * (util_mono_ms; valid_until 0 = no end, rps 0 = none at all). A share that shrinks applies
+ * to the next start: the starts of the last second count against the smaller limit. */
+void ml_client_set_share(struct ml_client *c, long long rps, int concurrency, long long valid_from,
+                         long long valid_until);
+/* The share admit applies now (rps, in flight). */
+void ml_client_share(struct ml_client *c, long long *rps, int *concurrency);
+
 /* Counters for /metrics: requests by status class and retries. */
 struct ml_client_stats {
     unsigned long long requests, retries, status_2xx, status_4xx, status_5xx, status_429,
