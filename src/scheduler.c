@@ -140,10 +140,11 @@ int scheduler_parse(const char *text, const char *source, struct schedule_set *s
 {
     int line = 1;
     for (const char *p = text; *p;) {
-        const char *end = entry_end(p);
         const char *s = p;
-        while (s < end && (*s == ' ' || *s == '\t' || *s == '\r'))
+        while (*s == ' ' || *s == '\t' || *s == '\r')
             s++;
+        /* A comment runs to the end of its line, `;` included. */
+        const char *end = *s == '#' ? s + strcspn(s, "\n") : entry_end(s);
         size_t n = (size_t)(end - s);
         while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
             n--;

@@ -17,7 +17,7 @@ static void test_schedule_table(void **state)
     memset(&set, 0, sizeof set);
     struct err e;
     err_clear(&e);
-    const char *text = "# the fleet\n"
+    const char *text = "# the fleet; \"one job\" per tenant\n"
                        "  rebuild-all 0 6 * * * rebuild-daily-metrics {\"allTenants\":true,"
                        "\"daysBack\":2}\n"
                        "\n"
