@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DAY            86400
+#define RULE_LAST_YEAR 2100 /* a zone's POSIX rule is applied up to this year */
+
 /* ------------------------------------------------------------------ the expression */
 
 struct field_def {
@@ -152,6 +155,22 @@ static void civil(int64_t days, int *year, int *month, int *day)
     *year = (int)(yoe + era * 400 + (*month <= 2));
 }
 
+/* The inverse: days since 1970-01-01 of a date. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = floor_div(y, 400);
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static bool leap_year(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
 static bool day_matches(const struct cron_expr *c, int64_t days)
 {
     int y, m, d;
@@ -205,6 +224,139 @@ int64_t cron_instant(const struct cron_zone *z, int64_t local)
     return z->start[k + 1]; /* a gap: the first valid instant after it */
 }
 
+/* ------------------------------------------------------------------ POSIX TZ rules */
+
+/* The footer of a TZif file (RFC 8536 section 3.3, POSIX TZ): "EST5EDT,M3.2.0,M11.1.0".
+ * Transitions past the last one the file lists come from it (slim files list few). */
+struct tz_rule_date {
+    char kind; /* 'J' (1-365, no 29 FEB), 'D' (0-365), 'M' (month.week.day) */
+    int a, b, c;
+    long time; /* seconds after local midnight */
+};
+
+struct tz_rule {
+    long std_off, dst_off; /* UTC offsets, seconds east */
+    struct tz_rule_date start, end;
+};
+
+static bool tz_name(const char **p)
+{
+    const char *s = *p;
+    if (*s == '<') {
+        const char *e = strchr(s, '>');
+        if (!e)
+            return false;
+        *p = e + 1;
+        return true;
+    }
+    while (isalpha((unsigned char)**p))
+        (*p)++;
+    return *p - s >= 3;
+}
+
+static bool tz_num(const char **p, long max, long *out)
+{
+    if (!isdigit((unsigned char)**p))
+        return false;
+    long v = 0;
+    while (isdigit((unsigned char)**p) && v <= max)
+        v = v * 10 + (*(*p)++ - '0');
+    *out = v;
+    return v <= max;
+}
+
+/* [+-]hh[:mm[:ss]] into seconds (hh up to 167: RFC 8536's extension). */
+static bool tz_time(const char **p, long *out)
+{
+    long sign = 1, h, m = 0, sec = 0;
+    if (**p == '+' || **p == '-')
+        sign = *(*p)++ == '-' ? -1 : 1;
+    if (!tz_num(p, 167, &h))
+        return false;
+    if (**p == ':' && (++*p, !tz_num(p, 59, &m)))
+        return false;
+    if (**p == ':' && (++*p, !tz_num(p, 59, &sec)))
+        return false;
+    *out = sign * (h * 3600 + m * 60 + sec);
+    return true;
+}
+
+static bool tz_date(const char **p, struct tz_rule_date *d)
+{
+    long a, b = 0, c = 0;
+    d->kind = **p == 'J' || **p == 'M' ? *(*p)++ : 'D';
+    if (!tz_num(p, 365, &a))
+        return false;
+    if (d->kind == 'M' && (*(*p)++ != '.' || !tz_num(p, 5, &b) || *(*p)++ != '.' ||
+                           !tz_num(p, 6, &c) || a < 1 || a > 12 || b < 1))
+        return false;
+    d->a = (int)a;
+    d->b = (int)b;
+    d->c = (int)c;
+    d->time = 7200;
+    return **p != '/' || (++*p, tz_time(p, &d->time));
+}
+
+/* A footer with a DST rule into r; false when there is none (or it does not parse). */
+static bool tz_parse_rule(const char *s, struct tz_rule *r)
+{
+    long off;
+    if (!tz_name(&s) || !tz_time(&s, &off))
+        return false;
+    r->std_off = -off;
+    r->dst_off = r->std_off + 3600;
+    if (!*s || !tz_name(&s))
+        return false; /* no DST: the last transition's offset holds */
+    if (*s != ',' && tz_time(&s, &off))
+        r->dst_off = -off;
+    return *s == ',' && (++s, tz_date(&s, &r->start)) && *s == ',' && (++s, tz_date(&s, &r->end)) &&
+           *s == '\0';
+}
+
+/* The UTC instant a rule date happens in year y, for a clock at offset off. */
+static int64_t tz_when(const struct tz_rule_date *d, int64_t y, long off)
+{
+    int64_t day;
+    if (d->kind == 'J')
+        day = days_from_civil(y, 1, 1) + d->a - 1 + (leap_year(y) && d->a >= 60);
+    else if (d->kind == 'D')
+        day = days_from_civil(y, 1, 1) + d->a;
+    else {
+        static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        int len = mdays[d->a - 1] + (d->a == 2 && leap_year(y));
+        int64_t first = days_from_civil(y, d->a, 1);
+        int dom = 1 + (int)((d->c - (first % 7 + 11) % 7 + 7) % 7) + 7 * (d->b - 1);
+        while (dom > len)
+            dom -= 7;
+        day = first + dom - 1;
+    }
+    return day * DAY + d->time - off;
+}
+
+/* Appends the rule's transitions after the last listed one, up to RULE_LAST_YEAR. */
+static void tz_extend(struct cron_zone *z, const struct tz_rule *r)
+{
+    int y0, m, d;
+    int64_t last = z->n > 1 ? z->start[z->n - 1] : 0;
+    civil(floor_div(last, DAY), &y0, &m, &d);
+    size_t cap = z->n + 2 * (size_t)(RULE_LAST_YEAR - y0 + 1);
+    z->start = realloc(z->start, cap * sizeof *z->start);
+    z->off = realloc(z->off, cap * sizeof *z->off);
+    if (!z->start || !z->off)
+        util_fatal("out of memory");
+    for (int y = y0; y <= RULE_LAST_YEAR; y++) {
+        int64_t on = tz_when(&r->start, y, r->std_off), off = tz_when(&r->end, y, r->dst_off);
+        int64_t t[2] = {on < off ? on : off, on < off ? off : on};
+        long o[2] = {on < off ? r->dst_off : r->std_off, on < off ? r->std_off : r->dst_off};
+        for (int i = 0; i < 2; i++) {
+            if (t[i] <= z->start[z->n - 1] || z->n == cap)
+                continue;
+            z->start[z->n] = t[i];
+            z->off[z->n++] = (int32_t)o[i];
+        }
+    }
+}
+
 void cron_zone_free(struct cron_zone *z)
 {
     free(z->start);
@@ -223,7 +375,8 @@ static int64_t be64(const unsigned char *p)
 }
 
 /* Parses a TZif file's 64-bit data (or version 1's 32-bit data) into z. */
-static bool parse_tzif(const unsigned char *d, size_t n, struct cron_zone *z)
+static bool parse_tzif(const unsigned char *d, size_t n, struct cron_zone *z, char *footer,
+                       size_t footer_cap)
 {
     if (n < 44 || memcmp(d, "TZif", 4) != 0)
         return false;
@@ -245,6 +398,12 @@ static bool parse_tzif(const unsigned char *d, size_t n, struct cron_zone *z)
             n -= 44 + body;
             tsize = 8;
             continue;
+        }
+        if (tsize == 8 && n - 44 - body >= 2 && d[44 + body] == '\n') { /* the footer */
+            const char *f = (const char *)d + 44 + body + 1;
+            const char *nl = memchr(f, '\n', n - 44 - body - 1);
+            if (nl && (size_t)(nl - f) < footer_cap && !memchr(f, '\0', (size_t)(nl - f)))
+                memcpy(footer, f, (size_t)(nl - f));
         }
         const unsigned char *times = d + 44, *idx = times + timecnt * tsize;
         const unsigned char *types = idx + timecnt;
@@ -290,8 +449,12 @@ int cron_zone_load(struct cron_zone *z, const char *name, struct err *e)
     unsigned char *data = util_xmalloc(CAP);
     size_t len = fread(data, 1, CAP, f);
     fclose(f);
-    bool ok = len < CAP && parse_tzif(data, len, z);
+    char footer[128] = "";
+    bool ok = len < CAP && parse_tzif(data, len, z, footer, sizeof footer);
     free(data);
+    struct tz_rule rule;
+    if (ok && tz_parse_rule(footer, &rule))
+        tz_extend(z, &rule);
     if (!ok) {
         cron_zone_free(z);
         return err_set(e, 400, "invalid_field", "time zone %s: %s is not a TZif file", name, path);
@@ -301,7 +464,6 @@ int cron_zone_load(struct cron_zone *z, const char *name, struct err *e)
 
 /* ------------------------------------------------------------------ next fire */
 
-#define DAY         86400
 #define SEARCH_DAYS 3700       /* ten years and some: 29 FEB in a century year takes eight */
 #define MARGIN      (3 * 3600) /* more than any DST overlap: the local clock goes back */
 

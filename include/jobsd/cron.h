@@ -35,8 +35,8 @@ struct cron_expr {
 MUSTCHECK int cron_parse(const char *text, struct cron_expr *out, struct err *e);
 
 /* A time zone: n segments, segment i from start[i] (UTC seconds; segment 0 from the
- * beginning of time) with UTC offset off[i] seconds. Past the last transition the file
- * lists, its offset holds (Debian's tzdata ships "fat" files, listing transitions to 2037). */
+ * beginning of time) with UTC offset off[i] seconds: the transitions the file lists, then
+ * those of its POSIX TZ footer (e.g. EST5EDT,M3.2.0,M11.1.0) up to the year 2100. */
 struct cron_zone {
     size_t n;
     int64_t *start;

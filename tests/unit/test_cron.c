@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jobsd/cron.h"
 
@@ -244,6 +246,72 @@ static void test_dst_overlap(void **state)
     next_is("0 6 * * *", &zone_sp, utc(2026, 7, 15, 0, 0, 0), utc(2026, 7, 15, 9, 0, 0));
 }
 
+/* Past the transitions a TZif file lists (2037 in Debian's "fat" files; slim files list far
+ * fewer), the zone's POSIX rule (the file's footer) gives them: New York 2040 and 2026. */
+static void test_zone_rule(void **state)
+{
+    (void)state;
+    struct cron_zone ny;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(cron_zone_load(&ny, "America/New_York", &e), 0);
+    for (int y = 2026; y <= 2040; y += 14) {
+        /* the second Sunday of March: 02:00-02:59 never happens; `30 2` fires at 03:00 EDT */
+        int mar = y == 2026 ? 8 : 11, nov = y == 2026 ? 1 : 4;
+        int64_t a =
+            next_is("30 2 * * *", &ny, utc(y, 3, mar - 1, 12, 0, 0), utc(y, 3, mar, 7, 0, 0));
+        char s[40];
+        cron_format(&ny, a, s, sizeof s);
+        assert_non_null(strstr(s, "T03:00:00-04:00"));
+        /* the first Sunday of November: 01:00-01:59 twice; `30 1` fires at the first */
+        a = next_is("30 1 * * *", &ny, utc(y, 11, nov - 1, 12, 0, 0), utc(y, 11, nov, 5, 30, 0));
+        next_is("30 1 * * *", &ny, a, utc(y, 11, nov + 1, 6, 30, 0));
+    }
+    cron_zone_free(&ny);
+}
+
+/* Offsets against the C library's own reading of the same zones (localtime_r with TZ: fine
+ * in this single-threaded test), from 1975 to 2095, every 61 hours and 7 minutes. */
+static void test_zone_offsets(void **state)
+{
+    (void)state;
+    const char *zones[] = {"America/Sao_Paulo",
+                           "America/New_York",
+                           "Australia/Sydney",
+                           "Europe/London",
+                           "Asia/Kolkata",
+                           "Pacific/Chatham",
+                           "America/St_Johns",
+                           "UTC",
+                           NULL};
+    const char *old = getenv("TZ");
+    char *saved = old ? strdup(old) : NULL;
+    for (size_t i = 0; zones[i]; i++) {
+        struct cron_zone z;
+        struct err e;
+        err_clear(&e);
+        assert_int_equal(cron_zone_load(&z, zones[i], &e), 0);
+        setenv("TZ", zones[i], 1);
+        tzset();
+        for (int64_t t = utc(1975, 1, 1, 0, 0, 0); t < utc(2095, 1, 1, 0, 0, 0);
+             t += 61 * 3600 + 420) {
+            time_t tt = (time_t)t;
+            struct tm tm;
+            assert_non_null(localtime_r(&tt, &tm));
+            if (cron_local(&z, t) - t != tm.tm_gmtoff)
+                fail_msg("%s at %lld: offset %lld, the C library says %ld", zones[i], (long long)t,
+                         (long long)(cron_local(&z, t) - t), tm.tm_gmtoff);
+        }
+        cron_zone_free(&z);
+    }
+    if (saved)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    free(saved);
+    tzset();
+}
+
 static void test_zone_errors(void **state)
 {
     (void)state;
@@ -262,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_invalid),     cmocka_unit_test(test_fields),
         cmocka_unit_test(test_day_rule),    cmocka_unit_test(test_dst_gap),
         cmocka_unit_test(test_dst_overlap), cmocka_unit_test(test_zone_errors),
+        cmocka_unit_test(test_zone_rule),   cmocka_unit_test(test_zone_offsets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
