@@ -37,6 +37,15 @@ static void print_one(PGconn *c, const struct schedule_set *set, const struct sc
     free(body);
 }
 
+int cli_schedules_check(const struct config *cfg, struct err *e)
+{
+    struct schedule_set set;
+    if (scheduler_load(cfg, &set, e) != 0)
+        return -1;
+    scheduler_clear(&set);
+    return 0;
+}
+
 int cli_schedules_run(int argc, char **argv)
 {
     if (argc > 0) {

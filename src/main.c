@@ -155,7 +155,7 @@ static int cmd_check_config(void)
     }
     struct err e;
     err_clear(&e);
-    if (db_check_url(c.database_url, &e) != 0) {
+    if (db_check_url(c.database_url, &e) != 0 || cli_schedules_check(&c, &e) != 0) {
         config_free(&c);
         fprintf(stderr, "config: %s\njobsd: configuration invalid\n", e.message);
         return EXIT_USAGE;

@@ -445,7 +445,7 @@ static long long wait_ms(const struct scheduler *s)
     long long now = util_now_ms(), wait = TICK_MS;
     for (size_t i = 0; i < s->set.n; i++) {
         long long at = s->pending[i] * 1000;
-        if (s->pending[i] && at - now < wait)
+        if (s->pending[i] && at - now < wait && util_mono_ms() >= s->retry_at_ms[i])
             wait = at - now;
     }
     return wait < 10 ? 10 : wait;

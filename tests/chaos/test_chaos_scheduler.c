@@ -7,8 +7,8 @@
  *  - kill -9 of all three for 3+ periods, then a restart of all three at once: the slots missed
  *    fire once, as one catch-up (the newest of them), then the schedule goes on.
  *  - `jobsd schedules` shows the schedule, its next fire and its last fire with its job;
- *    a schedule that does not parse stops it with exit 2 naming the schedule, and `serve` with a
- *    body its kind refuses exits 2 naming the schedule. */
+ *    a schedule that does not parse stops it and check-config with exit 2 naming the
+ *    schedule, and `serve` with a body its kind refuses exits 2 naming the schedule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +183,12 @@ static void test_cli(void **state)
                          "rebuild-daily-metrics {}",
                          NULL};
     assert_int_equal(jobsd_run(argv, bad, &out, &err), 2);
+    assert_non_null(strstr(err, "SCHEDULES line 1: schedule broken: a cron expression"));
+    free(out);
+    free(err);
+    const char *check[] = {"check-config", NULL};
+    const char *bad_check[] = {url, "INTERNAL_JOBS_KEY=" TEST_KEY, bad[1], NULL};
+    assert_int_equal(jobsd_run(check, bad_check, &out, &err), 2);
     assert_non_null(strstr(err, "SCHEDULES line 1: schedule broken: a cron expression"));
     free(out);
     free(err);
