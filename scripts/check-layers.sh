@@ -32,6 +32,7 @@ err 1
 buf 1
 util 1
 config 1
+cron 1
 metrics 1
 router 2
 http 2
@@ -65,10 +66,12 @@ instance 3
 job_* 3
 sync_* 3
 stats 3
+scheduler 3
 api 4
 api_* 4
 routes 4
 app 5
+cli_schedules 5
 main 5
 EOF
 names=(base infrastructure domain api main)

@@ -14,6 +14,7 @@
 #include "jobsd/metrics.h"
 #include "jobsd/migrate.h"
 #include "jobsd/ml_client.h"
+#include "jobsd/scheduler.h"
 #include "jobsd/util.h"
 
 #include <pthread.h>
@@ -114,6 +115,8 @@ struct serve_state {
     struct job_waiters *waiters;
     struct job_runner *runner;
     struct job_retention *retention;
+    struct schedule_set schedules; /* until the scheduler takes them */
+    struct scheduler *scheduler;
     struct http_server *http;
     struct api_ctx api;
     struct api_routes routes;
@@ -162,6 +165,8 @@ static int prepare_database(struct serve_state *s)
 
 static void shutdown_all(struct serve_state *s)
 {
+    scheduler_stop(s->scheduler); /* no new job from here on */
+    scheduler_clear(&s->schedules);
     if (s->http)
         http_server_quiesce(s->http);
     /* Every parked request gets its 202 before the server stops (a suspended connection
@@ -225,6 +230,29 @@ static int load(struct serve_state *s)
         fprintf(stderr, "config: ML_API_BASE_URL: %s\n", e.message);
         return 2;
     }
+    if (scheduler_load(&s->cfg, &s->schedules, &e) != 0) {
+        fprintf(stderr, "config: %s\n", e.message);
+        return 2;
+    }
+    return 0;
+}
+
+/* The schedules' bodies, checked by their kinds before the scheduler starts. */
+static int start_scheduler(struct serve_state *s)
+{
+    if (s->schedules.n == 0)
+        return 0;
+    struct err e;
+    err_clear(&e);
+    PGconn *c = db_pool_acquire(s->pool, 5000, &e);
+    int rc = c ? scheduler_validate(c, &s->cfg, &s->schedules, &e) : -1;
+    if (c)
+        db_pool_release(s->pool, c);
+    if (rc != 0) {
+        log_event(LOG_ERROR, "SCHEDULES: a schedule is not valid", "error", e.message, NULL);
+        return err_is_transient(&e) ? 3 : 2;
+    }
+    s->scheduler = scheduler_start(&s->cfg, s->pool, &s->schedules);
     return 0;
 }
 
@@ -244,6 +272,9 @@ static int start(struct serve_state *s)
     s->runner = job_runner_start(&s->cfg, s->pool, s->lease, s->waiters, s->ml, s->metrics,
                                  (int)s->cfg.job_workers);
     s->retention = job_retention_start(s->pool, s->cfg.job_retention_days);
+    int rc = start_scheduler(s);
+    if (rc != 0)
+        return rc;
     s->api = (struct api_ctx){&s->cfg, s->pool, s->waiters, s->runner, s->metrics, s->ml};
     api_routes_build(&s->routes);
     struct http_server_config hc = {

@@ -114,6 +114,17 @@ static const char *check_nonempty_line(const char *v)
     return NULL;
 }
 
+/* SCHEDULES: lines of printable text (tabs allowed), 64 KiB at most. */
+static const char *check_schedules(const char *v)
+{
+    if (strlen(v) > 65536)
+        return "is longer than 64 KiB (use SCHEDULES_FILE)";
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\n' && *p != '\r' && *p != '\t')
+            return "must not contain control characters other than newlines and tabs";
+    return NULL;
+}
+
 /* clang-format off */
 static const struct var VARS[] = {
     {"DATABASE_URL", K_STR, OFF(database_url), NULL, 0, 0, F_SECRET | F_REQUIRED,
@@ -161,6 +172,10 @@ static const struct var VARS[] = {
     {"JOB_RETENTION_DAYS", K_INT, OFF(job_retention_days), "90", 0, 36500, 0,
      CONFIG_SERVE | CONFIG_PRUNE, 0, NULL},
     {"DATABASE_WAIT_SECONDS", K_INT, OFF(database_wait_seconds), "60", 0, 3600, 0, CONFIG_SERVE,
+     0, NULL},
+    {"SCHEDULES", K_STR, OFF(schedules), NULL, 0, 0, 0, SJ, 0, check_schedules},
+    {"SCHEDULES_FILE", K_STR, OFF(schedules_file), NULL, 0, 0, 0, SJ, 0, check_nonempty_line},
+    {"SCHEDULE_CATCHUP_SECONDS", K_INT, OFF(schedule_catchup_seconds), "21600", 0, 604800, 0, SJ,
      0, NULL},
     {"MIGRATE_ON_START", K_BOOL, OFF(migrate_on_start), "true", 0, 0, 0, CONFIG_SERVE, 0, NULL},
     {"ML_API_BASE_URL", K_STR, OFF(ml_api_base_url), "https://api.mercadolibre.com", 0, 0, 0, SJ,

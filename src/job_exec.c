@@ -23,11 +23,23 @@ int job_exec_submit(PGconn *c, const struct config *cfg, const struct job_kind *
 {
     memset(out, 0, sizeof *out);
     if (db_begin(c, cfg->db_query_timeout_ms, e) != 0 ||
-        kind->resolve(cfg, c, body, &out->req, e) != 0 ||
-        job_store_enqueue_limited(c, kind->type, &out->req, origin, worker_id,
-                                  cfg->queue_max_queued, &out->enq, e) != 0 ||
+        job_exec_submit_in(c, cfg, kind, body, origin, worker_id, out, e) != 0 ||
         db_commit(c, e) != 0) {
         db_rollback(c);
+        job_submission_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
+int job_exec_submit_in(PGconn *c, const struct config *cfg, const struct job_kind *kind,
+                       json_t *body, const struct job_origin *origin, const char *worker_id,
+                       struct job_submission *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (kind->resolve(cfg, c, body, &out->req, e) != 0 ||
+        job_store_enqueue_limited(c, kind->type, &out->req, origin, worker_id,
+                                  cfg->queue_max_queued, &out->enq, e) != 0) {
         job_submission_clear(out);
         return -1;
     }

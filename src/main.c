@@ -3,6 +3,7 @@
  * unavailable, duplicate job running). */
 #include "jobsd/api.h"
 #include "jobsd/app.h"
+#include "jobsd/cli_schedules.h"
 #include "jobsd/db.h"
 #include "jobsd/http.h"
 #include "jobsd/job_exec.h"
@@ -47,6 +48,7 @@ static const char USAGE_TAIL[] =
     "                             redacted)\n"
     "  routes                     print the route table (METHOD PATH GUARD)\n"
     "  kinds                      print the job kinds (JOB_TYPE NAME)\n"
+    "  schedules                  list the schedules with their next and last fire\n"
     "  version                    print the version and library versions\n"
     "\n"
     "Run `jobsd COMMAND --help` for a command's options. Configuration comes from the\n"
@@ -153,7 +155,7 @@ static int cmd_check_config(void)
     }
     struct err e;
     err_clear(&e);
-    if (db_check_url(c.database_url, &e) != 0) {
+    if (db_check_url(c.database_url, &e) != 0 || cli_schedules_check(&c, &e) != 0) {
         config_free(&c);
         fprintf(stderr, "config: %s\njobsd: configuration invalid\n", e.message);
         return EXIT_USAGE;
@@ -652,6 +654,7 @@ static const struct command {
     {"check-config", USAGE_CHECK,       run_check_config},
     {"routes",       NULL,              run_routes},
     {"kinds",        NULL,              run_kinds},
+    {"schedules",    CLI_SCHEDULES_USAGE, cli_schedules_run},
     {"version",      NULL,              run_version},
     {"--version",    NULL,              run_version},
 };

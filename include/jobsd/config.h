@@ -48,9 +48,12 @@ struct config {
     long long job_lease_seconds;
     long long job_max_attempts;
     long long shutdown_grace_seconds;
-    long long queue_max_queued;      /* 0 = no limit */
-    long long job_retention_days;    /* 0 = keep finished jobs forever */
-    long long database_wait_seconds; /* serve: how long start-up waits for the database */
+    long long queue_max_queued;         /* 0 = no limit */
+    long long job_retention_days;       /* 0 = keep finished jobs forever */
+    long long database_wait_seconds;    /* serve: how long start-up waits for the database */
+    char *schedules;                    /* the built-in scheduler's table (scheduler.h) */
+    char *schedules_file;               /* more schedules, from a file */
+    long long schedule_catchup_seconds; /* a slot missed while down fires when younger */
     bool migrate_on_start;
     char *ml_api_base_url;
     char *ml_client_id;

@@ -34,6 +34,11 @@ void job_submission_clear(struct job_submission *s);
 MUSTCHECK int job_exec_submit(PGconn *c, const struct config *cfg, const struct job_kind *kind,
                               json_t *body, const struct job_origin *origin, const char *worker_id,
                               struct job_submission *out, struct err *e);
+/* The same inside the caller's transaction on c (the scheduler claims its slot in it): the
+ * caller commits, or rolls back on failure. */
+MUSTCHECK int job_exec_submit_in(PGconn *c, const struct config *cfg, const struct job_kind *kind,
+                                 json_t *body, const struct job_origin *origin,
+                                 const char *worker_id, struct job_submission *out, struct err *e);
 
 /* How a caller runs jobs. */
 struct job_exec {

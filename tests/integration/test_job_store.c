@@ -68,7 +68,7 @@ static void test_migrations(void **state)
     /* Already applied by testdb_create: re-running applies nothing and stays current. */
     assert_int_equal(migrate_apply(db.conn, NULL, &e), 0);
     assert_true(migrate_is_current(db.conn, &e));
-    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM schema_migrations"),
+    assert_int_equal(tdb_int(db.conn, "SELECT max(version) FROM schema_migrations"),
                      migrate_latest_version());
     /* A changed checksum stops start-up and fails readiness. */
     char *sum = tdb_value(db.conn, "SELECT checksum FROM schema_migrations WHERE version = 1");
