@@ -64,6 +64,7 @@ job_sync_ml 3
 job_* 3
 sync_* 3
 stats 3
+freshness 3
 api 4
 api_* 4
 routes 4

@@ -2,6 +2,7 @@
 #include "jobsd/app.h"
 #include "jobsd/api.h"
 #include "jobsd/db.h"
+#include "jobsd/freshness.h"
 #include "jobsd/http.h"
 #include "jobsd/internal_key.h"
 #include "jobsd/job_lease.h"
@@ -112,6 +113,7 @@ struct serve_state {
     struct job_waiters *waiters;
     struct job_runner *runner;
     struct job_retention *retention;
+    struct freshness *freshness;
     struct http_server *http;
     struct api_ctx api;
     struct api_routes routes;
@@ -174,6 +176,7 @@ static void shutdown_all(struct serve_state *s)
     if (s->lease)
         job_lease_stop(s->lease);
     job_retention_stop(s->retention);
+    freshness_stop(s->freshness);
     if (s->pool)
         db_pool_free(s->pool);
     internal_key_free(s->key);
@@ -236,6 +239,8 @@ static int start(struct serve_state *s)
     s->runner = job_runner_start(&s->cfg, s->pool, s->lease, s->waiters, s->ml, s->metrics,
                                  (int)s->cfg.job_workers);
     s->retention = job_retention_start(s->pool, s->cfg.job_retention_days);
+    s->freshness = freshness_start(s->pool, s->metrics, s->cfg.freshness_check_seconds,
+                                   s->cfg.freshness_max_age_hours, s->cfg.jobs_timezone);
     s->api = (struct api_ctx){&s->cfg, s->pool, s->waiters, s->runner, s->metrics, s->ml};
     api_routes_build(&s->routes);
     struct http_server_config hc = {

@@ -48,6 +48,9 @@ struct config {
     long long job_lease_seconds;
     long long job_max_attempts;
     long long shutdown_grace_seconds;
+    /* FRESHNESS_MAX_AGE_HOURS; FRESHNESS_CHECK_SECONDS (serve, 0 = no periodic check) */
+    long long freshness_max_age_hours;
+    long long freshness_check_seconds;
     long long queue_max_queued;      /* 0 = no limit */
     long long job_retention_days;    /* 0 = keep finished jobs forever */
     long long database_wait_seconds; /* serve: how long start-up waits for the database */
