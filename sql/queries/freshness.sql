@@ -20,7 +20,7 @@ tenant AS (
                  WHERE mc.tenant_id = t.id AND mc.status = 'active') AS connected
   FROM tenants t WHERE t.status = 'active'
 ),
-per AS (
+per AS MATERIALIZED (
   SELECT tn.id AS tenant_id, ty.job_type, ty.ord,
          (tn.connected OR NOT ty.job_type = ANY ($2::text[])) AS eligible,
          (SELECT max(j.completed_at) FROM job_logs j
@@ -47,7 +47,7 @@ listed AS (
   SELECT s.* FROM stale_tenant s
   ORDER BY s.oldest, s.tenant_id LIMIT $6::int
 ),
-shown AS (
+shown AS MATERIALIZED (
   SELECT l.*, tn.name,
          (SELECT max(m.date) FROM listing_metrics_daily m WHERE m.tenant_id = l.tenant_id)
            AS max_date,
