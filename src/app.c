@@ -239,8 +239,7 @@ static int start(struct serve_state *s)
     s->runner = job_runner_start(&s->cfg, s->pool, s->lease, s->waiters, s->ml, s->metrics,
                                  (int)s->cfg.job_workers);
     s->retention = job_retention_start(s->pool, s->cfg.job_retention_days);
-    s->freshness = freshness_start(s->pool, s->metrics, s->cfg.freshness_check_seconds,
-                                   s->cfg.freshness_max_age_hours, s->cfg.jobs_timezone);
+    s->freshness = freshness_start(&s->cfg, s->pool, s->metrics);
     s->api = (struct api_ctx){&s->cfg, s->pool, s->waiters, s->runner, s->metrics, s->ml};
     api_routes_build(&s->routes);
     struct http_server_config hc = {

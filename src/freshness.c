@@ -1,6 +1,7 @@
 /* freshness: see freshness.h. The report is built by PostgreSQL (sql/queries/freshness.sql);
  * the periodic check reads only its counts. */
 #include "jobsd/freshness.h"
+#include "jobsd/config.h"
 #include "jobsd/db.h"
 #include "jobsd/embedded.h"
 #include "jobsd/job_kinds.h"
@@ -100,7 +101,7 @@ static void publish(struct metrics *m, json_t *report, char *by_type, size_t cap
 struct freshness {
     struct db_pool *pool;
     struct metrics *metrics;
-    long long interval_s;
+    long long interval_s, timeout_ms;
     struct freshness_query q;
     char tz[80];
     pthread_t thread;
@@ -115,8 +116,8 @@ static void check_once(struct freshness *f)
 {
     struct err e;
     err_clear(&e);
-    PGconn *c = db_pool_acquire(f->pool, 5000, &e);
-    json_t *report = c ? freshness_report(c, &f->q, 30000, &e) : NULL;
+    PGconn *c = db_pool_acquire(f->pool, f->timeout_ms, &e);
+    json_t *report = c ? freshness_report(c, &f->q, f->timeout_ms, &e) : NULL;
     if (c)
         db_pool_release(f->pool, c);
     if (!report) {
@@ -151,17 +152,17 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct freshness *freshness_start(struct db_pool *pool, struct metrics *m, long long interval_s,
-                                  long long max_age_hours, const char *tz)
+struct freshness *freshness_start(const struct config *cfg, struct db_pool *pool, struct metrics *m)
 {
-    if (interval_s <= 0)
+    if (cfg->freshness_check_seconds <= 0)
         return NULL;
     struct freshness *f = util_calloc(1, sizeof *f);
     f->pool = pool;
     f->metrics = m;
-    f->interval_s = interval_s;
-    util_fmt(f->tz, sizeof f->tz, "%s", tz);
-    f->q = (struct freshness_query){max_age_hours, f->tz, NULL, 0};
+    f->interval_s = cfg->freshness_check_seconds;
+    f->timeout_ms = cfg->db_query_timeout_ms;
+    util_fmt(f->tz, sizeof f->tz, "%s", cfg->jobs_timezone);
+    f->q = (struct freshness_query){cfg->freshness_max_age_hours, f->tz, NULL, 0};
     pthread_mutex_init(&f->lock, NULL);
     util_cond_init(&f->cond);
     if (pthread_create(&f->thread, NULL, run, f) != 0)

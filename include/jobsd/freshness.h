@@ -29,13 +29,15 @@ MUSTCHECK json_t *freshness_report(PGconn *c, const struct freshness_query *q, l
 /* Its statement, for EXPLAIN in tests and the bench. */
 const char *freshness_sql(void);
 
+struct config;
 struct db_pool;
 struct metrics;
 struct freshness;
-/* The serving instance's check: at start-up, then every interval_s seconds (0: never, NULL
- * returned): the log line, and the gauges in m. */
-struct freshness *freshness_start(struct db_pool *pool, struct metrics *m, long long interval_s,
-                                  long long max_age_hours, const char *tz);
+/* The serving instance's check: at start-up, then every FRESHNESS_CHECK_SECONDS (0: never,
+ * NULL returned): the log line, and the gauges in m. The statement runs with
+ * DB_QUERY_TIMEOUT_MS, so stopping waits at most that long for a check in progress. */
+struct freshness *freshness_start(const struct config *cfg, struct db_pool *pool,
+                                  struct metrics *m);
 /* Stops it (a check in progress finishes first). NULL is fine. */
 void freshness_stop(struct freshness *f);
 
