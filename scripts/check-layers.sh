@@ -67,6 +67,7 @@ job_* 3
 sync_* 3
 stats 3
 scheduler 3
+freshness 3
 api 4
 api_* 4
 routes 4

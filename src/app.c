@@ -2,6 +2,7 @@
 #include "jobsd/app.h"
 #include "jobsd/api.h"
 #include "jobsd/db.h"
+#include "jobsd/freshness.h"
 #include "jobsd/http.h"
 #include "jobsd/instance.h"
 #include "jobsd/internal_key.h"
@@ -117,6 +118,7 @@ struct serve_state {
     struct job_retention *retention;
     struct schedule_set schedules; /* until the scheduler takes them */
     struct scheduler *scheduler;
+    struct freshness *freshness;
     struct http_server *http;
     struct api_ctx api;
     struct api_routes routes;
@@ -182,6 +184,7 @@ static void shutdown_all(struct serve_state *s)
     if (s->lease)
         job_lease_stop(s->lease);
     job_retention_stop(s->retention);
+    freshness_stop(s->freshness);
     if (s->pool)
         db_pool_free(s->pool);
     internal_key_free(s->key);
@@ -275,6 +278,7 @@ static int start(struct serve_state *s)
     int rc = start_scheduler(s);
     if (rc != 0)
         return rc;
+    s->freshness = freshness_start(&s->cfg, s->pool, s->metrics);
     s->api = (struct api_ctx){&s->cfg, s->pool, s->waiters, s->runner, s->metrics, s->ml};
     api_routes_build(&s->routes);
     struct http_server_config hc = {

@@ -54,6 +54,9 @@ struct metrics {
     size_t njob_hist;
     unsigned long long reaped_requeued, reaped_failed;
     unsigned long long dropped; /* observations whose series did not fit */
+    struct metrics_freshness fresh[METRICS_FRESHNESS_MAX];
+    size_t nfresh;
+    double fresh_checked_at; /* 0: no check yet */
 };
 
 struct metrics *metrics_new(void)
@@ -199,6 +202,22 @@ void metrics_reaped(struct metrics *m, bool failed)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_freshness(struct metrics *m, const struct metrics_freshness *rows, size_t n,
+                       double checked_at)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->nfresh = 0;
+    for (size_t i = 0; i < n && i < METRICS_FRESHNESS_MAX; i++) {
+        m->fresh[i] = rows[i];
+        clean(rows[i].job_type, m->fresh[i].job_type, sizeof m->fresh[i].job_type);
+        m->nfresh++;
+    }
+    m->fresh_checked_at = checked_at;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void put(struct buf *out, const char *s)
 {
     if (!buf_append_str(out, s))
@@ -243,6 +262,39 @@ static void render_hist(struct buf *out, const char *name, const struct hist *h,
     metrics_sample(out, n, h->labels, (double)h->count);
 }
 
+/* The last freshness check's gauges (the lock held); nothing before the first check. */
+static void render_freshness(const struct metrics *m, struct buf *out)
+{
+    if (m->fresh_checked_at <= 0)
+        return;
+    char labels[96];
+    metrics_family(out, "jobsd_tenants_stale", "gauge",
+                   "Active tenants whose last success of the job type is older than "
+                   "FRESHNESS_MAX_AGE_HOURS or missing (last freshness check).");
+    for (size_t i = 0; i < m->nfresh; i++) {
+        util_fmt(labels, sizeof labels, "job_type=\"%s\"", m->fresh[i].job_type);
+        metrics_sample(out, "jobsd_tenants_stale", labels, (double)m->fresh[i].stale);
+    }
+    metrics_family(out, "jobsd_tenants_eligible", "gauge",
+                   "Active tenants the job type applies to (last freshness check).");
+    for (size_t i = 0; i < m->nfresh; i++) {
+        util_fmt(labels, sizeof labels, "job_type=\"%s\"", m->fresh[i].job_type);
+        metrics_sample(out, "jobsd_tenants_eligible", labels, (double)m->fresh[i].eligible);
+    }
+    metrics_family(out, "jobsd_job_last_success_timestamp_seconds", "gauge",
+                   "Newest successful job of the type, any tenant (absent when none).");
+    for (size_t i = 0; i < m->nfresh; i++) {
+        if (m->fresh[i].last_success < 0)
+            continue;
+        util_fmt(labels, sizeof labels, "job_type=\"%s\"", m->fresh[i].job_type);
+        metrics_sample(out, "jobsd_job_last_success_timestamp_seconds", labels,
+                       m->fresh[i].last_success);
+    }
+    metrics_family(out, "jobsd_freshness_checked_timestamp_seconds", "gauge",
+                   "When this instance last checked freshness.");
+    metrics_sample(out, "jobsd_freshness_checked_timestamp_seconds", NULL, m->fresh_checked_at);
+}
+
 void metrics_render(struct metrics *m, struct buf *out)
 {
     pthread_mutex_lock(&m->lock);
@@ -273,5 +325,6 @@ void metrics_render(struct metrics *m, struct buf *out)
                    "Observations not counted because their series table was full (a bug: every "
                    "label is from a closed set).");
     metrics_sample(out, "jobsd_metrics_dropped_total", NULL, (double)m->dropped);
+    render_freshness(m, out);
     pthread_mutex_unlock(&m->lock);
 }

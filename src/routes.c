@@ -8,6 +8,7 @@ static const struct route FIXED[] = {
     /* method  path                  guard                  body   job    handler */
     {"GET",  "/api/v1/jobs/status",  GUARD_JWT,             false, true,  api_get_status, NULL},
     {"GET",  "/api/v1/jobs/stats",   GUARD_JWT,             false, true,  api_get_stats,  NULL},
+    {"GET",  "/api/v1/jobs/freshness", GUARD_INTERNAL,       false, true,  api_get_freshness, NULL},
     {"GET",  "/api/v1/jobs/{id}",    GUARD_INTERNAL_OR_JWT, false, true,  api_get_job,    NULL},
     {"GET",  "/healthz",             GUARD_NONE,            false, false, api_healthz,    NULL},
     {"GET",  "/readyz",              GUARD_NONE,            false, false, api_readyz,     NULL},

@@ -52,6 +52,7 @@ void api_post_job(void *app, struct http_request *req);
 void api_get_job(void *app, struct http_request *req);
 void api_get_status(void *app, struct http_request *req);
 void api_get_stats(void *app, struct http_request *req);
+void api_get_freshness(void *app, struct http_request *req);
 void api_healthz(void *app, struct http_request *req);
 void api_readyz(void *app, struct http_request *req);
 void api_metrics(void *app, struct http_request *req);

@@ -54,6 +54,9 @@ struct config {
     char *schedules;                    /* the built-in scheduler's table (scheduler.h) */
     char *schedules_file;               /* more schedules, from a file */
     long long schedule_catchup_seconds; /* a slot missed while down fires when younger */
+    /* FRESHNESS_MAX_AGE_HOURS; FRESHNESS_CHECK_SECONDS (serve, 0 = no periodic check) */
+    long long freshness_max_age_hours;
+    long long freshness_check_seconds;
     bool migrate_on_start;
     char *ml_api_base_url;
     char *ml_client_id;

@@ -7,6 +7,7 @@
 #define JOBSD_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "jobsd/buf.h"
 
@@ -24,6 +25,19 @@ void metrics_http(struct metrics *m, const char *route, const char *method, unsi
 void metrics_job(struct metrics *m, const char *job_type, const char *status, double seconds);
 /* A running job whose lease expired: requeued, or failed after its last attempt. */
 void metrics_reaped(struct metrics *m, bool failed);
+
+/* The last freshness check (freshness.c), per job type: active tenants that type applies to,
+ * those stale on it, and the newest success of that type across every tenant (seconds since
+ * the epoch, < 0 when none). Replaces the previous check's; rendered as
+ * jobsd_tenants_stale{job_type} and friends once a check has run. No tenant label. */
+#define METRICS_FRESHNESS_MAX 16
+struct metrics_freshness {
+    char job_type[64];
+    long long eligible, stale;
+    double last_success;
+};
+void metrics_freshness(struct metrics *m, const struct metrics_freshness *rows, size_t n,
+                       double checked_at);
 
 /* Appends every counter and histogram. */
 void metrics_render(struct metrics *m, struct buf *out);

@@ -5,7 +5,7 @@
 #   terraform apply
 #   aws secretsmanager put-secret-value --secret-id prod/INTERNAL_JOBS_KEY \
 #     --secret-string file://internal_jobs_key.txt
-#   terraform apply -var="enable_scheduler=true" -var="scheduler_tenant_id=SEU_TENANT_ID"
+#   terraform apply -var="enable_scheduler=true"     # one fleet schedule per job
 
 module "scheduler" {
   source = "../modules/jobsd-scheduler"
@@ -18,6 +18,8 @@ module "scheduler" {
   schedule_state       = var.schedule_state
   enable_sync_schedule = var.enable_sync_schedule
   alarm_emails         = var.alarm_emails
+  # The freshness filter and alarm on the service's application log group.
+  log_group_name = module.apprunner.log_group_name
 }
 
 locals {

@@ -5,7 +5,9 @@
 #   terraform apply                                   # secret, alarm topic, runtime
 #   aws secretsmanager put-secret-value --secret-id prod/INTERNAL_JOBS_KEY \
 #     --secret-string file://internal_jobs_key.txt    # see ../README.md
-#   terraform apply -var="enable_scheduler=true" -var="scheduler_tenant_id=SEU_TENANT_ID"
+#   terraform apply -var="enable_scheduler=true"     # one fleet schedule per job
+#
+# Onboarding a tenant is no Terraform change: the fleet schedules send {"allTenants": true}.
 
 module "scheduler" {
   source = "../modules/jobsd-scheduler"
@@ -18,6 +20,8 @@ module "scheduler" {
   schedule_state       = var.schedule_state
   enable_sync_schedule = var.enable_sync_schedule
   alarm_emails         = var.alarm_emails
+  fleet_schedule       = var.fleet_schedule
+  log_group_name       = module.ecs.log_group_name
 }
 
 locals {

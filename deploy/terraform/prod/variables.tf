@@ -18,14 +18,20 @@ variable "enable_scheduler" {
   default     = false
 }
 
+variable "fleet_schedule" {
+  description = "One schedule per job for every tenant ({\"allTenants\": true}): onboarding a tenant is no infrastructure change."
+  type        = bool
+  default     = true
+}
+
 variable "scheduler_tenant_id" {
-  description = "The runbook's tenant (UUID)."
+  description = "A tenant with its own schedules besides the fleet's (UUID; usually empty)."
   type        = string
   default     = ""
 }
 
 variable "tenant_ids" {
-  description = "More tenants to schedule (UUIDs)."
+  description = "More tenants with their own schedules (UUIDs; usually empty: the fleet schedule covers every tenant)."
   type        = list(string)
   default     = []
 }

@@ -7,3 +7,8 @@ output "service_arn" {
   description = "App Runner service ARN (aws apprunner start-deployment --service-arn ...)."
   value       = aws_apprunner_service.jobsd.arn
 }
+
+output "log_group_name" {
+  description = "CloudWatch Logs group of the service's application logs (App Runner creates it when the service first runs; the [INTERNAL-JOB] lines)."
+  value       = "/aws/apprunner/${aws_apprunner_service.jobsd.service_name}/${aws_apprunner_service.jobsd.service_id}/application"
+}

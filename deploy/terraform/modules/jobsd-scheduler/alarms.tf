@@ -36,6 +36,8 @@ locals {
   rule_names = var.enable_scheduler ? merge(
     { rebuild = aws_cloudwatch_event_rule.rebuild[0].name },
     var.enable_sync_schedule ? { sync = aws_cloudwatch_event_rule.sync[0].name } : {},
+    { for r in aws_cloudwatch_event_rule.rebuild_all : "rebuild-all-tenants" => r.name },
+    { for r in aws_cloudwatch_event_rule.sync_all : "sync-all-tenants" => r.name },
   ) : {}
 
   dlq_names = var.enable_scheduler ? {
@@ -93,6 +95,46 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [local.alarm_topic_arn]
+  ok_actions          = [local.alarm_topic_arn]
+  tags                = var.tags
+}
+
+# ------------------------------------------------------------------ freshness
+# Every serving instance logs "[INTERNAL-JOB] freshness staleTenants=N ..." every
+# FRESHNESS_CHECK_SECONDS, at level warn when N > 0 (some active tenant's last successful
+# rebuild or sync is older than FRESHNESS_MAX_AGE_HOURS). The filter counts those warn lines;
+# the alarm fires when they keep coming for freshness_alarm_periods quarter-hours, so one
+# late night does not page while a silently stopped tenant does. No line at all (jobsd down)
+# is not this alarm's business: the load balancer's health checks are.
+resource "aws_cloudwatch_log_metric_filter" "freshness_stale" {
+  count = var.log_group_name != null ? 1 : 0
+
+  name           = "${var.name_prefix}-freshness-stale"
+  log_group_name = var.log_group_name
+  pattern        = "{ ($.msg = \"[INTERNAL-JOB] freshness\") && ($.level = \"warn\") }"
+
+  metric_transformation {
+    name      = "StaleFreshnessChecks"
+    namespace = var.freshness_metric_namespace
+    value     = "1"
+    unit      = "Count"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "freshness_stale" {
+  count = var.log_group_name != null ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-tenants-stale"
+  alarm_description   = "jobsd reports active tenants whose data is not being refreshed (FRESHNESS_MAX_AGE_HOURS): GET /api/v1/jobs/freshness lists them; docs/operations.md, \"The freshness alarm\"."
+  namespace           = var.freshness_metric_namespace
+  metric_name         = aws_cloudwatch_log_metric_filter.freshness_stale[0].metric_transformation[0].name
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = var.freshness_alarm_periods
   threshold           = 1
   comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"

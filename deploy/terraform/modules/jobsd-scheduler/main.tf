@@ -1,7 +1,8 @@
 # The EventBridge path that works. EventBridge Scheduler cannot target an API destination, so:
 #
-#   schedule (cron in America/Sao_Paulo, one per tenant and job)
-#     -> PutEvents on a custom bus (detail: {"tenantId": ...})
+#   schedule (cron in America/Sao_Paulo: one fleet schedule per job, {"allTenants": true};
+#             per-tenant schedules only for the tenants listed in tenant_ids)
+#     -> PutEvents on a custom bus (detail: {"allTenants": true} or {"tenantId": ...})
 #     -> rule on that bus (matches source + detail-type)
 #     -> API destination (POST https://<jobsd>/api/v1/jobs/...; connection with the
 #        X-Internal-Key API key; header Prefer: respond-async, wait=3; input transformer)
@@ -14,15 +15,26 @@ locals {
   tenants = toset([
     for t in distinct(concat([var.scheduler_tenant_id], var.tenant_ids)) : lower(t) if t != ""
   ])
-  rebuild_tenants = var.enable_scheduler ? local.tenants : toset([])
-  sync_tenants    = var.enable_scheduler && var.enable_sync_schedule ? local.tenants : toset([])
-  base_url        = trimsuffix(var.jobsd_base_url, "/")
-  account_id      = data.aws_caller_identity.current.account_id
+  # The schedules, by key: "all-tenants" (the fleet schedule: jobsd fans out to every
+  # eligible tenant, so onboarding a tenant changes nothing here) and one per listed tenant.
+  schedule_targets = merge(
+    var.fleet_schedule ? { "all-tenants" = null } : {},
+    { for t in local.tenants : t => t },
+  )
+  rebuild_schedules = var.enable_scheduler ? local.schedule_targets : {}
+  sync_schedules    = var.enable_scheduler && var.enable_sync_schedule ? local.schedule_targets : {}
+  fleet_rebuild     = var.enable_scheduler && var.fleet_schedule
+  fleet_sync        = var.enable_scheduler && var.fleet_schedule && var.enable_sync_schedule
+  base_url          = trimsuffix(var.jobsd_base_url, "/")
+  account_id        = data.aws_caller_identity.current.account_id
 
   # The event's source must not start with "aws." (EventBridgeParameters.Source).
   event_source        = "${var.name_prefix}.scheduler"
   rebuild_detail_type = "jobsd.rebuild-daily-metrics"
   sync_detail_type    = "jobsd.sync-mercadolivre"
+  # The fleet events have their own detail-type, matched by their own rule: its input
+  # transformer sends {"allTenants": true, ...} instead of a tenantId.
+  all_tenants_suffix = ".all-tenants"
 
   internal_key_secret_arn = var.internal_jobs_key_secret_arn != null ? var.internal_jobs_key_secret_arn : aws_secretsmanager_secret.internal_key[0].arn
   alarm_topic_arn         = var.alarm_topic_arn != null ? var.alarm_topic_arn : aws_sns_topic.alerts[0].arn
@@ -60,8 +72,8 @@ resource "aws_cloudwatch_event_bus" "jobs" {
       error_message = "enable_scheduler needs jobsd_base_url (https://...)."
     }
     precondition {
-      condition     = length(local.tenants) > 0
-      error_message = "enable_scheduler needs scheduler_tenant_id or tenant_ids."
+      condition     = var.fleet_schedule || length(local.tenants) > 0
+      error_message = "enable_scheduler needs fleet_schedule = true, or scheduler_tenant_id or tenant_ids."
     }
   }
 }
@@ -74,15 +86,15 @@ resource "aws_scheduler_schedule_group" "jobs" {
 }
 
 # ------------------------------------------------------------------ schedules
-# One schedule per tenant: the detail names the tenant, the rule's input transformer adds
-# the event's time as "to", so a retry or a replay from the DLQ after midnight rebuilds the
-# same window.
+# One fleet schedule per job (key "all-tenants": the detail says allTenants) and one per
+# listed tenant (the detail names the tenant); the rule's input transformer adds the event's
+# time as "to", so a retry or a replay from the DLQ after midnight rebuilds the same window.
 resource "aws_scheduler_schedule" "rebuild" {
-  for_each = local.rebuild_tenants
+  for_each = local.rebuild_schedules
 
   name                         = "${var.name_prefix}-rebuild-${each.key}"
   group_name                   = aws_scheduler_schedule_group.jobs[0].name
-  description                  = "jobsd rebuild-daily-metrics for tenant ${each.key} (daysBack ${var.rebuild_days_back} ending at the event's date)"
+  description                  = "jobsd rebuild-daily-metrics for ${each.value == null ? "every active tenant" : "tenant ${each.key}"} (daysBack ${var.rebuild_days_back} ending at the event's date)"
   schedule_expression          = var.rebuild_schedule_expression
   schedule_expression_timezone = var.schedule_timezone
   state                        = var.schedule_state
@@ -94,15 +106,14 @@ resource "aws_scheduler_schedule" "rebuild" {
   target {
     arn      = aws_cloudwatch_event_bus.jobs[0].arn
     role_arn = aws_iam_role.scheduler[0].arn
-    input = jsonencode({
-      tenantId      = each.key
-      job           = "rebuild-daily-metrics"
-      scheduledTime = "<aws.scheduler.scheduled-time>"
-    })
+    input = jsonencode(merge(
+      each.value == null ? { allTenants = true } : { tenantId = each.value },
+      { job = "rebuild-daily-metrics", scheduledTime = "<aws.scheduler.scheduled-time>" },
+    ))
 
     eventbridge_parameters {
       source      = local.event_source
-      detail_type = local.rebuild_detail_type
+      detail_type = "${local.rebuild_detail_type}${each.value == null ? local.all_tenants_suffix : ""}"
     }
 
     retry_policy {
@@ -117,11 +128,11 @@ resource "aws_scheduler_schedule" "rebuild" {
 }
 
 resource "aws_scheduler_schedule" "sync" {
-  for_each = local.sync_tenants
+  for_each = local.sync_schedules
 
   name                         = "${var.name_prefix}-sync-${each.key}"
   group_name                   = aws_scheduler_schedule_group.jobs[0].name
-  description                  = "jobsd sync-mercadolivre for tenant ${each.key} (daysBack ${var.sync_days_back})"
+  description                  = "jobsd sync-mercadolivre for ${each.value == null ? "every tenant with an active connection" : "tenant ${each.key}"} (daysBack ${var.sync_days_back})"
   schedule_expression          = var.sync_schedule_expression
   schedule_expression_timezone = var.schedule_timezone
   state                        = var.schedule_state
@@ -133,15 +144,14 @@ resource "aws_scheduler_schedule" "sync" {
   target {
     arn      = aws_cloudwatch_event_bus.jobs[0].arn
     role_arn = aws_iam_role.scheduler[0].arn
-    input = jsonencode({
-      tenantId      = each.key
-      job           = "sync-mercadolivre"
-      scheduledTime = "<aws.scheduler.scheduled-time>"
-    })
+    input = jsonencode(merge(
+      each.value == null ? { allTenants = true } : { tenantId = each.value },
+      { job = "sync-mercadolivre", scheduledTime = "<aws.scheduler.scheduled-time>" },
+    ))
 
     eventbridge_parameters {
       source      = local.event_source
-      detail_type = local.sync_detail_type
+      detail_type = "${local.sync_detail_type}${each.value == null ? local.all_tenants_suffix : ""}"
     }
 
     retry_policy {
@@ -301,6 +311,98 @@ resource "aws_cloudwatch_event_target" "sync" {
   }
 }
 
+# The fleet rules: the same API destinations, a body naming every tenant. jobsd records one
+# parent job that enqueues a child per eligible tenant; a retried event joins the running
+# parent (deduplicated like any job).
+resource "aws_cloudwatch_event_rule" "rebuild_all" {
+  count = local.fleet_rebuild ? 1 : 0
+
+  name           = "${var.name_prefix}-rebuild-all-tenants"
+  description    = "Scheduled fleet rebuild events (every active tenant) -> jobsd"
+  event_bus_name = aws_cloudwatch_event_bus.jobs[0].name
+  state          = var.schedule_state
+  event_pattern = jsonencode({
+    source        = [local.event_source]
+    "detail-type" = ["${local.rebuild_detail_type}${local.all_tenants_suffix}"]
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "rebuild_all" {
+  count = local.fleet_rebuild ? 1 : 0
+
+  rule           = aws_cloudwatch_event_rule.rebuild_all[0].name
+  event_bus_name = aws_cloudwatch_event_bus.jobs[0].name
+  target_id      = "jobsd-rebuild-all-tenants"
+  arn            = aws_cloudwatch_event_api_destination.rebuild[0].arn
+  role_arn       = aws_iam_role.events[0].arn
+
+  # {"allTenants": true, "to": "<event time>", "daysBack": 2}
+  input_transformer {
+    input_paths = {
+      eventTime = "$.time"
+    }
+    input_template = "{\"allTenants\": true, \"to\": <eventTime>, \"daysBack\": ${var.rebuild_days_back}}"
+  }
+
+  http_target {
+    header_parameters = {
+      Prefer = var.prefer_header
+    }
+  }
+
+  retry_policy {
+    maximum_retry_attempts       = var.retry_attempts
+    maximum_event_age_in_seconds = var.maximum_event_age_seconds
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.events_dlq[0].arn
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "sync_all" {
+  count = local.fleet_sync ? 1 : 0
+
+  name           = "${var.name_prefix}-sync-all-tenants"
+  description    = "Scheduled fleet Mercado Livre sync events (every connected tenant) -> jobsd"
+  event_bus_name = aws_cloudwatch_event_bus.jobs[0].name
+  state          = var.schedule_state
+  event_pattern = jsonencode({
+    source        = [local.event_source]
+    "detail-type" = ["${local.sync_detail_type}${local.all_tenants_suffix}"]
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "sync_all" {
+  count = local.fleet_sync ? 1 : 0
+
+  rule           = aws_cloudwatch_event_rule.sync_all[0].name
+  event_bus_name = aws_cloudwatch_event_bus.jobs[0].name
+  target_id      = "jobsd-sync-all-tenants"
+  arn            = aws_cloudwatch_event_api_destination.sync[0].arn
+  role_arn       = aws_iam_role.events[0].arn
+
+  # {"allTenants": true, "daysBack": 30}: a constant body.
+  input = jsonencode({ allTenants = true, daysBack = var.sync_days_back })
+
+  http_target {
+    header_parameters = {
+      Prefer = var.prefer_header
+    }
+  }
+
+  retry_policy {
+    maximum_retry_attempts       = var.retry_attempts
+    maximum_event_age_in_seconds = var.maximum_event_age_seconds
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.events_dlq[0].arn
+  }
+}
+
 # ------------------------------------------------------------------ dead-letter queues
 # Scheduler's DLQ: events it could not put on the bus (it writes with its execution role).
 resource "aws_sqs_queue" "scheduler_dlq" {
@@ -343,6 +445,8 @@ data "aws_iam_policy_document" "events_dlq" {
       values = concat(
         [aws_cloudwatch_event_rule.rebuild[0].arn],
         aws_cloudwatch_event_rule.sync[*].arn,
+        aws_cloudwatch_event_rule.rebuild_all[*].arn,
+        aws_cloudwatch_event_rule.sync_all[*].arn,
       )
     }
   }

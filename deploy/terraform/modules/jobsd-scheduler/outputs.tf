@@ -19,12 +19,12 @@ output "schedule_group_name" {
 }
 
 output "rebuild_schedule_names" {
-  description = "Rebuild schedule per tenant (aws scheduler get-schedule --group-name <group> --name <name>)."
+  description = "Rebuild schedules: \"all-tenants\" (the fleet schedule) and one per listed tenant (aws scheduler get-schedule --group-name <group> --name <name>)."
   value       = { for t, s in aws_scheduler_schedule.rebuild : t => s.name }
 }
 
 output "sync_schedule_names" {
-  description = "Sync schedule per tenant."
+  description = "Sync schedules: \"all-tenants\" and one per listed tenant."
   value       = { for t, s in aws_scheduler_schedule.sync : t => s.name }
 }
 
@@ -52,4 +52,9 @@ output "dead_letter_queue_urls" {
     scheduler = aws_sqs_queue.scheduler_dlq[0].url
     events    = aws_sqs_queue.events_dlq[0].url
   } : {}
+}
+
+output "freshness_alarm_name" {
+  description = "The alarm on stale tenants (null without log_group_name)."
+  value       = one(aws_cloudwatch_metric_alarm.freshness_stale[*].alarm_name)
 }

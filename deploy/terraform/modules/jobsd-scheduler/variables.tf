@@ -183,3 +183,32 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "fleet_schedule" {
+  description = "One schedule per job for the whole fleet, sending {\"allTenants\": true, ...}: jobsd runs the job for every eligible tenant (active; for the sync, with an active Mercado Livre connection), so onboarding a tenant needs no Terraform change. Per-tenant schedules are still made for scheduler_tenant_id and tenant_ids (a tenant listed there and covered by the fleet schedule is triggered twice: jobsd's dedupe joins the two only while one runs)."
+  type        = bool
+  default     = true
+}
+
+variable "log_group_name" {
+  description = "CloudWatch Logs group of jobsd (LOG_FORMAT=json). When set, a metric filter counts its \"[INTERNAL-JOB] freshness\" lines at level warn (some active tenant is stale: FRESHNESS_MAX_AGE_HOURS) and an alarm notifies the topic. Null: no filter, no alarm."
+  type        = string
+  default     = null
+}
+
+variable "freshness_metric_namespace" {
+  description = "CloudWatch namespace of the freshness metric (StaleFreshnessChecks)."
+  type        = string
+  default     = "jobsd"
+}
+
+variable "freshness_alarm_periods" {
+  description = "Consecutive 15-minute periods with a stale freshness check before the alarm fires (each instance checks every FRESHNESS_CHECK_SECONDS, 300 by default)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.freshness_alarm_periods >= 1 && var.freshness_alarm_periods <= 96 && floor(var.freshness_alarm_periods) == var.freshness_alarm_periods
+    error_message = "freshness_alarm_periods must be an integer from 1 to 96."
+  }
+}

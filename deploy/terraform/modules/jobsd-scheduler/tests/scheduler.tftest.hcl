@@ -44,8 +44,8 @@ run "one_schedule_per_tenant_at_03_00_sao_paulo" {
   command = plan
 
   assert {
-    condition     = length(aws_scheduler_schedule.rebuild) == 2 && length(aws_scheduler_schedule.sync) == 2
-    error_message = "tenants are deduplicated case-insensitively: two rebuild and two sync schedules"
+    condition     = length(aws_scheduler_schedule.rebuild) == 3 && length(aws_scheduler_schedule.sync) == 3
+    error_message = "tenants are deduplicated case-insensitively: the fleet schedule and two per-tenant schedules per job"
   }
 
   assert {
@@ -125,6 +125,102 @@ run "the_rule_sends_what_jobsd_expects" {
   assert {
     condition     = jsondecode(aws_cloudwatch_event_rule.rebuild[0].event_pattern)["detail-type"][0] == "jobsd.rebuild-daily-metrics"
     error_message = "the rebuild rule matches the rebuild detail-type"
+  }
+}
+
+run "one_fleet_schedule_per_job_by_default" {
+  command = plan
+
+  variables {
+    scheduler_tenant_id = ""
+    tenant_ids          = []
+  }
+
+  assert {
+    condition     = keys(aws_scheduler_schedule.rebuild) == ["all-tenants"] && keys(aws_scheduler_schedule.sync) == ["all-tenants"]
+    error_message = "without listed tenants there is exactly one rebuild and one sync schedule, for the whole fleet"
+  }
+
+  assert {
+    condition     = jsondecode(aws_scheduler_schedule.rebuild["all-tenants"].target[0].input).allTenants == true && !can(jsondecode(aws_scheduler_schedule.rebuild["all-tenants"].target[0].input).tenantId)
+    error_message = "the fleet schedule's detail says allTenants and names no tenant"
+  }
+
+  assert {
+    condition     = aws_scheduler_schedule.rebuild["all-tenants"].target[0].eventbridge_parameters[0].detail_type == "jobsd.rebuild-daily-metrics.all-tenants" && aws_scheduler_schedule.sync["all-tenants"].target[0].eventbridge_parameters[0].detail_type == "jobsd.sync-mercadolivre.all-tenants"
+    error_message = "the fleet events have their own detail-type"
+  }
+
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_rule.rebuild_all[0].event_pattern)["detail-type"][0] == "jobsd.rebuild-daily-metrics.all-tenants"
+    error_message = "the fleet rebuild rule matches the fleet detail-type"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild_all[0].input_transformer[0].input_template == "{\"allTenants\": true, \"to\": <eventTime>, \"daysBack\": 2}" && aws_cloudwatch_event_target.rebuild_all[0].input_transformer[0].input_paths["eventTime"] == "$.time"
+    error_message = "the fleet rebuild body is {allTenants: true, to: event time, daysBack: 2}"
+  }
+
+  assert {
+    condition     = jsondecode(aws_cloudwatch_event_target.sync_all[0].input).allTenants == true && jsondecode(aws_cloudwatch_event_target.sync_all[0].input).daysBack == 30
+    error_message = "the fleet sync body is {allTenants: true, daysBack: 30}"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_target.rebuild_all[0].http_target[0].header_parameters["Prefer"] == "respond-async, wait=3"
+    error_message = "the fleet target sends Prefer: respond-async, wait=3 like the others"
+  }
+}
+
+run "per_tenant_schedules_only" {
+  command = plan
+
+  variables {
+    fleet_schedule = false
+  }
+
+  assert {
+    condition     = length(aws_scheduler_schedule.rebuild) == 2 && !contains(keys(aws_scheduler_schedule.rebuild), "all-tenants") && length(aws_cloudwatch_event_rule.rebuild_all) == 0 && length(aws_cloudwatch_event_target.sync_all) == 0
+    error_message = "fleet_schedule = false leaves only the per-tenant schedules, without the fleet rules"
+  }
+}
+
+run "per_tenant_only_needs_a_tenant" {
+  command = plan
+
+  variables {
+    fleet_schedule      = false
+    scheduler_tenant_id = ""
+    tenant_ids          = []
+  }
+
+  expect_failures = [aws_cloudwatch_event_bus.jobs]
+}
+
+run "the_freshness_alarm_watches_the_log_group" {
+  command = plan
+
+  variables {
+    log_group_name = "/ecs/jobsd"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_log_metric_filter.freshness_stale[0].log_group_name == "/ecs/jobsd" && aws_cloudwatch_log_metric_filter.freshness_stale[0].pattern == "{ ($.msg = \"[INTERNAL-JOB] freshness\") && ($.level = \"warn\") }"
+    error_message = "the metric filter matches jobsd's freshness lines at level warn (some tenant stale)"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.freshness_stale[0].metric_name == "StaleFreshnessChecks" && aws_cloudwatch_metric_alarm.freshness_stale[0].namespace == "jobsd" && aws_cloudwatch_metric_alarm.freshness_stale[0].evaluation_periods == 2 && aws_cloudwatch_metric_alarm.freshness_stale[0].treat_missing_data == "notBreaching"
+    error_message = "the alarm fires after two quarter-hours of stale checks"
+  }
+}
+
+run "no_log_group_no_freshness_alarm" {
+  command = plan
+
+  assert {
+    condition     = length(aws_cloudwatch_log_metric_filter.freshness_stale) == 0 && length(aws_cloudwatch_metric_alarm.freshness_stale) == 0
+    error_message = "without log_group_name there is no filter and no alarm"
   }
 }
 
