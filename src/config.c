@@ -158,6 +158,7 @@ static const struct var VARS[] = {
      0, NULL},
     {"QUEUE_MAX_QUEUED", K_INT, OFF(queue_max_queued), "1000", 0, 1000000, 0, CONFIG_SERVE, 0,
      NULL},
+    {"FLEET_MAX_RUNNING", K_INT, OFF(fleet_max_running), "4", 1, 10000, 0, SJ, 0, NULL},
     {"JOB_RETENTION_DAYS", K_INT, OFF(job_retention_days), "90", 0, 36500, 0,
      CONFIG_SERVE | CONFIG_PRUNE, 0, NULL},
     {"DATABASE_WAIT_SECONDS", K_INT, OFF(database_wait_seconds), "60", 0, 3600, 0, CONFIG_SERVE,

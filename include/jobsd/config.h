@@ -49,6 +49,7 @@ struct config {
     long long job_max_attempts;
     long long shutdown_grace_seconds;
     long long queue_max_queued;      /* 0 = no limit */
+    long long fleet_max_running;     /* fleet children running at once, every instance */
     long long job_retention_days;    /* 0 = keep finished jobs forever */
     long long database_wait_seconds; /* serve: how long start-up waits for the database */
     bool migrate_on_start;
