@@ -299,7 +299,7 @@ static const char USAGE[] =
 
 /* clang-format off */
 static const struct job_option OPTIONS[] = {
-    {"--tenant",    "tenantId", JOB_OPTION_STRING,  false},
+    {"--tenant",    "tenantId", JOB_OPTION_STRING,  true},
     {"--all-tenants", "allTenants", JOB_OPTION_FLAG, false},
     {"--from",      "from",     JOB_OPTION_STRING,  false},
     {"--to",        "to",       JOB_OPTION_STRING,  false},

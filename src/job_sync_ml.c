@@ -358,7 +358,7 @@ static const char USAGE[] =
 
 /* clang-format off */
 static const struct job_option OPTIONS[] = {
-    {"--tenant",    "tenantId", JOB_OPTION_STRING,  false},
+    {"--tenant",    "tenantId", JOB_OPTION_STRING,  true},
     {"--all-tenants", "allTenants", JOB_OPTION_FLAG, false},
     {"--days-back", "daysBack", JOB_OPTION_INTEGER, false},
     {"--include",   "include",  JOB_OPTION_LIST,    false},

@@ -452,7 +452,8 @@ static int job_body(const struct job_kind *kind, int argc, char **argv, json_t *
                                                           : json_string(val));
     }
     for (const struct job_option *o = kind->options; o->flag; o++)
-        if (o->required && !json_object_get(body, o->field))
+        if (o->required && !json_object_get(body, o->field) &&
+            !json_object_get(body, "allTenants")) /* --all-tenants stands for --tenant */
             return usage_error(kind->usage, "%s is required", o->flag);
     return 0;
 }
