@@ -324,15 +324,24 @@ json_t *job_fleet_run(const struct job_kind *kind, struct job_run *run,
         run->progress(run->progress_ctx, "fleet: queueing one job per tenant");
     if (fan_out(kind, run, hooks, e) != 0)
         return NULL;
-    struct counts n, last;
+    struct counts n = {0}, last;
     memset(&last, 0xff, sizeof last);
+    long long counted_at = 0;
+    int got = 0;
     for (;;) {
-        if (stopped(run, hooks, e) || read_counts(run->conn, run->id, 0, &n, e) != 0)
+        if (stopped(run, hooks, e))
             return NULL;
-        report(run, &n, &last);
-        if (n.queued + n.running == 0)
-            return finish(run, &n, e);
-        int got = n.queued > 0 ? hooks->run_child(hooks->ctx, &run->conn, run->id, e) : 0;
+        /* Children back to back while there are some to run: the counts (a join over every
+         * child) are read at most every WAIT_POLL_MS then, and whenever none was run. */
+        if (got <= 0 || util_mono_ms() - counted_at >= WAIT_POLL_MS) {
+            if (read_counts(run->conn, run->id, 0, &n, e) != 0)
+                return NULL;
+            counted_at = util_mono_ms();
+            report(run, &n, &last);
+            if (n.queued + n.running == 0)
+                return finish(run, &n, e);
+        }
+        got = n.queued > 0 ? hooks->run_child(hooks->ctx, &run->conn, run->id, e) : 0;
         if (got < 0) {
             if (db_is_broken(run->conn))
                 return NULL;
