@@ -87,6 +87,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+log "load average at start: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 step="building the release binary (build/release)"
 log "$step"
 scripts/bootstrap.sh >/dev/null
