@@ -5,6 +5,8 @@
 #   bench/http.sh                  wrk: jobsd vs nginx, the status floor, latency, memory (about 6 min)
 #   bench/http-tail.sh             the p99 with client and server on separate cores (about 3 min)
 #   bench/sync.sh                  the Mercado Livre sync vs one request at a time (about 3 min)
+#   bench/fleet.sh                 1,000 tenants, allTenants on two instances vs psql (about 3 min;
+#                                  prints its table: bench/README.md "The fleet" by hand)
 # Run it on a quiet machine: every script prints the load average it started with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +22,6 @@ echo "== HTTP tail latency" >&2
 bench/http-tail.sh
 echo "== Mercado Livre sync" >&2
 bench/sync.sh
+echo "== fleet" >&2
+bench/fleet.sh
 echo "== all benchmarks done in $(( $(date +%s) - start )) s; figures in bench/README.md" >&2

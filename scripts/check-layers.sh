@@ -59,6 +59,7 @@ job_store 3
 job_lease 3
 job_wait 3
 job_exec 3
+job_fleet 3
 job_runner 3
 job_rebuild 3
 job_sync_ml 3

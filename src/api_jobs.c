@@ -7,6 +7,7 @@
 #include "jobsd/db.h"
 #include "jobsd/http.h"
 #include "jobsd/job_exec.h"
+#include "jobsd/job_fleet.h"
 #include "jobsd/job_kinds.h"
 #include "jobsd/job_runner.h"
 #include "jobsd/job_store.h"
@@ -184,6 +185,21 @@ static MUSTCHECK char *read_job(PGconn *c, long long timeout_ms, void *ctx, stru
     json_t *result = json_object_get(job, "result");
     if (kind && result)
         json_object_set_new(job, "result", kind->present(result));
+    /* A fleet parent still queued or running: its children's progress, live (whoever holds
+     * the parent). A finished one has its counts in its result (its children may since have
+     * been pruned by retention). */
+    json_t *request = json_object_get(json_object_get(job, "metadata"), "request");
+    const char *st = json_string_value(json_object_get(job, "status"));
+    if (job && job_fleet_is_parent(request) && st &&
+        (strcmp(st, "queued") == 0 || strcmp(st, "running") == 0)) {
+        json_t *progress =
+            job_fleet_progress(c, json_string_value(json_object_get(job, "id")), timeout_ms, e);
+        if (!progress) {
+            json_decref(job);
+            return NULL;
+        }
+        json_object_set_new(job, "progress", progress);
+    }
     return api_dump(job);
 }
 

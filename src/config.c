@@ -169,6 +169,7 @@ static const struct var VARS[] = {
      0, NULL},
     {"QUEUE_MAX_QUEUED", K_INT, OFF(queue_max_queued), "1000", 0, 1000000, 0, CONFIG_SERVE, 0,
      NULL},
+    {"FLEET_MAX_RUNNING", K_INT, OFF(fleet_max_running), "4", 1, 10000, 0, SJ, 0, NULL},
     {"JOB_RETENTION_DAYS", K_INT, OFF(job_retention_days), "90", 0, 36500, 0,
      CONFIG_SERVE | CONFIG_PRUNE, 0, NULL},
     {"FRESHNESS_MAX_AGE_HOURS", K_INT, OFF(freshness_max_age_hours), "26", 1, 8760, 0,

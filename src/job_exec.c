@@ -1,6 +1,7 @@
 /* job_exec: see job_exec.h. */
 #include "jobsd/job_exec.h"
 #include "jobsd/db.h"
+#include "jobsd/job_fleet.h"
 #include "jobsd/job_lease.h"
 #include "jobsd/log.h"
 #include "jobsd/metrics.h"
@@ -232,6 +233,71 @@ static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_ki
     return NULL;
 }
 
+/* ------------------------------------------------------------------ fleet parents */
+
+struct fleet_ctx {
+    const struct job_exec *x;
+    const struct job_kind *kind;
+    const char *worker;
+    const char *parent_id;
+};
+
+/* Claims one queued child of the parent (within FLEET_MAX_RUNNING) and runs it here. */
+static MUSTCHECK int fleet_child(void *ctx, PGconn **c, const char *parent_id, struct err *e)
+{
+    struct fleet_ctx *f = ctx;
+    const char *types[] = {f->kind->type};
+    struct job_claim claim;
+    int got = job_store_claim_limited(*c, f->worker, types, 1, f->x->cfg->fleet_max_running,
+                                      parent_id, &claim, e);
+    if (got <= 0)
+        return got;
+    struct err child_err;
+    err_clear(&child_err);
+    enum job_outcome o = job_exec_run(f->x, f->kind, &claim, f->worker, c, NULL, &child_err);
+    if (log_enabled(LOG_DEBUG))
+        log_event(LOG_DEBUG, "fleet parent ran a child", "jobLogId", claim.id, "parentId",
+                  parent_id, "outcome", job_outcome_name(o), NULL);
+    job_claim_clear(&claim);
+    return 1;
+}
+
+static bool fleet_lost(void *ctx)
+{
+    struct fleet_ctx *f = ctx;
+    return f->x->lease && job_lease_lost(f->x->lease, f->parent_id);
+}
+
+/* A fleet parent's run (job_fleet): its children are run with this same path. */
+static MUSTCHECK json_t *call_fleet(const struct job_exec *x, const struct job_kind *kind,
+                                    const struct job_claim *claim, const char *worker, PGconn **c,
+                                    struct err *e)
+{
+    struct job_run run;
+    memset(&run, 0, sizeof run);
+    run.cfg = x->cfg;
+    run.ml = x->ml;
+    run.conn = *c;
+    snprintf(run.id, sizeof run.id, "%s", claim->id);
+    snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
+    run.params = claim->params;
+    run.attempt = claim->attempts;
+    run.progress = x->progress;
+    run.progress_ctx = x->progress_ctx;
+    run.cancel = x->cancel;
+    struct fleet_ctx f = {x, kind, worker, claim->id};
+    struct job_fleet_hooks h = {fleet_child, fleet_lost, &f,
+                                claim->trigger[0] ? claim->trigger : "http", claim->request_id};
+    json_t *result = job_fleet_run(kind, &run, &h, e);
+    *c = run.conn;
+    if (result)
+        return result;
+    db_rollback(*c);
+    if (!err_is_set(e))
+        err_set(e, 500, "internal_error", "job failed without a reason");
+    return NULL;
+}
+
 /* What a run that returned no result becomes. */
 static MUSTCHECK enum job_outcome after_failure(const struct job_exec *x,
                                                 const struct job_kind *kind,
@@ -272,7 +338,10 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
     long long started = util_mono_ms();
     /* Cancelled before it started (a signal to the CLI right after it submitted): not run. */
     bool cancelled = x->cancel && *x->cancel;
-    json_t *result = cancelled ? NULL : call_kind(x, kind, claim, worker, *c, e);
+    json_t *result = cancelled ? NULL
+                     : job_fleet_is_parent(claim->params)
+                         ? call_fleet(x, kind, claim, worker, c, e)
+                         : call_kind(x, kind, claim, worker, *c, e);
     double seconds = (double)(util_mono_ms() - started) / 1000.0;
     enum job_outcome outcome;
     if (result) {

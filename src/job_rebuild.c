@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const FIELDS[] = {"tenantId", "from", "to", "daysBack", NULL};
+static const char *const FIELDS[] = {"tenantId", "allTenants", "from", "to", "daysBack", NULL};
 
 static bool known_field(const char *k)
 {
@@ -41,8 +41,9 @@ int rebuild_parse(json_t *body, long long max_range_days, struct rebuild_input *
     json_object_foreach(body, k, v)
     {
         if (!known_field(k))
-            return err_set(e, 400, "unknown_field",
-                           "unknown field \"%.64s\" (allowed: tenantId, from, to, daysBack)", k);
+            return err_set(
+                e, 400, "unknown_field",
+                "unknown field \"%.64s\" (allowed: tenantId, allTenants, from, to, daysBack)", k);
     }
     json_t *tenant = json_object_get(body, "tenantId");
     json_t *from = json_object_get(body, "from");
@@ -62,9 +63,15 @@ int rebuild_parse(json_t *body, long long max_range_days, struct rebuild_input *
     if (days && json_integer_value(days) < 1)
         return err_set(e, 400, "invalid_field", "daysBack must be an integer from 1 to %lld",
                        max_range_days);
-    if (!tenant)
-        return err_set(e, 400, "invalid_field", "tenantId is required");
-    if (!util_uuid_normalize(json_string_value(tenant), in->tenant_id))
+    json_t *all = json_object_get(body, "allTenants");
+    if (all && !json_is_boolean(all))
+        return err_set(e, 400, "invalid_field", "allTenants must be true or false");
+    in->all_tenants = json_is_true(all);
+    if (in->all_tenants && tenant)
+        return err_set(e, 400, "invalid_field", "send tenantId or allTenants: true, not both");
+    if (!tenant && !in->all_tenants)
+        return err_set(e, 400, "invalid_field", "tenantId is required (or allTenants: true)");
+    if (tenant && !util_uuid_normalize(json_string_value(tenant), in->tenant_id))
         return err_set(e, 400, "invalid_field", "tenantId must be a UUID; got \"%.40s\"",
                        json_string_value(tenant));
     if (from && check_date("from", json_string_value(from), e) != 0)
@@ -117,7 +124,7 @@ static MUSTCHECK int rebuild_resolve(const struct config *cfg, PGconn *c, json_t
     char days[24];
     util_fmt(days, sizeof days, "%lld", in.days_back);
     const char *params[] = {cfg->jobs_timezone, in.from, in.to, in.days_back ? days : NULL,
-                            in.tenant_id};
+                            in.all_tenants ? NULL : in.tenant_id};
     PGresult *r = db_query(c, RESOLVE_SQL, 5, params, e);
     if (!r)
         return -1;
@@ -147,12 +154,15 @@ static MUSTCHECK int rebuild_resolve(const struct config *cfg, PGconn *c, json_t
         return err_set(e, 400, "invalid_field",
                        "to (%s) is more than one day after today (%s in %s)", to, today,
                        cfg->jobs_timezone);
-    if (!tenant_exists)
+    if (!tenant_exists && !in.all_tenants)
         return err_set(e, 404, "tenant_not_found", "tenantId %s does not exist", in.tenant_id);
     snprintf(req->tenant_id, sizeof req->tenant_id, "%s", in.tenant_id);
-    util_fmt(req->dedupe_key, sizeof req->dedupe_key, "metrics_aggregation:%s:%s:%s", in.tenant_id,
-             from, to);
-    req->params = json_pack("{s:s, s:s, s:s}", "tenantId", in.tenant_id, "from", from, "to", to);
+    util_fmt(req->dedupe_key, sizeof req->dedupe_key, "metrics_aggregation:%s:%s:%s",
+             in.all_tenants ? "all" : in.tenant_id, from, to);
+    req->params =
+        in.all_tenants
+            ? json_pack("{s:b, s:s, s:s}", "allTenants", 1, "from", from, "to", to)
+            : json_pack("{s:s, s:s, s:s}", "tenantId", in.tenant_id, "from", from, "to", to);
     if (!req->params)
         util_fatal("out of memory");
     return 0;
@@ -275,18 +285,22 @@ static json_t *rebuild_present(json_t *result)
 }
 
 static const char USAGE[] =
-    "usage: jobsd rebuild-daily-metrics --tenant ID [--from YYYY-MM-DD --to YYYY-MM-DD |\n"
-    "                                   --days-back N [--to DATE]]\n"
+    "usage: jobsd rebuild-daily-metrics (--tenant ID | --all-tenants)\n"
+    "                                   [--from YYYY-MM-DD --to YYYY-MM-DD | --days-back N [--to "
+    "DATE]]\n"
     "Rebuilds listing_metrics_daily for one tenant and window, in this process (no server\n"
     "needed), recorded in job_logs with trigger=cli. Without a window: yesterday and today in\n"
     "JOBS_TIMEZONE. Dates may also be RFC 3339 timestamps. Prints the result JSON on stdout;\n"
     "progress on stderr when it is a terminal. Needs DATABASE_URL.\n"
+    "--all-tenants: one job per active tenant (queued for every instance's workers, this\n"
+    "process runs them too), with a progress line on stderr; the result counts them.\n"
     "Exit codes: 0 done, 1 the job failed, 2 bad arguments or configuration, 3 transient\n"
     "(database unavailable, or the same job is already running: its id is printed).\n";
 
 /* clang-format off */
 static const struct job_option OPTIONS[] = {
     {"--tenant",    "tenantId", JOB_OPTION_STRING,  true},
+    {"--all-tenants", "allTenants", JOB_OPTION_FLAG, false},
     {"--from",      "from",     JOB_OPTION_STRING,  false},
     {"--to",        "to",       JOB_OPTION_STRING,  false},
     {"--days-back", "daysBack", JOB_OPTION_INTEGER, false},
@@ -297,11 +311,12 @@ static const struct job_option OPTIONS[] = {
 const struct job_kind job_rebuild_kind = {
     .type = "metrics_aggregation",
     .name = "rebuild-daily-metrics",
-    .synopsis = "--tenant ID [--from D --to D | --days-back N [--to D]]",
+    .synopsis = "--tenant ID|--all-tenants [--from D --to D | --days-back N [--to D]]",
     .summary = "rebuild listing_metrics_daily for one tenant, in-process",
     .usage = USAGE,
     .options = OPTIONS,
     .resolve = rebuild_resolve,
     .run = rebuild_run,
     .present = rebuild_present,
+    .fleet_tenants = "SELECT id FROM tenants WHERE status = 'active'",
 };

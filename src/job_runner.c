@@ -108,7 +108,8 @@ static void *worker_main(void *arg)
         struct job_claim claim;
         memset(&claim, 0, sizeof claim);
         if (c) {
-            claimed = job_store_claim(c, w->id, r->types, r->ntypes, &claim, &e);
+            claimed = job_store_claim_limited(c, w->id, r->types, r->ntypes,
+                                              r->cfg->fleet_max_running, NULL, &claim, &e);
             if (claimed > 0) {
                 run_claimed(w, &c, &claim);
                 job_claim_clear(&claim);

@@ -18,9 +18,9 @@ static bool parse_status(const char *s, enum job_status *out)
     return job_status_parse(s, out);
 }
 
-int job_store_enqueue(PGconn *c, const char *job_type, const struct job_request *req,
-                      const struct job_origin *origin, const char *worker_id,
-                      struct job_enqueued *out, struct err *e)
+static MUSTCHECK int enqueue(PGconn *c, const char *job_type, const struct job_request *req,
+                             const struct job_origin *origin, const char *worker_id,
+                             const char *parent_id, struct job_enqueued *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
     json_t *meta = json_pack("{s:O, s:s}", "request", req->params, "trigger", origin->trigger);
@@ -33,14 +33,16 @@ int job_store_enqueue(PGconn *c, const char *job_type, const struct job_request 
     }
     if (origin->request_id)
         json_object_set_new(meta, "requestId", json_string(origin->request_id));
+    if (parent_id)
+        json_object_set_new(meta, "parentId", json_string(parent_id));
     char *meta_text = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
     if (!meta_text)
         util_fatal("out of memory");
 
     static const char INSERT_QUEUED[] =
-        "INSERT INTO job_logs (tenant_id, job_type, status, dedupe_key, trigger, metadata) "
-        "VALUES ($1, $2, 'queued', $3, $4, $5::jsonb) "
+        "INSERT INTO job_logs (tenant_id, job_type, status, dedupe_key, trigger, metadata, "
+        " parent_id) VALUES ($1, $2, 'queued', $3, $4, $5::jsonb, $6::uuid) "
         "ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'running') DO NOTHING "
         "RETURNING id, status";
     static const char INSERT_RUNNING[] =
@@ -53,13 +55,13 @@ int job_store_enqueue(PGconn *c, const char *job_type, const struct job_request 
         "SELECT id, status FROM job_logs WHERE dedupe_key = $1 AND status IN ('queued', 'running')";
 
     const char *tenant = req->tenant_id[0] ? req->tenant_id : NULL;
+    /* $6 is the worker (inserted running) or the parent (queued). */
     const char *params[] = {tenant,          job_type,  req->dedupe_key,
-                            origin->trigger, meta_text, worker_id};
+                            origin->trigger, meta_text, worker_id ? worker_id : parent_id};
     int rc = -1;
     /* The winner may finish between our conflict and our read: then try again. */
     for (int attempt = 0; attempt < 5; attempt++) {
-        PGresult *r =
-            db_query(c, worker_id ? INSERT_RUNNING : INSERT_QUEUED, worker_id ? 6 : 5, params, e);
+        PGresult *r = db_query(c, worker_id ? INSERT_RUNNING : INSERT_QUEUED, 6, params, e);
         if (!r)
             goto out;
         if (PQntuples(r) == 1) {
@@ -90,6 +92,20 @@ out:
     return rc;
 }
 
+int job_store_enqueue(PGconn *c, const char *job_type, const struct job_request *req,
+                      const struct job_origin *origin, const char *worker_id,
+                      struct job_enqueued *out, struct err *e)
+{
+    return enqueue(c, job_type, req, origin, worker_id, NULL, out, e);
+}
+
+int job_store_enqueue_child(PGconn *c, const char *job_type, const struct job_request *req,
+                            const struct job_origin *origin, const char *parent_id,
+                            struct job_enqueued *out, struct err *e)
+{
+    return enqueue(c, job_type, req, origin, NULL, parent_id, out, e);
+}
+
 /* ------------------------------------------------------------------ queue limit */
 
 /* Is the queue full, and is there an active job with this identity? One round trip, inside
@@ -103,7 +119,8 @@ static MUSTCHECK int check_queue(PGconn *c, const char *dedupe_key, long long ma
     static const char SQL[] =
         "SELECT n.full, a.id, a.status "
         "FROM (SELECT count(*) >= $2::bigint AS full "
-        "      FROM (SELECT 1 FROM job_logs WHERE status = 'queued' LIMIT $2::bigint) q) n "
+        "      FROM (SELECT 1 FROM job_logs WHERE status = 'queued' AND parent_id IS NULL "
+        "            LIMIT $2::bigint) q) n "
         "LEFT JOIN (SELECT id::text, status FROM job_logs "
         "           WHERE dedupe_key = $1 AND status IN ('queued', 'running') LIMIT 1) a ON true";
     char max[24];
@@ -188,22 +205,58 @@ long long job_store_prune_count(PGconn *c, long long older_than_days, struct err
     return n;
 }
 
+/* The claim: the oldest queued job of one of $2's types; with $3 > 0 a fleet child only while
+ * fewer than $3 are running (every instance); with $4 only that parent's children. */
+static const char CLAIM[] =
+    "UPDATE job_logs j SET status = 'running', attempts = j.attempts + 1, worker_id = $1, "
+    " heartbeat_at = now(), started_at = now() "
+    "FROM (SELECT id FROM job_logs WHERE status = 'queued' AND job_type = ANY ($2::text[]) "
+    "      AND ($4::uuid IS NULL OR parent_id = $4::uuid) "
+    "      AND (parent_id IS NULL OR $3::int <= 0 OR (SELECT count(*) FROM job_logs r "
+    "           WHERE r.status = 'running' AND r.parent_id IS NOT NULL) < $3::int) "
+    "      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) q "
+    "WHERE j.id = q.id "
+    "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "
+    " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "
+    " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, '')";
+
+/* The key of the advisory lock that serialises limited claims (any constant of our own). */
+#define CLAIM_LOCK_SQL "SELECT pg_advisory_xact_lock(hashtextextended('jobsd:fleet:claim', 0))"
+
 int job_store_claim(PGconn *c, const char *worker_id, const char *const *types, size_t ntypes,
                     struct job_claim *out, struct err *e)
 {
+    return job_store_claim_limited(c, worker_id, types, ntypes, 0, NULL, out, e);
+}
+
+static MUSTCHECK PGresult *claim_query(PGconn *c, const char *const *params, bool serialise,
+                                       struct err *e)
+{
+    if (!serialise)
+        return db_query(c, CLAIM, 4, params, e);
+    if (db_begin(c, 5000, e) != 0 || db_exec(c, CLAIM_LOCK_SQL, 0, NULL, e) != 0) {
+        db_rollback(c);
+        return NULL;
+    }
+    PGresult *r = db_query(c, CLAIM, 4, params, e);
+    if (!r || db_commit(c, e) != 0) {
+        PQclear(r);
+        db_rollback(c);
+        return NULL;
+    }
+    return r;
+}
+
+int job_store_claim_limited(PGconn *c, const char *worker_id, const char *const *types,
+                            size_t ntypes, long long max_children, const char *parent_id,
+                            struct job_claim *out, struct err *e)
+{
     memset(out, 0, sizeof *out);
-    static const char CLAIM[] =
-        "UPDATE job_logs j SET status = 'running', attempts = j.attempts + 1, worker_id = $1, "
-        " heartbeat_at = now(), started_at = now() "
-        "FROM (SELECT id FROM job_logs WHERE status = 'queued' AND job_type = ANY ($2::text[]) "
-        "      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) q "
-        "WHERE j.id = q.id "
-        "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "
-        " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "
-        " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, '')";
+    char max[24];
+    util_fmt(max, sizeof max, "%lld", max_children > 0 ? max_children : 0);
     char *types_lit = db_array_literal(types, ntypes);
-    const char *params[] = {worker_id, types_lit};
-    PGresult *r = db_query(c, CLAIM, 2, params, e);
+    const char *params[] = {worker_id, types_lit, max, parent_id};
+    PGresult *r = claim_query(c, params, max_children > 0, e);
     free(types_lit);
     if (!r)
         return -1;

@@ -28,9 +28,12 @@ int sync_parse(json_t *body, char tenant[37], long long *days_back, unsigned *in
     json_t *v;
     json_object_foreach(body, k, v)
     {
-        if (strcmp(k, "tenantId") != 0 && strcmp(k, "daysBack") != 0 && strcmp(k, "include") != 0)
+        if (strcmp(k, "tenantId") != 0 && strcmp(k, "daysBack") != 0 && strcmp(k, "include") != 0 &&
+            strcmp(k, "allTenants") != 0)
             return err_set(e, 400, "unknown_field",
-                           "unknown field \"%.64s\" (allowed: tenantId, daysBack, include)", k);
+                           "unknown field \"%.64s\" (allowed: tenantId, allTenants, daysBack, "
+                           "include)",
+                           k);
     }
     json_t *t = json_object_get(body, "tenantId");
     json_t *d = json_object_get(body, "daysBack");
@@ -42,9 +45,15 @@ int sync_parse(json_t *body, char tenant[37], long long *days_back, unsigned *in
     if (inc && !json_is_array(inc))
         return err_set(e, 400, "invalid_field",
                        "include must be an array of \"listings\", \"orders\", \"visits\"");
-    if (!t)
-        return err_set(e, 400, "invalid_field", "tenantId is required");
-    if (!util_uuid_normalize(json_string_value(t), tenant))
+    json_t *all = json_object_get(body, "allTenants");
+    if (all && !json_is_boolean(all))
+        return err_set(e, 400, "invalid_field", "allTenants must be true or false");
+    if (json_is_true(all) && t)
+        return err_set(e, 400, "invalid_field", "send tenantId or allTenants: true, not both");
+    if (!t && !json_is_true(all))
+        return err_set(e, 400, "invalid_field", "tenantId is required (or allTenants: true)");
+    tenant[0] = '\0';
+    if (t && !util_uuid_normalize(json_string_value(t), tenant))
         return err_set(e, 400, "invalid_field", "tenantId must be a UUID; got \"%.40s\"",
                        json_string_value(t));
     *days_back = d ? (long long)json_integer_value(d) : 30;
@@ -78,20 +87,32 @@ static MUSTCHECK int sync_resolve(const struct config *cfg, PGconn *c, json_t *b
     unsigned include;
     if (sync_parse(body, tenant, &days, &include, e) != 0)
         return -1;
-    const char *p[] = {tenant};
-    PGresult *r = db_query(c, "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", 1, p, e);
-    if (!r)
-        return -1;
-    bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!exists)
-        return err_set(e, 404, "tenant_not_found", "tenantId %s does not exist", tenant);
-    snprintf(req->tenant_id, sizeof req->tenant_id, "%s", tenant);
-    util_fmt(req->dedupe_key, sizeof req->dedupe_key, "mercadolivre_sync:%s", tenant);
     json_t *parts = json_array();
     for (size_t i = 0; PARTS[i]; i++)
         if (include & (1u << i))
             json_array_append_new(parts, json_string(PARTS[i]));
+    if (!tenant[0]) { /* allTenants: one fleet sync at a time, as one sync per tenant */
+        util_fmt(req->dedupe_key, sizeof req->dedupe_key, "mercadolivre_sync:all");
+        req->params = json_pack("{s:b, s:I, s:o}", "allTenants", 1, "daysBack", (json_int_t)days,
+                                "include", parts);
+        if (!req->params)
+            util_fatal("out of memory");
+        return 0;
+    }
+    const char *p[] = {tenant};
+    PGresult *r = db_query(c, "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", 1, p, e);
+    if (!r) {
+        json_decref(parts);
+        return -1;
+    }
+    bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!exists) {
+        json_decref(parts);
+        return err_set(e, 404, "tenant_not_found", "tenantId %s does not exist", tenant);
+    }
+    snprintf(req->tenant_id, sizeof req->tenant_id, "%s", tenant);
+    util_fmt(req->dedupe_key, sizeof req->dedupe_key, "mercadolivre_sync:%s", tenant);
     req->params = json_pack("{s:s, s:I, s:o}", "tenantId", tenant, "daysBack", (json_int_t)days,
                             "include", parts);
     if (!req->params)
@@ -324,8 +345,9 @@ static json_t *sync_present(json_t *result)
 }
 
 static const char USAGE[] =
-    "usage: jobsd sync-mercadolivre --tenant ID [--days-back N] [--include "
+    "usage: jobsd sync-mercadolivre (--tenant ID | --all-tenants) [--days-back N] [--include "
     "listings,orders,visits]\n"
+    "--all-tenants: one sync per active tenant with an active connection, with a progress line.\n"
     "Pulls listings, orders (the last N business days, default 30) and daily visits from the\n"
     "Mercado Livre API for every active connection of the tenant, in this process, recorded in\n"
     "job_logs with trigger=cli. Needs DATABASE_URL, and ML_CLIENT_ID/ML_CLIENT_SECRET when a\n"
@@ -337,6 +359,7 @@ static const char USAGE[] =
 /* clang-format off */
 static const struct job_option OPTIONS[] = {
     {"--tenant",    "tenantId", JOB_OPTION_STRING,  true},
+    {"--all-tenants", "allTenants", JOB_OPTION_FLAG, false},
     {"--days-back", "daysBack", JOB_OPTION_INTEGER, false},
     {"--include",   "include",  JOB_OPTION_LIST,    false},
     {NULL, NULL, JOB_OPTION_STRING, false},
@@ -346,11 +369,14 @@ static const struct job_option OPTIONS[] = {
 const struct job_kind job_sync_ml_kind = {
     .type = "mercadolivre_sync",
     .name = "sync-mercadolivre",
-    .synopsis = "--tenant ID [--days-back N] [--include listings,orders,visits]",
+    .synopsis = "--tenant ID|--all-tenants [--days-back N] [--include listings,orders,visits]",
     .summary = "pull listings, orders and visits from Mercado Livre",
     .usage = USAGE,
     .options = OPTIONS,
     .resolve = sync_resolve,
     .run = sync_run,
     .present = sync_present,
+    .fleet_tenants = "SELECT DISTINCT m.tenant_id FROM marketplace_connections m "
+                     "JOIN tenants t ON t.id = m.tenant_id "
+                     "WHERE m.status = 'active' AND t.status = 'active'",
 };

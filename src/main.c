@@ -359,7 +359,7 @@ struct progress {
 static void show_progress(void *ctx, const char *phase)
 {
     struct progress *p = ctx;
-    if (p->tty)
+    if (p->tty || strncmp(phase, "fleet:", 6) == 0) /* a fleet's progress line: always */
         fprintf(stderr, "jobsd: [%6.1fs] %s...\n", (double)(util_mono_ms() - p->start) / 1000.0,
                 phase);
 }
@@ -435,6 +435,11 @@ static int job_body(const struct job_kind *kind, int argc, char **argv, json_t *
             o++;
         if (!o->flag)
             return usage_error(kind->usage, "unknown option %s", argv[i]);
+        if (o->type == JOB_OPTION_FLAG && !json_object_get(body, o->field)) {
+            json_object_set_new(body, o->field, json_true());
+            i--; /* a flag takes no value */
+            continue;
+        }
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val)
             return usage_error(kind->usage, "%s needs a value", o->flag);
@@ -449,7 +454,8 @@ static int job_body(const struct job_kind *kind, int argc, char **argv, json_t *
                                                           : json_string(val));
     }
     for (const struct job_option *o = kind->options; o->flag; o++)
-        if (o->required && !json_object_get(body, o->field))
+        if (o->required && !json_object_get(body, o->field) &&
+            !json_object_get(body, "allTenants")) /* --all-tenants stands for --tenant */
             return usage_error(kind->usage, "%s is required", o->flag);
     return 0;
 }

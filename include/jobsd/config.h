@@ -57,6 +57,7 @@ struct config {
     /* FRESHNESS_MAX_AGE_HOURS; FRESHNESS_CHECK_SECONDS (serve, 0 = no periodic check) */
     long long freshness_max_age_hours;
     long long freshness_check_seconds;
+    long long fleet_max_running; /* fleet children running at once, every instance */
     bool migrate_on_start;
     char *ml_api_base_url;
     char *ml_client_id;

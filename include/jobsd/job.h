@@ -57,6 +57,7 @@ enum job_option_type {
     JOB_OPTION_STRING,
     JOB_OPTION_INTEGER, /* a positive integer; the kind checks its range */
     JOB_OPTION_LIST,    /* comma-separated: an array of strings */
+    JOB_OPTION_FLAG,    /* no value: the field is true (`--all-tenants`: "allTenants") */
 };
 
 struct job_option {
@@ -86,6 +87,9 @@ struct job_kind {
     /* The 200 body as shown to callers: keys in the order a human reads them (the stored
      * copy is jsonb, whose key order is its own). New reference; result is borrowed. */
     json_t *(*present)(json_t *result);
+    /* The tenants a fleet job (`"allTenants": true`) runs for: a SELECT of one uuid column
+     * (job_fleet). NULL: the kind has no fleet form. */
+    const char *fleet_tenants;
 };
 
 /* Copies obj with the keys of `order` first (in that order), the rest after. New ref. */

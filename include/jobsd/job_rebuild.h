@@ -12,7 +12,8 @@
 
 /* A body after the checks that need no database (fields, types, formats, combination). */
 struct rebuild_input {
-    char tenant_id[37]; /* lower case */
+    char tenant_id[37]; /* lower case; "" with all_tenants */
+    bool all_tenants;   /* "allTenants": true (a fleet parent, job_fleet) */
     const char *from;   /* borrowed from the body, NULL when absent */
     const char *to;
     long long days_back; /* 0 when absent */

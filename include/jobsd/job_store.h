@@ -52,6 +52,14 @@ MUSTCHECK int job_store_enqueue(PGconn *c, const char *job_type, const struct jo
                                 const struct job_origin *origin, const char *worker_id,
                                 struct job_enqueued *out, struct err *e);
 
+/* job_store_enqueue of a fleet child (queued, job_logs.parent_id = parent_id, never refused
+ * by QUEUE_MAX_QUEUED nor counted by it): an identical job already queued or running is
+ * joined as usual (it keeps its own parent, or none). */
+MUSTCHECK int job_store_enqueue_child(PGconn *c, const char *job_type,
+                                      const struct job_request *req,
+                                      const struct job_origin *origin, const char *parent_id,
+                                      struct job_enqueued *out, struct err *e);
+
 /* job_store_enqueue with a queue limit: when max_queued > 0 and max_queued jobs (of any
  * type) are queued already, a new job is refused with 503 queue_full (retry_after
  * JOB_STORE_QUEUE_FULL_RETRY_AFTER), while a request identical to a queued or running job
@@ -101,6 +109,15 @@ MUSTCHECK int job_store_finish_success(PGconn *c, const char *id, const char *wo
 MUSTCHECK int job_store_finish_partial(PGconn *c, const char *id, const char *worker_id,
                                        long long records, json_t *result, const struct err *job_err,
                                        long long *duration_ms, struct err *e);
+/* job_store_claim for workers with the fleet-wide limit on fleet children running at once:
+ * when max_children > 0 a fleet child (parent_id set) is claimed only while fewer than
+ * max_children are running, every instance counted; claims are serialised by a
+ * transaction-scoped advisory lock so the limit is exact. With parent_id, only that parent's
+ * children are claimed (the parent runs them itself while it waits). */
+MUSTCHECK int job_store_claim_limited(PGconn *c, const char *worker_id, const char *const *types,
+                                      size_t ntypes, long long max_children, const char *parent_id,
+                                      struct job_claim *out, struct err *e);
+
 /* Marks a job failed with job_err as metadata.error. 0 when the row was still ours. */
 MUSTCHECK int job_store_finish_error(PGconn *c, const char *id, const char *worker_id,
                                      const struct err *job_err, struct err *e);

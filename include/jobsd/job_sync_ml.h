@@ -12,7 +12,8 @@
 #include "jobsd/err.h"
 #include "jobsd/job.h"
 
-/* Checks a sync body (tenantId, daysBack 1..365, include). */
+/* Checks a sync body (tenantId or allTenants: true, daysBack 1..365, include). tenant is ""
+ * for allTenants (a fleet parent, job_fleet). */
 MUSTCHECK int sync_parse(json_t *body, char tenant[37], long long *days_back, unsigned *include,
                          struct err *e);
 
