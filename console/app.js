@@ -23,7 +23,7 @@
       else if (k === 'text') e.textContent = v;
       else e.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k);
+    for (const k of kids.flat(Infinity)) if (k !== null && k !== undefined) e.append(k);
     return e;
   }
   const badge = (s) => el('span', { class: 'badge s-' + (s || 'none'), text: s || '—' });
@@ -58,7 +58,7 @@
   const view = () => $('view');
   function show(title, ...kids) {
     const v = view();
-    v.replaceChildren(el('h2', { text: title, tabindex: '-1', id: 'view-title' }), ...kids);
+    v.replaceChildren(el('h2', { text: title, tabindex: '-1', id: 'view-title' }), ...kids.flat(Infinity).filter((k) => k !== null && k !== undefined));
   }
   function showError(e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
