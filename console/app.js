@@ -198,6 +198,11 @@
     async function refresh() {
       stopRefresh();
       if (!view().contains(tbody)) return;
+      // A keyboard user inside the list keeps the focus: the refresh waits until it leaves.
+      if (tbody.contains(document.activeElement)) {
+        if (auto.checked && token) refreshTimer = setTimeout(refresh, REFRESH_MS);
+        return;
+      }
       try {
         const b = await page(null);
         tbody.replaceChildren(...b.jobs.map(row));

@@ -315,7 +315,7 @@ async function main() {
     check(!events.includes('started') && events.includes('cancelled'), `cancelled job's timeline: ${events.join(', ')} (never started)`);
     if (mode === 'e2e') {
         const row = psql(dbUrl, `SELECT status || ' ' || (started_at IS NULL) FROM job_logs WHERE id = '${QUEUED}'`);
-        check(row === 'cancelled t', `job_logs: ${row} (cancelled, never started)`);
+        check(row === 'cancelled true', `job_logs: ${row} (cancelled, never started)`);
     }
     await shot('07-job-cancelled');
 
