@@ -12,6 +12,8 @@ packages=(
     systemd
     tzdata locales
 )
+# Headless Chromium runs the operator console's browser test (tests/browser).
+packages+=(chromium)
 # Node.js runs the JWT interop test (tokens minted by the npm package jsonwebtoken).
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 [ $# -gt 0 ] && packages+=("$@")

@@ -8,7 +8,9 @@
 #                            (sql/demo/seed.sql), sync the demo seller from the fake API,
 #                            run the runbook's manual rebuild with curl, print the runbook's
 #                            validation queries and status/stats calls with a minted JWT,
-#                            and say how to go on
+#                            print the operator console's URL with an operator token
+#                            (sql/demo/console.sql adds failed and retried jobs and a stale
+#                            tenant for it), and say how to go on
 #   scripts/demo.sh stop     stop jobsd and the private PostgreSQL; keeps .demo/ (database,
 #                            key, log), so the next `scripts/demo.sh` reuses them
 #   scripts/demo.sh purge    stop, then delete .demo/ (database, key, log)
@@ -344,6 +346,9 @@ echo "GET $url/healthz: $(curl -sS --max-time 5 "$url/healthz")"
 step="loading the demo data (sql/demo/seed.sql)"
 say "$step"
 psql_q -d "$database_url" -f sql/demo/seed.sql -P footer=off | sed '/setseed/,/^$/d'
+# The operator console's first look: two weeks of job history with failures, a retry and a
+# stale second tenant (sql/demo/console.sql).
+psql_q -d "$database_url" -f sql/demo/console.sql -P footer=off | sed '/setseed/,/^$/d'
 
 # The seller connected (what the product's OAuth flow would have stored).
 psql_q -d "$database_url" -c "UPDATE marketplace_connections SET access_token = '$ml_access',
@@ -487,11 +492,22 @@ pretty "$demo/status.json"
 curl -sS --max-time 10 "$url/api/v1/jobs/stats" -H "Authorization: Bearer $token" -o "$demo/stats.json"
 pretty "$demo/stats.json"
 
+step="minting an operator token for the console"
+# `jobsd token --operator` (an operator JWT: "role": "operator", no tenant) comes with the
+# operator API; a binary without it gets the instructions instead of a token.
+if operator_token=$(JWT_SECRET="$jwt_secret" "$jobsd" token --operator --ttl 43200 2>/dev/null); then
+    console_line="$url/console   (paste this operator token, valid 12 h; it stays in the tab's memory only):
+             $operator_token"
+else
+    console_line="$url/console   (this jobsd has no \`jobsd token --operator\` yet: build one with the operator API)"
+fi
+
 step="done"
 cat <<DONE
 
 == jobsd demo is running
   server     $url   (bound to 127.0.0.1; health: $url/healthz, readiness: $url/readyz)
+  console    $console_line
   keys       $demo/env  (INTERNAL_JOBS_KEY, JWT_SECRET, DATABASE_URL, PORT, ML_*; mode 600)
   fake ML    $ml_url  (tests/fake_ml; control API: $ml_url/__fake/stats)
   log        $demo/jobsd.log

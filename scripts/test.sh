@@ -4,6 +4,7 @@
 # cycle among src/ modules, no dependency up a layer: scripts/check-layers.sh; no src/ file
 # over 700 lines, no function over 80: scripts/check-size.sh), starts a private PostgreSQL
 # on a free port, runs every test (unit, integration, end-to-end, chaos) with ctest, then
+#  - the operator console in headless Chromium (tests/browser/console.test.mjs),
 #  - the contract: every response jobsd gave those tests (recorded by tests/support/testhttp.c
 #    in JOBSD_TEST_RECORD) validated against docs/openapi.yaml (scripts/check-contract.mjs),
 #  - the end-to-end suite again with jobsd connected through PgBouncer (transaction pooling),
@@ -218,6 +219,36 @@ else
     cp "$record" "$kept"
     echo "the recorded responses are kept in $kept (node scripts/check-contract.mjs --modules DIR docs/openapi.yaml $kept)" >&2
     stage_failed "contract"
+fi
+
+# The operator console in headless Chromium (Debian's chromium, driven by puppeteer-core from
+# the npm registry): tests/browser/console.test.mjs. Full runs, and -R runs naming the console
+# or the browser. It runs the real operator API when this jobsd has one, else the page with
+# the API stubbed in the browser (it says which). Its screenshots are kept in
+# build/browser-artifacts (the run directory is removed on exit).
+browser_stage=no
+if [ "$full" = yes ] || [[ "$*" =~ console|browser ]]; then browser_stage=yes; fi
+if [ "$browser_stage" = yes ]; then
+    stage "browser (tests/browser/console.test.mjs: headless Chromium, puppeteer-core)"
+    browser_node=$run_dir/browser-node
+    shots=$run_dir/browser-artifacts
+    mkdir -p "$browser_node"
+    if ! (cd "$browser_node" && npm install --loglevel=error --no-audit --no-fund --no-package-lock \
+        puppeteer-core@23 >"$run_dir/npm-browser.log" 2>&1); then
+        echo "npm install puppeteer-core@23 failed; npm said:" >&2
+        cat "$run_dir/npm-browser.log" >&2
+        stage_failed "browser"
+    elif PUPPETEER_SKIP_DOWNLOAD=1 timeout 120 node tests/browser/console.test.mjs \
+        --modules "$browser_node/node_modules" --jobsd "$build/jobsd" --artifacts "$shots" \
+        2>&1 | tee "$run_dir/browser.log"; [ "${PIPESTATUS[0]}" = 0 ]; then
+        passed=$((passed + 1))
+        stage_done "browser" "passed ($(grep -o '^console.test: [a-z]* mode' "$run_dir/browser.log" | sed 's/console.test: //'); $(sed -n 's/^console.test: figures: //p' "$run_dir/browser.log"))"
+    else
+        failed=$((failed + 1))
+        stage_failed "browser"
+    fi
+    rm -rf build/browser-artifacts
+    [ -d "$shots" ] && cp -r "$shots" build/browser-artifacts && echo "screenshots: build/browser-artifacts"
 fi
 
 if [ "$full" = yes ]; then

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -149,9 +150,14 @@ static enum MHD_Result queue(struct http_request *r)
     r->resp_body = NULL; /* owned by libmicrohttpd now */
     MHD_add_response_header(resp, "Content-Type", r->resp_ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    for (size_t i = 0; i < r->nhdrs; i++)
+    /* no-store unless the handler chose its own caching (the console's static files). */
+    bool cache_set = false;
+    for (size_t i = 0; i < r->nhdrs; i++) {
         MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+        cache_set = cache_set || strcasecmp(r->hdrs[i].name, "Cache-Control") == 0;
+    }
+    if (!cache_set)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     add_cors_headers(r, resp);
     /* What follows a malformed header line cannot be framed: never read as a request. */
     if (r->wire_problem)

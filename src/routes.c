@@ -13,6 +13,10 @@ static const struct route FIXED[] = {
     {"GET",  "/healthz",             GUARD_NONE,            false, false, api_healthz,    NULL},
     {"GET",  "/readyz",              GUARD_NONE,            false, false, api_readyz,     NULL},
     {"GET",  "/metrics",             GUARD_METRICS,         false, false, api_metrics,    NULL},
+    /* The operator console's static files (api_console.c): no data in them, no guard. */
+    {"GET",  "/console",             GUARD_NONE,            false, false, api_console,    NULL},
+    {"GET",  "/console/app.js",      GUARD_NONE,            false, false, api_console,    NULL},
+    {"GET",  "/console/app.css",     GUARD_NONE,            false, false, api_console,    NULL},
 };
 /* clang-format on */
 

@@ -1,5 +1,5 @@
-/* embed_sql: build-time tool that turns SQL files into a C array, so the jobsd binary carries
- * its migrations and queries (no files beside the executable).
+/* embed_sql: build-time tool that turns files into a C array, so the jobsd binary carries
+ * its migrations, its queries and the console's files (no files beside the executable).
  * Usage: embed_sql OUTPUT.c FILE...   (each entry is named by its base name) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,12 @@ static int emit_file(FILE *out, const char *path)
     int c;
     size_t n = 0;
     while ((c = fgetc(in)) != EOF) {
-        fprintf(out, "%s%d", n % 24 == 0 ? "\n        " : "", c);
+        /* A byte above 127 (UTF-8 in the console's files) as a character literal: an int
+         * constant above CHAR_MAX would overflow a signed char (-Woverflow). */
+        if (c > 127)
+            fprintf(out, "%s'\\x%02x'", n % 24 == 0 ? "\n        " : "", (unsigned)c);
+        else
+            fprintf(out, "%s%d", n % 24 == 0 ? "\n        " : "", c);
         fputc(',', out);
         n++;
     }

@@ -56,5 +56,7 @@ void api_get_freshness(void *app, struct http_request *req);
 void api_healthz(void *app, struct http_request *req);
 void api_readyz(void *app, struct http_request *req);
 void api_metrics(void *app, struct http_request *req);
+/* The operator console's static files: /console, /console/app.js, /console/app.css. */
+void api_console(void *app, struct http_request *req);
 
 #endif

@@ -1,6 +1,7 @@
-/* embedded: the SQL files compiled into the binary (migrations sql/NNNN_name.sql and the
- * queries of sql/queries/). The table is generated at build time by tools/embed_sql.c
- * (embedded_data.c in the build directory); embedded.c looks files up in it. */
+/* embedded: the files compiled into the binary (migrations sql/NNNN_name.sql, the
+ * queries of sql/queries/ and the operator console's console/index.html, app.js, app.css). The
+ * table is generated at build time by tools/embed_sql.c (embedded_data.c in the build directory);
+ * embedded.c looks files up in it. */
 #ifndef JOBSD_EMBEDDED_H
 #define JOBSD_EMBEDDED_H
 
