@@ -56,6 +56,7 @@ ml_* 2
 job 3
 job_kinds 3
 job_store 3
+operator_store 3
 job_lease 3
 job_wait 3
 job_exec 3

@@ -1,0 +1,29 @@
+/* operator_store: the operator API's writes on job_logs (issue 21): cancel a queued job (it
+ * never runs) and retry a finished one (a new job with the same request, linked by retry_of).
+ * Each action is recorded in the rows' metadata: who (`internal-key` or `operator`) and when. */
+#ifndef JOBSD_OPERATOR_STORE_H
+#define JOBSD_OPERATOR_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "jobsd/err.h"
+
+#define OPERATOR_ID_LEN 37
+
+/* Cancels job id when it is queued: 0 (it ends `cancelled`, cancelledAt/cancelledBy in its
+ * metadata). -1 with e: 404 job_not_found, 409 job_finished (it ended), 409 job_active (it is
+ * running: only queued jobs can be cancelled), 503 when the database is unavailable. */
+MUSTCHECK int operator_store_cancel(PGconn *c, const char *id, const char *by, long long timeout_ms,
+                                    struct err *e);
+
+/* Queues a retry of finished job id: 0 with its id in new_id. -1 with e: 404 job_not_found,
+ * 409 job_active (it, or an identical job, is queued or running), 503. */
+MUSTCHECK int operator_store_retry(PGconn *c, const char *id, const char *by, long long timeout_ms,
+                                   char new_id[OPERATOR_ID_LEN], struct err *e);
+
+/* Queued and running jobs now, per job type: {"queued": {type: n}, "running": {type: n}}
+ * (new reference), or NULL with e. */
+MUSTCHECK json_t *operator_store_queue(PGconn *c, long long timeout_ms, struct err *e);
+
+#endif

@@ -1,0 +1,9 @@
+-- Operator API (issue 21): a job can end `cancelled` (an operator cancelled it: a queued one
+-- never runs), and a retry is a new job linked to the one it retries (retry_of).
+ALTER TABLE job_logs DROP CONSTRAINT IF EXISTS job_logs_status_check;
+ALTER TABLE job_logs ADD CONSTRAINT job_logs_status_check
+    CHECK (status IN ('queued', 'running', 'success', 'error', 'cancelled'));
+ALTER TABLE job_logs ADD COLUMN retry_of uuid;
+CREATE INDEX job_logs_retry_of ON job_logs (retry_of) WHERE retry_of IS NOT NULL;
+-- The operator's cross-tenant job list: newest first, keyset paging.
+CREATE INDEX job_logs_created ON job_logs (created_at DESC, id DESC);

@@ -1,0 +1,110 @@
+/* operator_store: cancel and retry (see operator_store.h). Each is one statement: the
+ * status test and the write are atomic, so a job claimed between the operator's look and
+ * the click is never half-cancelled. */
+#include "jobsd/operator_store.h"
+#include "jobsd/db.h"
+#include "jobsd/job_kinds.h"
+#include "jobsd/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Why an action found no row in the state it needs: not found, active, finished. */
+static MUSTCHECK int explain(PGconn *c, const char *id, long long timeout_ms, bool for_cancel,
+                             struct err *e)
+{
+    const char *params[] = {id};
+    PGresult *r =
+        db_read(c, timeout_ms, "SELECT status FROM job_logs WHERE id = $1::uuid", 1, params, e);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return err_set(e, 404, "job_not_found", "no job %s", id);
+    }
+    char status[16];
+    snprintf(status, sizeof status, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    bool active = strcmp(status, "queued") == 0 || strcmp(status, "running") == 0;
+    if (active && !for_cancel)
+        return err_set(e, 409, "job_active", "job %s is %s: retry it once it has ended", id,
+                       status);
+    if (active)
+        return err_set(e, 409, "job_active", "job %s is %s: only a queued job can be cancelled", id,
+                       status);
+    if (for_cancel)
+        return err_set(e, 409, "job_finished", "job %s already ended (%s)", id, status);
+    return err_set(e, 409, "job_active", "an identical job is already queued or running");
+}
+
+int operator_store_cancel(PGconn *c, const char *id, const char *by, long long timeout_ms,
+                          struct err *e)
+{
+    char uuid[37];
+    if (!util_uuid_normalize(id, uuid))
+        return err_set(e, 404, "job_not_found", "no job %.40s", id);
+    static const char SQL[] =
+        "UPDATE job_logs SET status = 'cancelled', completed_at = now(), "
+        " duration_ms = CASE WHEN started_at IS NULL THEN NULL "
+        "  ELSE (extract(epoch FROM now() - started_at) * 1000)::bigint END, "
+        " metadata = metadata || jsonb_build_object('cancelledAt', "
+        "  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+        "  'cancelledBy', $2::text) "
+        "WHERE id = $1::uuid AND status = 'queued' RETURNING id";
+    const char *params[] = {uuid, by};
+    PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
+    if (!r)
+        return -1;
+    int n = PQntuples(r);
+    PQclear(r);
+    return n == 1 ? 0 : explain(c, uuid, timeout_ms, true, e);
+}
+
+int operator_store_retry(PGconn *c, const char *id, const char *by, long long timeout_ms,
+                         char new_id[OPERATOR_ID_LEN], struct err *e)
+{
+    char uuid[37];
+    if (!util_uuid_normalize(id, uuid))
+        return err_set(e, 404, "job_not_found", "no job %.40s", id);
+    /* The same request (metadata.request, what the kind resolved), the same identity
+     * (dedupe_key: single flight still holds), a new row. */
+    static const char SQL[] =
+        "INSERT INTO job_logs (tenant_id, job_type, dedupe_key, trigger, metadata, retry_of) "
+        "SELECT tenant_id, job_type, dedupe_key, 'retry', "
+        " jsonb_build_object('request', metadata->'request', 'trigger', 'retry', "
+        "  'retryOf', id::text, 'retriedBy', $2::text, 'retriedAt', "
+        "  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')), id "
+        "FROM job_logs WHERE id = $1::uuid AND status NOT IN ('queued', 'running') "
+        "ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'running') DO NOTHING "
+        "RETURNING id::text";
+    const char *params[] = {uuid, by};
+    PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
+    if (!r)
+        return -1;
+    int n = PQntuples(r);
+    if (n == 1)
+        snprintf(new_id, OPERATOR_ID_LEN, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n == 1 ? 0 : explain(c, uuid, timeout_ms, false, e);
+}
+
+json_t *operator_store_queue(PGconn *c, long long timeout_ms, struct err *e)
+{
+    static const char SQL[] = "SELECT job_type, status, count(*) FROM job_logs "
+                              "WHERE status IN ('queued', 'running') GROUP BY 1, 2";
+    PGresult *r = db_read(c, timeout_ms, SQL, 0, NULL, e);
+    if (!r)
+        return NULL;
+    json_t *queued = json_object(), *running = json_object();
+    for (const struct job_kind *const *k = job_kinds(); *k; k++) {
+        json_object_set_new(queued, (*k)->type, json_integer(0));
+        json_object_set_new(running, (*k)->type, json_integer(0));
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *into = strcmp(PQgetvalue(r, i, 1), "queued") == 0 ? queued : running;
+        json_object_set_new(into, PQgetvalue(r, i, 0),
+                            json_integer(util_i64_or(PQgetvalue(r, i, 2), 0)));
+    }
+    PQclear(r);
+    return json_pack("{s:b, s:o, s:o}", "success", 1, "queued", queued, "running", running);
+}

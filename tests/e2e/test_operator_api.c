@@ -1,0 +1,237 @@
+/* End-to-end tests of the operator API (issue 21) against a real jobsd: who may call it
+ * (the internal key or an operator JWT; a tenant's JWT is 403, no or wrong credentials 401,
+ * on every operator route), and the two actions: cancel (a queued job ends cancelled and
+ * never runs; a finished one is 409 job_finished) and retry (409 job_active while the job is
+ * queued or running; then a new job with the same request, linked by retry_of, that runs and
+ * succeeds), each recorded in job_logs' metadata.
+ *
+ * Jobs are held deterministically with one worker and the tenant's rebuild advisory lock held
+ * from the test: the first job runs and waits on the lock, the second stays queued. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobsd/jwt.h"
+#include "testdb.h"
+#include "testfx.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testtime.h"
+
+#define SECRET     "e2e-operator-secret-0123456789abcdef-012345"
+#define TENANT     "cccccccc-3333-4000-8000-000000000003"
+#define PATH       "/api/v1/jobs/rebuild-daily-metrics"
+#define LOCK_SQL   "SELECT pg_advisory_lock(hashtextextended('jobsd:metrics:" TENANT "', 0))"
+#define UNLOCK_SQL "SELECT pg_advisory_unlock(hashtextextended('jobsd:metrics:" TENANT "', 0))"
+
+static struct testdb db;
+static struct jobsd_proc proc;
+static PGconn *locker;
+static char tenant_token[2048], operator_token[2048];
+
+static void mint(const char *tenant, char *out, size_t cap)
+{
+    long long now = (long long)time(NULL);
+    size_t n = jwt_sign((const unsigned char *)SECRET, strlen(SECRET), tenant, NULL, now, now + 600,
+                        NULL, NULL, out, cap);
+    assert_true(n > 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    testdb_create(&db, "operator");
+    fx_tenant(db.conn, TENANT);
+    fx_listing(db.conn, TENANT, "MLB1", "active");
+    locker = PQconnectdb(db.url);
+    if (PQstatus(locker) != CONNECTION_OK)
+        return -1;
+    const char *env[] = {"JWT_SECRET=" SECRET, "JOB_WORKERS=1", "DB_QUERY_TIMEOUT_MS=5000", NULL};
+    if (!jobsd_start(&proc, db.url, env))
+        return -1;
+    mint(TENANT, tenant_token, sizeof tenant_token);
+    mint(NULL, operator_token, sizeof operator_token);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int rc = jobsd_stop(&proc, 20000);
+    PQfinish(locker);
+    testdb_drop(&db);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A request with the given credential header (may be NULL); returns the status. */
+static int call(const char *method, const char *path, const char *cred, struct th_response *r)
+{
+    char h[2600] = "";
+    if (cred)
+        snprintf(h, sizeof h, "%s\r\n", cred);
+    memset(r, 0, sizeof *r);
+    assert_true(th_request(proc.port, method, path, h, NULL, r));
+    return r->status;
+}
+
+static void expect(const char *method, const char *path, const char *cred, int status,
+                   const char *code)
+{
+    struct th_response r;
+    int got = call(method, path, cred, &r);
+    if (got != status || (code && strcmp(th_error_code(&r), code) != 0))
+        fail_msg("%s %s with %.30s: %d %s, expected %d %s", method, path, cred ? cred : "nothing",
+                 got, r.body ? r.body : "", status, code ? code : "");
+    th_free(&r);
+}
+
+static const char *bearer(const char *token)
+{
+    static char h[2200];
+    snprintf(h, sizeof h, "Authorization: Bearer %s", token);
+    return h;
+}
+
+static void test_who_may_call(void **state)
+{
+    (void)state;
+    static const char *const routes[][2] = {
+        {"GET", "/api/v1/operator/queue"},
+        {"POST", "/api/v1/jobs/00000000-0000-4000-8000-000000000000/retry"},
+        {"POST", "/api/v1/jobs/00000000-0000-4000-8000-000000000000/cancel"},
+    };
+    char tampered[2048];
+    snprintf(tampered, sizeof tampered, "%s", operator_token);
+    tampered[strlen(tampered) - 2] ^= 1;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const char *m = routes[i][0], *p = routes[i][1];
+        expect(m, p, NULL, 401, "unauthorized");
+        expect(m, p, "X-Internal-Key: wrong-key", 401, "unauthorized");
+        expect(m, p, "Authorization: Bearer not-a-jwt", 401, "unauthorized");
+        expect(m, p, bearer(tampered), 401, "unauthorized");
+        expect(m, p, bearer(tenant_token), 403, "forbidden");
+        int ok = strcmp(m, "GET") == 0 ? 200 : 404;
+        expect(m, p, bearer(operator_token), ok, ok == 404 ? "job_not_found" : NULL);
+        expect(m, p, "X-Internal-Key: " TEST_KEY, ok, ok == 404 ? "job_not_found" : NULL);
+    }
+    /* An operator token carries no tenant: a tenant's routes refuse it. */
+    expect("GET", "/api/v1/jobs/status", bearer(operator_token), 403, "forbidden");
+}
+
+static char *submit(const char *from, const char *to)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"tenantId\": \"%s\", \"from\": \"%s\", \"to\": \"%s\"}", TENANT,
+             from, to);
+    struct th_response r;
+    assert_true(th_post_job(proc.port, PATH, TEST_KEY, body, "Prefer: respond-async\r\n", &r));
+    assert_int_equal(r.status, 202);
+    char *id = strdup(json_string_value(json_object_get(r.json, "jobLogId")));
+    th_free(&r);
+    return id;
+}
+
+struct status_is {
+    const char *id;
+    const char *status;
+};
+
+static bool has_status(void *ctx)
+{
+    struct status_is *s = ctx;
+    return tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = '%s'",
+                   s->id, s->status) == 1;
+}
+
+static void wait_status(const char *id, const char *status)
+{
+    struct status_is s = {id, status};
+    if (!t_wait_until(has_status, &s, 60000))
+        fail_msg("job %s never reached %s", id, status);
+}
+
+static void test_cancel_and_retry(void **state)
+{
+    (void)state;
+    tdb_exec(locker, LOCK_SQL);
+    char *running = submit("2024-01-01", "2024-01-31");
+    wait_status(running, "running");
+    char *queued = submit("2024-02-01", "2024-02-29");
+    char path[160];
+    /* Retry of a job still queued or running: 409 job_active. */
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/retry", running);
+    expect("POST", path, bearer(operator_token), 409, "job_active");
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/retry", queued);
+    expect("POST", path, "X-Internal-Key: " TEST_KEY, 409, "job_active");
+    /* Cancel of the queued job: 200, it ends cancelled and never runs. */
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/cancel", queued);
+    struct th_response r;
+    assert_int_equal(call("POST", path, bearer(operator_token), &r), 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "cancelled");
+    assert_string_equal(json_string_value(json_object_get(r.json, "jobLogId")), queued);
+    th_free(&r);
+    tdb_exec(locker, UNLOCK_SQL);
+    wait_status(running, "success");
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND status = "
+                             "'cancelled' AND started_at IS NULL AND attempts = 0 AND "
+                             "metadata->>'cancelledBy' = 'operator' AND metadata ? 'cancelledAt'",
+                             queued),
+                     1);
+    /* Cancel of a finished job: 409 job_finished (the cancelled one too). */
+    expect("POST", path, "X-Internal-Key: " TEST_KEY, 409, "job_finished");
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/cancel", running);
+    expect("POST", path, bearer(operator_token), 409, "job_finished");
+    /* Retry of the finished job: a new job, same request, linked; it runs and succeeds. */
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/retry", running);
+    assert_int_equal(call("POST", path, "X-Internal-Key: " TEST_KEY, &r), 202);
+    assert_string_equal(json_string_value(json_object_get(r.json, "retryOf")), running);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "queued");
+    char *retry = strdup(json_string_value(json_object_get(r.json, "jobLogId")));
+    th_free(&r);
+    assert_string_not_equal(retry, running);
+    wait_status(retry, "success");
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs n JOIN job_logs o ON o.id = n.retry_of "
+                             "WHERE n.id = '%s' AND o.id = '%s' AND n.job_type = o.job_type AND "
+                             "n.metadata->'request' = o.metadata->'request' AND "
+                             "n.metadata->>'retriedBy' = 'internal-key'",
+                             retry, running),
+                     1);
+    /* The cancelled job still never ran. */
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND "
+                             "status = 'cancelled' AND started_at IS NULL",
+                             queued),
+                     1);
+    free(retry);
+    free(running);
+    free(queued);
+}
+
+static void test_queue(void **state)
+{
+    (void)state;
+    struct th_response r;
+    assert_int_equal(call("GET", "/api/v1/operator/queue", bearer(operator_token), &r), 200);
+    json_t *q = json_object_get(r.json, "queued"), *run = json_object_get(r.json, "running");
+    assert_true(json_is_integer(json_object_get(q, "metrics_aggregation")));
+    assert_true(json_is_integer(json_object_get(run, "mercadolivre_sync")));
+    th_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_who_may_call),
+        cmocka_unit_test(test_cancel_and_retry),
+        cmocka_unit_test(test_queue),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
