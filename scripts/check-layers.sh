@@ -75,6 +75,7 @@ api_* 4
 routes 4
 app 5
 cli_schedules 5
+cli_token 5
 main 5
 EOF
 names=(base infrastructure domain api main)

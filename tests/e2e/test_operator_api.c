@@ -226,12 +226,41 @@ static void test_queue(void **state)
     th_free(&r);
 }
 
+/* `jobsd token --operator` mints a token the operator routes accept and the tenant routes
+ * refuse; --operator with --tenant is a usage error. */
+static void test_cli_token(void **state)
+{
+    (void)state;
+    const char *env[] = {"JWT_SECRET=" SECRET, NULL};
+    const char *argv[] = {"token", "--operator", "--ttl", "600", NULL};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(jobsd_run(argv, env, &out, &err), 0);
+    assert_non_null(out);
+    out[strcspn(out, "\n")] = '\0';
+    expect("GET", "/api/v1/operator/queue", bearer(out), 200, NULL);
+    expect("GET", "/api/v1/jobs/status", bearer(out), 403, "forbidden");
+    free(out);
+    free(err);
+    const char *both[] = {"token", "--operator", "--tenant", TENANT, NULL};
+    assert_int_equal(jobsd_run(both, env, &out, &err), 2);
+    free(out);
+    free(err);
+    /* --tenant still mints a tenant's token: 403 on the operator routes. */
+    const char *tenant[] = {"token", "--tenant", TENANT, NULL};
+    assert_int_equal(jobsd_run(tenant, env, &out, &err), 0);
+    out[strcspn(out, "\n")] = '\0';
+    expect("GET", "/api/v1/operator/queue", bearer(out), 403, "forbidden");
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_who_may_call),
         cmocka_unit_test(test_cancel_and_retry),
         cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_cli_token),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
