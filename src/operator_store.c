@@ -3,10 +3,12 @@
  * the click is never half-cancelled. */
 #include "jobsd/operator_store.h"
 #include "jobsd/db.h"
+#include "jobsd/embedded.h"
 #include "jobsd/job_kinds.h"
 #include "jobsd/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Why an action found no row in the state it needs: not found, active, finished. */
@@ -107,4 +109,77 @@ json_t *operator_store_queue(PGconn *c, long long timeout_ms, struct err *e)
     }
     PQclear(r);
     return json_pack("{s:b, s:o, s:o}", "success", 1, "queued", queued, "running", running);
+}
+
+static const char *query_sql(const char *name)
+{
+    const struct embedded_file *f = embedded_find(name);
+    if (!f)
+        util_fatal("embedded query missing");
+    return f->data;
+}
+
+/* A one-row, one-column answer (JSON text built by PostgreSQL), copied; NULL with e (404
+ * job_not_found when no row). */
+static MUSTCHECK char *one_text(PGconn *c, long long timeout_ms, const char *sql, int n,
+                                const char *const *params, struct err *e)
+{
+    PGresult *r = db_read(c, timeout_ms, sql, n, params, e);
+    if (!r)
+        return NULL;
+    char *text = NULL;
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        text = util_strdup(PQgetvalue(r, 0, 0));
+    else
+        err_set(e, 404, "job_not_found", "no such job");
+    PQclear(r);
+    return text;
+}
+
+bool operator_cursor_parse(const char *cursor, char us[24], char id[OPERATOR_ID_LEN])
+{
+    const char *dot = cursor ? strchr(cursor, '.') : NULL;
+    size_t n = dot ? (size_t)(dot - cursor) : 0;
+    if (n == 0 || n > 19)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (cursor[i] < '0' || cursor[i] > '9')
+            return false;
+    memcpy(us, cursor, n);
+    us[n] = '\0';
+    return util_uuid_normalize(dot + 1, id);
+}
+
+char *operator_store_jobs(PGconn *c, const struct operator_jobs_query *q, long long timeout_ms,
+                          struct err *e)
+{
+    char limit[24];
+    util_fmt(limit, sizeof limit, "%lld", q->limit);
+    const char *params[] = {q->job_type, q->status,    q->tenant_id, q->from,
+                            q->to,       q->before_us, q->before_id, limit};
+    return one_text(c, timeout_ms, query_sql("operator_jobs.sql"), 8, params, e);
+}
+
+char *operator_store_job(PGconn *c, const char *id, long long timeout_ms, struct err *e)
+{
+    char uuid[37];
+    if (!util_uuid_normalize(id, uuid)) {
+        err_set(e, 404, "job_not_found", "no job %.40s", id);
+        return NULL;
+    }
+    const char *params[] = {uuid};
+    return one_text(c, timeout_ms, query_sql("operator_job.sql"), 1, params, e);
+}
+
+char *operator_store_trends(PGconn *c, long long days, long long timeout_ms, struct err *e)
+{
+    const char *types[JOB_KINDS_MAX];
+    size_t n = job_kinds_types(types, JOB_KINDS_MAX);
+    char *lit = db_array_literal(types, n);
+    char d[24];
+    util_fmt(d, sizeof d, "%lld", days);
+    const char *params[] = {d, lit};
+    char *text = one_text(c, timeout_ms, query_sql("operator_trends.sql"), 2, params, e);
+    free(lit);
+    return text;
 }

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "jobsd/err.h"
 
@@ -25,5 +26,23 @@ MUSTCHECK int operator_store_retry(PGconn *c, const char *id, const char *by, lo
 /* Queued and running jobs now, per job type: {"queued": {type: n}, "running": {type: n}}
  * (new reference), or NULL with e. */
 MUSTCHECK json_t *operator_store_queue(PGconn *c, long long timeout_ms, struct err *e);
+
+/* The job list's filters (NULL = none); before_us/before_id the cursor (before_id NULL =
+ * first page). */
+struct operator_jobs_query {
+    const char *job_type, *status, *tenant_id, *from, *to;
+    const char *before_us, *before_id;
+    long long limit;
+};
+/* Parses an opaque cursor "<micros>.<uuid>" into us (digits) and id; false when jobsd could
+ * not have issued it. */
+bool operator_cursor_parse(const char *cursor, char us[24], char id[OPERATOR_ID_LEN]);
+/* The answers of GET /api/v1/operator/jobs, /jobs/{id} (404 job_not_found) and /trends, as
+ * JSON text (malloc'ed), or NULL with e. */
+MUSTCHECK char *operator_store_jobs(PGconn *c, const struct operator_jobs_query *q,
+                                    long long timeout_ms, struct err *e);
+MUSTCHECK char *operator_store_job(PGconn *c, const char *id, long long timeout_ms, struct err *e);
+MUSTCHECK char *operator_store_trends(PGconn *c, long long days, long long timeout_ms,
+                                      struct err *e);
 
 #endif

@@ -103,6 +103,9 @@ static void test_who_may_call(void **state)
     (void)state;
     static const char *const routes[][2] = {
         {"GET", "/api/v1/operator/queue"},
+        {"GET", "/api/v1/operator/jobs"},
+        {"GET", "/api/v1/operator/jobs/00000000-0000-4000-8000-000000000000"},
+        {"GET", "/api/v1/operator/trends?days=30"},
         {"POST", "/api/v1/jobs/00000000-0000-4000-8000-000000000000/retry"},
         {"POST", "/api/v1/jobs/00000000-0000-4000-8000-000000000000/cancel"},
     };
@@ -116,7 +119,7 @@ static void test_who_may_call(void **state)
         expect(m, p, "Authorization: Bearer not-a-jwt", 401, "unauthorized");
         expect(m, p, bearer(tampered), 401, "unauthorized");
         expect(m, p, bearer(tenant_token), 403, "forbidden");
-        int ok = strcmp(m, "GET") == 0 ? 200 : 404;
+        int ok = strcmp(m, "GET") == 0 && !strstr(p, "/jobs/0") ? 200 : 404;
         expect(m, p, bearer(operator_token), ok, ok == 404 ? "job_not_found" : NULL);
         expect(m, p, "X-Internal-Key: " TEST_KEY, ok, ok == 404 ? "job_not_found" : NULL);
     }
@@ -155,6 +158,8 @@ static void wait_status(const char *id, const char *status)
     if (!t_wait_until(has_status, &s, 60000))
         fail_msg("job %s never reached %s", id, status);
 }
+
+static void check_reads(const char *done, const char *cancelled, const char *retry);
 
 static void test_cancel_and_retry(void **state)
 {
@@ -204,6 +209,7 @@ static void test_cancel_and_retry(void **state)
                              "n.metadata->>'retriedBy' = 'internal-key'",
                              retry, running),
                      1);
+    check_reads(running, queued, retry);
     /* The cancelled job still never ran. */
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE id = '%s' AND "
@@ -213,6 +219,67 @@ static void test_cancel_and_retry(void **state)
     free(retry);
     free(running);
     free(queued);
+}
+
+static json_t *get_json(const char *path, struct th_response *r)
+{
+    if (call("GET", path, bearer(operator_token), r) != 200)
+        fail_msg("GET %s: %d %s", path, r->status, r->body ? r->body : "");
+    return r->json;
+}
+
+/* The list pages through every job once (limit 1), filters by status; the detail links a
+ * retry both ways with its timeline; the trends count today's outcomes. */
+static void check_reads(const char *done, const char *cancelled, const char *retry)
+{
+    struct th_response r;
+    char path[256] = "/api/v1/operator/jobs?limit=1";
+    long long total = tdb_int(db.conn, "SELECT count(*) FROM job_logs"), seen = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        json_t *body = get_json(path, &r);
+        seen += (long long)json_array_size(json_object_get(body, "jobs"));
+        const char *next = json_string_value(json_object_get(body, "nextCursor"));
+        if (next)
+            snprintf(path, sizeof path, "/api/v1/operator/jobs?limit=1&before=%s", next);
+        th_free(&r);
+        if (!next)
+            break;
+    }
+    assert_int_equal(seen, total);
+    json_t *body = get_json("/api/v1/operator/jobs?status=cancelled&tenantId=" TENANT, &r);
+    json_t *jobs = json_object_get(body, "jobs");
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 0), "id")),
+                        cancelled);
+    th_free(&r);
+    expect("GET", "/api/v1/operator/jobs?before=garbage", bearer(operator_token), 400,
+           "invalid_field");
+    expect("GET", "/api/v1/operator/jobs?colour=red", bearer(operator_token), 400, "unknown_field");
+    snprintf(path, sizeof path, "/api/v1/operator/jobs/%s", done);
+    json_t *job = json_object_get(get_json(path, &r), "job");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(job, "retriedBy"), 0)),
+                        retry);
+    json_t *tl = json_object_get(job, "timeline");
+    const char *want[] = {"queued", "started", "finished", "retried"};
+    assert_int_equal(json_array_size(tl), 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(tl, i), "event")),
+                            want[i]);
+    th_free(&r);
+    snprintf(path, sizeof path, "/api/v1/operator/jobs/%s", retry);
+    job = json_object_get(get_json(path, &r), "job");
+    assert_string_equal(json_string_value(json_object_get(job, "retryOf")), done);
+    th_free(&r);
+    json_t *days =
+        json_object_get(json_object_get(get_json("/api/v1/operator/trends?days=30", &r), "types"),
+                        "metrics_aggregation");
+    assert_int_equal(json_array_size(days), 30);
+    json_t *today = json_array_get(days, 29);
+    assert_int_equal(json_integer_value(json_object_get(today, "success")), 2);
+    assert_int_equal(json_integer_value(json_object_get(today, "cancelled")), 1);
+    assert_true(json_is_integer(json_object_get(today, "p95Ms")));
+    assert_true(json_is_null(json_object_get(json_array_get(days, 0), "p50Ms")));
+    th_free(&r);
 }
 
 static void test_queue(void **state)
