@@ -205,3 +205,22 @@ void api_get_operator_trends(void *app, struct http_request *req)
     }
     api_read(app, req, read_trends, &days);
 }
+
+static MUSTCHECK char *read_fleet(PGconn *c, long long timeout_ms, void *ctx, struct err *e)
+{
+    return operator_store_fleet(c, *(long long *)ctx, timeout_ms, e);
+}
+
+void api_get_operator_fleet(void *app, struct http_request *req)
+{
+    static const char *const keys[] = {NULL};
+    struct api_ctx *a = app;
+    struct err e;
+    err_clear(&e);
+    if (strict_query(req, keys, &e) != 0) {
+        http_respond_err(req, &e, NULL);
+        return;
+    }
+    long long hours = a->cfg->freshness_max_age_hours;
+    api_read(app, req, read_fleet, &hours);
+}

@@ -183,3 +183,20 @@ char *operator_store_trends(PGconn *c, long long days, long long timeout_ms, str
     free(lit);
     return text;
 }
+
+char *operator_store_fleet(PGconn *c, long long max_age_hours, long long timeout_ms, struct err *e)
+{
+    /* As freshness.c: a tenant without an active connection cannot be synced. */
+    static const char *const needs_connection[] = {"mercadolivre_sync"};
+    const char *types[JOB_KINDS_MAX];
+    size_t n = job_kinds_types(types, JOB_KINDS_MAX);
+    char *type_list = db_array_literal(types, n);
+    char *conn_list = db_array_literal(needs_connection, 1);
+    char hours[24];
+    util_fmt(hours, sizeof hours, "%lld", max_age_hours);
+    const char *params[] = {type_list, conn_list, hours};
+    char *text = one_text(c, timeout_ms, query_sql("operator_fleet.sql"), 3, params, e);
+    free(type_list);
+    free(conn_list);
+    return text;
+}

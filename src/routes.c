@@ -16,6 +16,7 @@ static const struct route FIXED[] = {
     {"GET",  "/api/v1/operator/jobs",  GUARD_OPERATOR,      false, false, api_get_operator_jobs, NULL},
     {"GET",  "/api/v1/operator/jobs/{id}", GUARD_OPERATOR,  false, false, api_get_operator_job, NULL},
     {"GET",  "/api/v1/operator/trends", GUARD_OPERATOR,     false, false, api_get_operator_trends, NULL},
+    {"GET",  "/api/v1/operator/fleet", GUARD_OPERATOR,      false, false, api_get_operator_fleet, NULL},
     {"GET",  "/healthz",             GUARD_NONE,            false, false, api_healthz,    NULL},
     {"GET",  "/readyz",              GUARD_NONE,            false, false, api_readyz,     NULL},
     {"GET",  "/metrics",             GUARD_METRICS,         false, false, api_metrics,    NULL},

@@ -57,6 +57,7 @@ void api_get_operator_queue(void *app, struct http_request *req);
 void api_get_operator_jobs(void *app, struct http_request *req);
 void api_get_operator_job(void *app, struct http_request *req);
 void api_get_operator_trends(void *app, struct http_request *req);
+void api_get_operator_fleet(void *app, struct http_request *req);
 void api_post_retry(void *app, struct http_request *req);
 void api_post_cancel(void *app, struct http_request *req);
 void api_healthz(void *app, struct http_request *req);

@@ -37,11 +37,13 @@ struct operator_jobs_query {
 /* Parses an opaque cursor "<micros>.<uuid>" into us (digits) and id; false when jobsd could
  * not have issued it. */
 bool operator_cursor_parse(const char *cursor, char us[24], char id[OPERATOR_ID_LEN]);
-/* The answers of GET /api/v1/operator/jobs, /jobs/{id} (404 job_not_found) and /trends, as
+/* The answers of GET /api/v1/operator/jobs, /jobs/{id} (404 job_not_found), /fleet and /trends, as
  * JSON text (malloc'ed), or NULL with e. */
 MUSTCHECK char *operator_store_jobs(PGconn *c, const struct operator_jobs_query *q,
                                     long long timeout_ms, struct err *e);
 MUSTCHECK char *operator_store_job(PGconn *c, const char *id, long long timeout_ms, struct err *e);
+MUSTCHECK char *operator_store_fleet(PGconn *c, long long max_age_hours, long long timeout_ms,
+                                     struct err *e);
 MUSTCHECK char *operator_store_trends(PGconn *c, long long days, long long timeout_ms,
                                       struct err *e);
 

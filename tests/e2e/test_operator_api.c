@@ -26,6 +26,7 @@
 
 #define SECRET     "e2e-operator-secret-0123456789abcdef-012345"
 #define TENANT     "cccccccc-3333-4000-8000-000000000003"
+#define STALE      "dddddddd-4444-4000-8000-000000000004"
 #define PATH       "/api/v1/jobs/rebuild-daily-metrics"
 #define LOCK_SQL   "SELECT pg_advisory_lock(hashtextextended('jobsd:metrics:" TENANT "', 0))"
 #define UNLOCK_SQL "SELECT pg_advisory_unlock(hashtextextended('jobsd:metrics:" TENANT "', 0))"
@@ -48,6 +49,7 @@ static int setup(void **state)
     (void)state;
     testdb_create(&db, "operator");
     fx_tenant(db.conn, TENANT);
+    fx_tenant(db.conn, STALE);
     fx_listing(db.conn, TENANT, "MLB1", "active");
     locker = PQconnectdb(db.url);
     if (PQstatus(locker) != CONNECTION_OK)
@@ -106,6 +108,7 @@ static void test_who_may_call(void **state)
         {"GET", "/api/v1/operator/jobs"},
         {"GET", "/api/v1/operator/jobs/00000000-0000-4000-8000-000000000000"},
         {"GET", "/api/v1/operator/trends?days=30"},
+        {"GET", "/api/v1/operator/fleet"},
         {"POST", "/api/v1/jobs/00000000-0000-4000-8000-000000000000/retry"},
         {"POST", "/api/v1/jobs/00000000-0000-4000-8000-000000000000/cancel"},
     };
@@ -228,6 +231,24 @@ static json_t *get_json(const char *path, struct th_response *r)
     return r->json;
 }
 
+/* The fleet: the test's tenant is fresh on the rebuild (its retry just succeeded, the last
+ * job); a second active tenant with no job at all is stale and listed first. */
+static void check_fleet(const char *last_job)
+{
+    struct th_response r;
+    json_t *tenants = json_object_get(get_json("/api/v1/operator/fleet", &r), "tenants");
+    assert_int_equal(json_array_size(tenants), 2);
+    json_t *first = json_array_get(tenants, 0), *second = json_array_get(tenants, 1);
+    assert_string_equal(json_string_value(json_object_get(first, "tenantId")), STALE);
+    assert_true(json_is_true(json_object_get(first, "stale")));
+    assert_string_equal(json_string_value(json_object_get(second, "tenantId")), TENANT);
+    json_t *rebuild = json_object_get(json_object_get(second, "types"), "metrics_aggregation");
+    assert_true(json_is_false(json_object_get(rebuild, "stale")));
+    assert_string_equal(json_string_value(json_object_get(rebuild, "lastStatus")), "success");
+    assert_string_equal(json_string_value(json_object_get(rebuild, "lastJobId")), last_job);
+    th_free(&r);
+}
+
 /* The list pages through every job once (limit 1), filters by status; the detail links a
  * retry both ways with its timeline; the trends count today's outcomes. */
 static void check_reads(const char *done, const char *cancelled, const char *retry)
@@ -280,6 +301,7 @@ static void check_reads(const char *done, const char *cancelled, const char *ret
     assert_true(json_is_integer(json_object_get(today, "p95Ms")));
     assert_true(json_is_null(json_object_get(json_array_get(days, 0), "p50Ms")));
     th_free(&r);
+    check_fleet(retry);
 }
 
 static void test_queue(void **state)
