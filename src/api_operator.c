@@ -45,7 +45,7 @@ static void act(struct api_ctx *a, struct http_request *req, enum action what)
                  : operator_store_cancel(c, id, actor(req), a->cfg->db_query_timeout_ms, &e);
         db_pool_release(a->pool, c);
     }
-    if (rc != 0) {
+    if (rc < 0) {
         http_respond_err(req, &e, NULL);
         return;
     }
@@ -60,9 +60,9 @@ static void act(struct api_ctx *a, struct http_request *req, enum action what)
                                     "retryOf", id, "status", "queued"));
         return;
     }
-    http_respond_json(
-        req, 200,
-        json_pack("{s:b, s:s, s:s}", "success", 1, "jobLogId", id, "status", "cancelled"));
+    http_respond_json(req, rc == 1 ? 202 : 200,
+                      json_pack("{s:b, s:s, s:s}", "success", 1, "jobLogId", id, "status",
+                                rc == 1 ? "cancelling" : "cancelled"));
 }
 
 void api_post_retry(void *app, struct http_request *req)

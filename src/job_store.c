@@ -624,3 +624,39 @@ int job_store_queue_counts(PGconn *c, const char *const *types, size_t ntypes,
     PQclear(r);
     return 0;
 }
+
+int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n, bool *requested,
+                               struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        requested[i] = false;
+    if (n == 0)
+        return 0;
+    char *lit = db_array_literal(ids, n);
+    static const char SQL[] = "SELECT id::text FROM job_logs WHERE id = ANY ($1::uuid[]) "
+                              "AND status = 'running' AND metadata ? 'cancelRequested'";
+    const char *params[] = {lit};
+    PGresult *r = db_query(c, SQL, 1, params, e);
+    free(lit);
+    if (!r)
+        return -1;
+    for (int j = 0; j < PQntuples(r); j++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(PQgetvalue(r, j, 0), ids[i]) == 0)
+                requested[i] = true;
+    PQclear(r);
+    return 0;
+}
+
+int job_store_finish_cancelled(PGconn *c, const char *id, const char *worker_id, struct err *e)
+{
+    static const char SQL[] =
+        "UPDATE job_logs SET status = 'cancelled', completed_at = now(), worker_id = NULL, "
+        " heartbeat_at = NULL, "
+        " duration_ms = floor(extract(epoch FROM now() - started_at) * 1000)::bigint, "
+        " metadata = metadata || jsonb_build_object('cancelledAt', " JOB_STORE_TS(
+            "now()") ") "
+                     "WHERE id = $1::uuid AND worker_id = $2 AND status = 'running'";
+    const char *params[] = {id, worker_id};
+    return db_exec(c, SQL, 2, params, e);
+}

@@ -32,8 +32,7 @@ static MUSTCHECK int explain(PGconn *c, const char *id, long long timeout_ms, bo
         return err_set(e, 409, "job_active", "job %s is %s: retry it once it has ended", id,
                        status);
     if (active)
-        return err_set(e, 409, "job_active", "job %s is %s: only a queued job can be cancelled", id,
-                       status);
+        return err_set(e, 409, "job_active", "job %s changed state (%s): try again", id, status);
     if (for_cancel)
         return err_set(e, 409, "job_finished", "job %s already ended (%s)", id, status);
     return err_set(e, 409, "job_active", "an identical job is already queued or running");
@@ -45,21 +44,25 @@ int operator_store_cancel(PGconn *c, const char *id, const char *by, long long t
     char uuid[37];
     if (!util_uuid_normalize(id, uuid))
         return err_set(e, 404, "job_not_found", "no job %.40s", id);
+    /* A queued job ends cancelled at once; a running one is marked (cancelRequested): the
+     * lease thread of the instance running it cancels its statement (job_lease.c). */
     static const char SQL[] =
-        "UPDATE job_logs SET status = 'cancelled', completed_at = now(), "
-        " duration_ms = CASE WHEN started_at IS NULL THEN NULL "
-        "  ELSE (extract(epoch FROM now() - started_at) * 1000)::bigint END, "
-        " metadata = metadata || jsonb_build_object('cancelledAt', "
-        "  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-        "  'cancelledBy', $2::text) "
-        "WHERE id = $1::uuid AND status = 'queued' RETURNING id";
+        "UPDATE job_logs SET "
+        " status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, "
+        " completed_at = CASE WHEN status = 'queued' THEN now() END, "
+        " metadata = metadata || jsonb_build_object('cancelledBy', $2::text) || "
+        "  CASE WHEN status = 'queued' THEN jsonb_build_object('cancelledAt', "
+        "   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) "
+        "  ELSE jsonb_build_object('cancelRequested', true, 'cancelRequestedAt', "
+        "   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) END "
+        "WHERE id = $1::uuid AND status IN ('queued', 'running') RETURNING status";
     const char *params[] = {uuid, by};
     PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
     if (!r)
         return -1;
-    int n = PQntuples(r);
+    int rc = PQntuples(r) == 1 ? (strcmp(PQgetvalue(r, 0, 0), "running") == 0 ? 1 : 0) : -2;
     PQclear(r);
-    return n == 1 ? 0 : explain(c, uuid, timeout_ms, true, e);
+    return rc != -2 ? rc : explain(c, uuid, timeout_ms, true, e);
 }
 
 int operator_store_retry(PGconn *c, const char *id, const char *by, long long timeout_ms,

@@ -12,9 +12,10 @@
 
 #define OPERATOR_ID_LEN 37
 
-/* Cancels job id when it is queued: 0 (it ends `cancelled`, cancelledAt/cancelledBy in its
- * metadata). -1 with e: 404 job_not_found, 409 job_finished (it ended), 409 job_active (it is
- * running: only queued jobs can be cancelled), 503 when the database is unavailable. */
+/* Cancels job id: 0 when it was queued (it ends `cancelled` at once, cancelledAt/cancelledBy
+ * in its metadata), 1 when it is running (cancelRequested is set: its instance cancels it
+ * cooperatively and it ends `cancelled`, its transaction rolled back). -1 with e: 404
+ * job_not_found, 409 job_finished (it ended), 503 when the database is unavailable. */
 MUSTCHECK int operator_store_cancel(PGconn *c, const char *id, const char *by, long long timeout_ms,
                                     struct err *e);
 

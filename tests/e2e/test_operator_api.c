@@ -35,6 +35,7 @@ static struct testdb db;
 static struct jobsd_proc proc;
 static PGconn *locker;
 static char tenant_token[2048], operator_token[2048];
+static char listing[64];
 
 static void mint(const char *tenant, char *out, size_t cap)
 {
@@ -50,11 +51,12 @@ static int setup(void **state)
     testdb_create(&db, "operator");
     fx_tenant(db.conn, TENANT);
     fx_tenant(db.conn, STALE);
-    fx_listing(db.conn, TENANT, "MLB1", "active");
+    snprintf(listing, sizeof listing, "%s", fx_listing(db.conn, TENANT, "MLB1", "active"));
     locker = PQconnectdb(db.url);
     if (PQstatus(locker) != CONNECTION_OK)
         return -1;
-    const char *env[] = {"JWT_SECRET=" SECRET, "JOB_WORKERS=1", "DB_QUERY_TIMEOUT_MS=5000", NULL};
+    const char *env[] = {"JWT_SECRET=" SECRET, "JOB_WORKERS=1", "DB_QUERY_TIMEOUT_MS=5000",
+                         "JOB_LEASE_SECONDS=3", NULL};
     if (!jobsd_start(&proc, db.url, env))
         return -1;
     mint(TENANT, tenant_token, sizeof tenant_token);
@@ -343,13 +345,63 @@ static void test_cli_token(void **state)
     free(err);
 }
 
+/* Everything the rebuild writes for the tenant, as one hash. */
+static char *metrics_hash(void)
+{
+    return tdb_value(db.conn,
+                     "SELECT coalesce(md5(string_agg(m::text, '|' ORDER BY m::text)), "
+                     "'none') FROM listing_metrics_daily m WHERE tenant_id = '" TENANT "'");
+}
+
+/* A running rebuild cancelled: 202 cancelling, it ends cancelled, its window exactly as
+ * before (its transaction rolled back); its retry then runs and does change the window. */
+static void test_cancel_running(void **state)
+{
+    (void)state;
+    tdb_exec(locker, LOCK_SQL);
+    const char *o = fx_order(db.conn, TENANT, 4242, "paid", "2024-03-10 12:00:00-03");
+    fx_item(db.conn, TENANT, o, listing, 3, "19.90");
+    char *id = submit("2024-03-01", "2024-03-31");
+    wait_status(id, "running");
+    char *before = metrics_hash();
+    char path[160];
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/cancel", id);
+    struct th_response r;
+    assert_int_equal(call("POST", path, bearer(operator_token), &r), 202);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "cancelling");
+    th_free(&r);
+    wait_status(id, "cancelled");
+    tdb_exec(locker, UNLOCK_SQL);
+    char *after = metrics_hash();
+    assert_string_equal(after, before);
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE id = '%s' AND "
+                             "metadata->>'cancelledBy' = 'operator' AND metadata ? 'cancelledAt' "
+                             "AND completed_at IS NOT NULL AND worker_id IS NULL",
+                             id),
+                     1);
+    expect("POST", path, bearer(operator_token), 409, "job_finished");
+    /* The same request retried runs to its end and writes March: the cancel did undo work. */
+    snprintf(path, sizeof path, "/api/v1/jobs/%s/retry", id);
+    assert_int_equal(call("POST", path, bearer(operator_token), &r), 202);
+    char *retry = strdup(json_string_value(json_object_get(r.json, "jobLogId")));
+    th_free(&r);
+    wait_status(retry, "success");
+    char *done = metrics_hash();
+    assert_string_not_equal(done, before);
+    free(done);
+    free(retry);
+    free(after);
+    free(before);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_who_may_call),
-        cmocka_unit_test(test_cancel_and_retry),
-        cmocka_unit_test(test_queue),
-        cmocka_unit_test(test_cli_token),
+        cmocka_unit_test(test_who_may_call),   cmocka_unit_test(test_cancel_and_retry),
+        cmocka_unit_test(test_queue),          cmocka_unit_test(test_cli_token),
+        cmocka_unit_test(test_cancel_running),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
