@@ -7,3 +7,7 @@ ALTER TABLE job_logs ADD COLUMN retry_of uuid;
 CREATE INDEX job_logs_retry_of ON job_logs (retry_of) WHERE retry_of IS NOT NULL;
 -- The operator's cross-tenant job list: newest first, keyset paging.
 CREATE INDEX job_logs_created ON job_logs (created_at DESC, id DESC);
+-- Retention prunes cancelled jobs like the other finished ones (job_store.c PRUNE_CANDIDATES).
+DROP INDEX IF EXISTS job_logs_finished_completed;
+CREATE INDEX job_logs_finished_completed ON job_logs (completed_at)
+    WHERE status IN ('success', 'error', 'cancelled');

@@ -162,13 +162,13 @@ int job_store_enqueue_limited(PGconn *c, const char *job_type, const struct job_
 
 /* ------------------------------------------------------------------ retention */
 
-/* Jobs that finished (success, error) more than $1 days ago: the partial index
- * job_logs_finished_completed (sql/0003) finds the oldest first. Queued and running rows are
- * never candidates. (An index on created_at would do too, but the planner then prefers it to
+/* Jobs that finished (success, error, cancelled) more than $1 days ago: the partial index
+ * job_logs_finished_completed (sql/0003, sql/0008) finds the oldest first. Queued and running rows
+ * are never candidates. (An index on created_at would do too, but the planner then prefers it to
  * job_logs_tenant_created for a status page filtered on success or error, walking every
  * tenant's rows: the status queries never order by completed_at.) */
 #define PRUNE_CANDIDATES                                                                           \
-    "FROM job_logs WHERE status IN ('success', 'error') "                                          \
+    "FROM job_logs WHERE status IN ('success', 'error', 'cancelled') "                             \
     "  AND completed_at < now() - make_interval(days => $1::int) "
 
 long long job_store_prune_batch(PGconn *c, long long older_than_days, long long batch,

@@ -80,8 +80,9 @@ static const char USAGE_MIGRATE[] =
 
 static const char USAGE_PRUNE[] =
     "usage: jobsd prune [--older-than DAYS] [--dry-run]\n"
-    "Deletes the jobs that finished (success, error) more than DAYS days ago (default\n"
-    "JOB_RETENTION_DAYS, 90) from job_logs, 1000 rows per statement, printing each batch.\n"
+    "Deletes the jobs that finished (success, error, cancelled) more than DAYS days ago\n"
+    "(default JOB_RETENTION_DAYS, 90) from job_logs, 1000 rows per statement, printing each\n"
+    "batch.\n"
     "Queued and running jobs are never deleted. --dry-run only counts. Needs DATABASE_URL.\n";
 
 static const char USAGE_HEALTHCHECK[] =

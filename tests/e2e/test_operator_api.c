@@ -396,12 +396,40 @@ static void test_cancel_running(void **state)
     free(id);
 }
 
+/* A cancelled job is a finished one: the tenant's status page filters on it, and retention
+ * prunes it like the others. */
+static void test_cancelled_is_finished(void **state)
+{
+    (void)state;
+    struct th_response r;
+    assert_int_equal(
+        call("GET", "/api/v1/jobs/status?status=cancelled&limit=100", bearer(tenant_token), &r),
+        200);
+    size_t n = json_array_size(json_object_get(r.json, "jobs"));
+    th_free(&r);
+    assert_int_equal((long long)n, tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status "
+                                                    "= 'cancelled'"));
+    assert_true(n >= 2);
+    tdb_exec(db.conn, "UPDATE job_logs SET completed_at = now() - interval '100 days' WHERE "
+                      "status = 'cancelled'");
+    char url[700];
+    snprintf(url, sizeof url, "DATABASE_URL=%s", db.url);
+    const char *env[] = {url, NULL};
+    const char *argv[] = {"prune", "--older-than", "90", NULL};
+    char *out = NULL, *err = NULL;
+    assert_int_equal(jobsd_run(argv, env, &out, &err), 0);
+    free(out);
+    free(err);
+    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status = 'cancelled'"),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_who_may_call),   cmocka_unit_test(test_cancel_and_retry),
         cmocka_unit_test(test_queue),          cmocka_unit_test(test_cli_token),
-        cmocka_unit_test(test_cancel_running),
+        cmocka_unit_test(test_cancel_running), cmocka_unit_test(test_cancelled_is_finished),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
