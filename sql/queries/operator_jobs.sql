@@ -1,5 +1,5 @@
 -- The operator's cross-tenant job list (GET /api/v1/operator/jobs), newest first, keyset
--- paged on (created_at, id) (index job_logs_created, migration 0008). $1 jobType, $2 status,
+-- paged on (created_at, id) (a top-N sort: see migration 0008). $1 jobType, $2 status,
 -- $3 tenantId, $4 from (date, inclusive), $5 to (date, inclusive), $6/$7 the cursor
 -- (created_at in microseconds since the epoch, id), $8 the page size. NULL = no filter.
 -- One row: the whole answer as JSON text, nextCursor "<micros>.<id>" when more rows follow.
