@@ -56,6 +56,7 @@ ml_* 2
 job 3
 job_kinds 3
 job_store 3
+operator_store 3
 job_lease 3
 job_wait 3
 job_exec 3
@@ -74,6 +75,7 @@ api_* 4
 routes 4
 app 5
 cli_schedules 5
+cli_token 5
 main 5
 EOF
 names=(base infrastructure domain api main)

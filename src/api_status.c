@@ -80,7 +80,8 @@ static MUSTCHECK char *run_status(PGconn *c, long long timeout_ms, void *ctx, st
 void api_get_status(void *app, struct http_request *req)
 {
     static const char *const allowed[] = {"jobType", "status", "limit", "before", NULL};
-    static const char *const statuses[] = {"queued", "running", "success", "error", NULL};
+    static const char *const statuses[] = {"queued", "running",   "success",
+                                           "error",  "cancelled", NULL};
     struct err e;
     err_clear(&e);
     if (check_query(req, allowed, &e) != 0) {
@@ -101,7 +102,7 @@ void api_get_status(void *app, struct http_request *req)
     }
     if (st && !(q.status = one_of(st, statuses))) {
         http_respond_error(req, 400, "invalid_field",
-                           "status must be queued, running, success or error");
+                           "status must be queued, running, success, error or cancelled");
         return;
     }
     if (lim && !util_parse_i64(lim, 1, 100, &q.limit)) {

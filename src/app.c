@@ -203,6 +203,7 @@ static MUSTCHECK int verify_jwt(void *ctx, const char *token, struct http_auth *
         return err_set(e, 401, "unauthorized", "%s", jwt_result_reason(r));
     memcpy(auth->tenant_id, claims.tenant_id, sizeof auth->tenant_id);
     snprintf(auth->user_id, sizeof auth->user_id, "%s", claims.user_id);
+    auth->operator_role = claims.operator_role;
     return 0;
 }
 

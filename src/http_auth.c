@@ -1,5 +1,6 @@
 /* http_auth: the credentials a route's guard asks for (SPEC section 2): the internal key
- * (X-Internal-Key, or a bearer token on /metrics) compared in constant time, or a seller's JWT.
+ * (X-Internal-Key, or a bearer token on /metrics) compared in constant time, or a seller's JWT,
+ * or an operator's JWT ("role": "operator") on the operator routes (else 403 forbidden).
  * A refusal is a 401 whose reason goes to the request's access line, never the credential. */
 #include "http_internal.h"
 #include "jobsd/internal_key.h"
@@ -85,6 +86,31 @@ static bool check_jwt(struct http_request *r, const struct header_scan *h)
     return true;
 }
 
+/* A verified token on a route it does not open: a tenant's token on an operator route, an
+ * operator token without tenantId on a tenant's route. */
+static bool forbid(struct http_request *r)
+{
+    snprintf(r->reject_reason, sizeof r->reject_reason, "%s", "forbidden role");
+    http_respond_error(r, 403, "forbidden", "this token may not use this route");
+    return false;
+}
+
+static bool check_tenant_jwt(struct http_request *r, const struct header_scan *h)
+{
+    if (!check_jwt(r, h))
+        return false;
+    return r->auth.tenant_id[0] ? true : forbid(r);
+}
+
+static bool check_operator(struct http_request *r, const struct header_scan *h)
+{
+    if (h->key_count > 0)
+        return check_internal_key(r, h, h->key, h->key_len, h->key_count);
+    if (!check_jwt(r, h))
+        return false;
+    return r->auth.operator_role ? true : forbid(r);
+}
+
 bool http_auth_check(struct http_request *r, const struct header_scan *h)
 {
     switch (r->match.route->guard) {
@@ -95,9 +121,11 @@ bool http_auth_check(struct http_request *r, const struct header_scan *h)
     case GUARD_INTERNAL_OR_JWT:
         if (h->key_count > 0)
             return check_internal_key(r, h, h->key, h->key_len, h->key_count);
-        return check_jwt(r, h);
+        return check_tenant_jwt(r, h);
     case GUARD_JWT:
-        return check_jwt(r, h);
+        return check_tenant_jwt(r, h);
+    case GUARD_OPERATOR:
+        return check_operator(r, h);
     case GUARD_METRICS:
         if (h->key_count > 0)
             return check_internal_key(r, h, h->key, h->key_len, h->key_count);

@@ -298,12 +298,35 @@ static MUSTCHECK json_t *call_fleet(const struct job_exec *x, const struct job_k
     return NULL;
 }
 
+/* A run an operator cancelled (its statement was cancelled by the lease thread, its
+ * transaction rolled back): the job ends `cancelled`, nothing it did is kept. */
+static enum job_outcome finish_cancelled(const struct job_exec *x, const struct job_kind *kind,
+                                         const struct job_claim *claim, const char *worker,
+                                         PGconn **c, struct err *e)
+{
+    (void)x;
+    db_rollback(*c);
+    struct err fe;
+    err_clear(&fe);
+    if (job_store_finish_cancelled(*c, claim->id, worker, &fe) != 0)
+        log_event(LOG_ERROR, LOG_JOB_TAG "could not record a cancelled job", "jobLogId", claim->id,
+                  "error", fe.message, NULL);
+    else
+        log_event(LOG_INFO, LOG_JOB_TAG "job cancelled", "job", kind->name, "jobLogId", claim->id,
+                  "tenantId", claim->tenant_id, NULL);
+    err_clear(e);
+    err_set(e, 503, "interrupted", "cancelled by an operator; its transaction was rolled back");
+    return JOB_OUTCOME_FAILED;
+}
+
 /* What a run that returned no result becomes. */
 static MUSTCHECK enum job_outcome after_failure(const struct job_exec *x,
                                                 const struct job_kind *kind,
                                                 const struct job_claim *claim, const char *worker,
                                                 PGconn **c, struct err *e)
 {
+    if (job_lease_cancel_requested(x->lease, claim->id))
+        return finish_cancelled(x, kind, claim, worker, c, e);
     bool cancelled = x->cancel && *x->cancel;
     if (cancelled && x->requeue_cancelled) {
         requeue(x, c, claim, worker, "shutdown", false);
@@ -334,6 +357,8 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
     if (result_out)
         *result_out = NULL;
     job_lease_add(x->lease, claim->id, worker);
+    PGcancel *canceller = PQgetCancel(*c);
+    job_lease_set_canceller(x->lease, claim->id, canceller);
     log_started(kind, claim, worker);
     long long started = util_mono_ms();
     /* Cancelled before it started (a signal to the CLI right after it submitted): not run. */
@@ -355,6 +380,8 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
             metrics_job(x->metrics, kind->type, "error", seconds);
     }
     job_lease_remove(x->lease, claim->id);
+    if (canceller)
+        PQfreeCancel(canceller);
     if (result_out)
         *result_out = result;
     else

@@ -16,6 +16,8 @@ struct entry {
     char id[JOB_ID_LEN];
     char worker[JOB_WORKER_ID_MAX];
     bool lost;
+    bool cancel_requested; /* an operator asked (metadata.cancelRequested) */
+    PGcancel *pgcancel;    /* the run's statement canceller (the runner's), may be NULL */
 };
 
 struct job_lease {
@@ -33,6 +35,36 @@ struct job_lease {
     size_t n, cap;
     struct job_expired seen; /* the reaper's candidates, for their second look (its thread) */
 };
+
+/* Operator cancellation: a job whose row says cancelRequested gets its statement cancelled
+ * (PQcancel on the runner's canceller, under the lock so the runner cannot free it meanwhile);
+ * the run then fails, rolls back, and job_exec records it `cancelled`. */
+static void cancel_pass(struct job_lease *l, PGconn *c, const char *const *ids, size_t n)
+{
+    bool *req = util_calloc(n, sizeof *req);
+    struct err e;
+    err_clear(&e);
+    if (job_store_cancel_requested(c, ids, n, req, &e) != 0) {
+        free(req);
+        return;
+    }
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; req[i] && j < l->n; j++) {
+            struct entry *en = &l->entries[j];
+            if (strcmp(en->id, ids[i]) != 0 || en->cancel_requested)
+                continue;
+            en->cancel_requested = true;
+            char buf[256];
+            if (en->pgcancel)
+                (void)PQcancel(en->pgcancel, buf, sizeof buf);
+            log_event(LOG_INFO, LOG_JOB_TAG "job cancel requested: cancelling its statement",
+                      "jobLogId", en->id, NULL);
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    free(req);
+}
 
 /* Renews every lease this process holds. Returns false when the renewal was stalled (it
  * took longer than the renewal interval: a lock on job_logs, a database that froze). */
@@ -76,6 +108,8 @@ static bool heartbeat(struct job_lease *l, PGconn *c)
     } else {
         log_event(LOG_WARN, "lease renewal failed", "error", e.message, NULL);
     }
+    if (rc == 0)
+        cancel_pass(l, c, ids, n);
     free(ids);
     free(workers);
     free(lost);
@@ -271,4 +305,24 @@ void job_lease_stop(struct job_lease *l)
     job_store_expired_free(&l->seen);
     free(l->url);
     free(l);
+}
+
+void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc)
+{
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->entries[i].id, id) == 0)
+            l->entries[i].pgcancel = pc;
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool job_lease_cancel_requested(struct job_lease *l, const char *id)
+{
+    bool r = false;
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->entries[i].id, id) == 0)
+            r = l->entries[i].cancel_requested;
+    pthread_mutex_unlock(&l->lock);
+    return r;
 }

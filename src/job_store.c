@@ -162,13 +162,13 @@ int job_store_enqueue_limited(PGconn *c, const char *job_type, const struct job_
 
 /* ------------------------------------------------------------------ retention */
 
-/* Jobs that finished (success, error) more than $1 days ago: the partial index
- * job_logs_finished_completed (sql/0003) finds the oldest first. Queued and running rows are
- * never candidates. (An index on created_at would do too, but the planner then prefers it to
+/* Jobs that finished (success, error, cancelled) more than $1 days ago: the partial index
+ * job_logs_finished_completed (sql/0003, sql/0008) finds the oldest first. Queued and running rows
+ * are never candidates. (An index on created_at would do too, but the planner then prefers it to
  * job_logs_tenant_created for a status page filtered on success or error, walking every
  * tenant's rows: the status queries never order by completed_at.) */
 #define PRUNE_CANDIDATES                                                                           \
-    "FROM job_logs WHERE status IN ('success', 'error') "                                          \
+    "FROM job_logs WHERE status IN ('success', 'error', 'cancelled') "                             \
     "  AND completed_at < now() - make_interval(days => $1::int) "
 
 long long job_store_prune_batch(PGconn *c, long long older_than_days, long long batch,
@@ -623,4 +623,40 @@ int job_store_queue_counts(PGconn *c, const char *const *types, size_t ntypes,
         fn(ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), util_i64_or(PQgetvalue(r, i, 2), 0));
     PQclear(r);
     return 0;
+}
+
+int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n, bool *requested,
+                               struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        requested[i] = false;
+    if (n == 0)
+        return 0;
+    char *lit = db_array_literal(ids, n);
+    static const char SQL[] = "SELECT id::text FROM job_logs WHERE id = ANY ($1::uuid[]) "
+                              "AND status = 'running' AND metadata ? 'cancelRequested'";
+    const char *params[] = {lit};
+    PGresult *r = db_query(c, SQL, 1, params, e);
+    free(lit);
+    if (!r)
+        return -1;
+    for (int j = 0; j < PQntuples(r); j++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(PQgetvalue(r, j, 0), ids[i]) == 0)
+                requested[i] = true;
+    PQclear(r);
+    return 0;
+}
+
+int job_store_finish_cancelled(PGconn *c, const char *id, const char *worker_id, struct err *e)
+{
+    static const char SQL[] =
+        "UPDATE job_logs SET status = 'cancelled', completed_at = now(), worker_id = NULL, "
+        " heartbeat_at = NULL, "
+        " duration_ms = floor(extract(epoch FROM now() - started_at) * 1000)::bigint, "
+        " metadata = metadata || jsonb_build_object('cancelledAt', " JOB_STORE_TS(
+            "now()") ") "
+                     "WHERE id = $1::uuid AND worker_id = $2 AND status = 'running'";
+    const char *params[] = {id, worker_id};
+    return db_exec(c, SQL, 2, params, e);
 }

@@ -323,9 +323,17 @@ static enum jwt_result check_payload(const struct jwt_verifier *v, const struct 
     r = check_audience(v, payload);
     if (r != JWT_OK)
         goto out;
+    /* "role": "operator" marks an operator token (the console): tenantId is then optional. */
+    json_t *role = json_object_get(payload, "role");
+    if (role && !json_is_string(role)) {
+        r = JWT_BAD_PAYLOAD;
+        goto out;
+    }
+    bool op = role && strcmp(json_string_value(role), "operator") == 0;
     json_t *tenant = json_object_get(payload, "tenantId");
-    char norm[37];
-    if (!json_is_string(tenant) || !util_uuid_normalize(json_string_value(tenant), norm)) {
+    char norm[37] = "";
+    if ((tenant || !op) &&
+        (!json_is_string(tenant) || !util_uuid_normalize(json_string_value(tenant), norm))) {
         r = JWT_BAD_TENANT;
         goto out;
     }
@@ -347,6 +355,7 @@ static enum jwt_result check_payload(const struct jwt_verifier *v, const struct 
         memcpy(out->tenant_id, norm, sizeof norm);
         memcpy(out->user_id, uid, sizeof uid);
         out->exp = exp;
+        out->operator_role = op;
     }
 out:
     json_decref(payload);
@@ -372,8 +381,9 @@ size_t jwt_sign(const unsigned char *secret, size_t secret_len, const char *tena
                 const char *audience, char *out, size_t cap)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    json_t *payload = json_pack("{s:s, s:I, s:I}", "tenantId", tenant_id, "iat", (json_int_t)iat,
-                                "exp", (json_int_t)exp);
+    json_t *payload = json_pack("{s:s, s:I, s:I}", tenant_id ? "tenantId" : "role",
+                                tenant_id ? tenant_id : "operator", "iat", (json_int_t)iat, "exp",
+                                (json_int_t)exp);
     if (!payload)
         util_fatal("out of memory");
     if (user_id)

@@ -4,6 +4,7 @@
 #include "jobsd/api.h"
 #include "jobsd/app.h"
 #include "jobsd/cli_schedules.h"
+#include "jobsd/cli_token.h"
 #include "jobsd/db.h"
 #include "jobsd/http.h"
 #include "jobsd/job_exec.h"
@@ -11,7 +12,6 @@
 #include "jobsd/job_lease.h"
 #include "jobsd/job_retention.h"
 #include "jobsd/job_store.h"
-#include "jobsd/jwt.h"
 #include "jobsd/log.h"
 #include "jobsd/ml_client.h"
 #include "jobsd/migrate.h"
@@ -41,8 +41,9 @@ static const char USAGE_HEAD[] =
     "                             delete finished jobs older than JOB_RETENTION_DAYS\n";
 
 static const char USAGE_TAIL[] =
-    "  token --tenant ID [--user ID] [--ttl SECONDS]\n"
-    "                             mint a JWT with JWT_SECRET (local use: curl the status API)\n"
+    "  token --tenant ID [--user ID] | --operator [--ttl SECONDS]\n"
+    "                             mint a JWT with JWT_SECRET (local use: curl the status API,\n"
+    "                             or the operator API with --operator)\n"
     "  healthcheck                GET /healthz on PORT; exit 0 when it answers 200\n"
     "  check-config               validate the serve configuration and print it (secrets\n"
     "                             redacted)\n"
@@ -79,15 +80,10 @@ static const char USAGE_MIGRATE[] =
 
 static const char USAGE_PRUNE[] =
     "usage: jobsd prune [--older-than DAYS] [--dry-run]\n"
-    "Deletes the jobs that finished (success, error) more than DAYS days ago (default\n"
-    "JOB_RETENTION_DAYS, 90) from job_logs, 1000 rows per statement, printing each batch.\n"
+    "Deletes the jobs that finished (success, error, cancelled) more than DAYS days ago\n"
+    "(default JOB_RETENTION_DAYS, 90) from job_logs, 1000 rows per statement, printing each\n"
+    "batch.\n"
     "Queued and running jobs are never deleted. --dry-run only counts. Needs DATABASE_URL.\n";
-
-static const char USAGE_TOKEN[] =
-    "usage: jobsd token --tenant ID [--user ID] [--ttl SECONDS]\n"
-    "Prints an HS256 JWT {userId, tenantId, iat, exp} signed with JWT_SECRET (plus iss/aud\n"
-    "when JWT_ISSUER/JWT_AUDIENCE are set), valid for --ttl seconds (default 3600), as the\n"
-    "product's main API would issue it. For local use: GET /api/v1/jobs/status and /stats.\n";
 
 static const char USAGE_HEALTHCHECK[] =
     "usage: jobsd healthcheck\n"
@@ -210,50 +206,6 @@ static int cmd_healthcheck(void)
     }
     fprintf(stderr, "jobsd healthcheck: /healthz answered %.12s\n", resp);
     return 1;
-}
-
-/* ------------------------------------------------------------------ token */
-
-static int cmd_token(int argc, char **argv)
-{
-    const char *tenant = NULL, *user = NULL;
-    long long ttl = 3600;
-    for (int i = 0; i < argc; i++) {
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!val)
-            return usage_error(USAGE_TOKEN, "%s needs a value", argv[i]);
-        if (strcmp(argv[i], "--tenant") == 0)
-            tenant = val;
-        else if (strcmp(argv[i], "--user") == 0)
-            user = val;
-        else if (strcmp(argv[i], "--ttl") == 0) {
-            if (!util_parse_i64(val, 1, 31536000, &ttl))
-                return usage_error(USAGE_TOKEN, "--ttl must be 1..31536000 seconds (got %s)", val);
-        } else
-            return usage_error(USAGE_TOKEN, "unknown option %s", argv[i]);
-        i++;
-    }
-    char norm[37];
-    if (!tenant)
-        return usage_error(USAGE_TOKEN, "--tenant is required");
-    if (!util_uuid_normalize(tenant, norm))
-        return usage_error(USAGE_TOKEN, "--tenant must be a UUID (got %s)", tenant);
-    if (user && (strlen(user) == 0 || strlen(user) > 128))
-        return usage_error(USAGE_TOKEN, "--user must be 1..128 characters");
-    struct config c;
-    if (load_config(&c, CONFIG_TOKEN) != 0)
-        return EXIT_USAGE;
-    long long now = util_now_ms() / 1000;
-    char token[JWT_MAX_TOKEN];
-    size_t n = jwt_sign((const unsigned char *)c.jwt_secret, strlen(c.jwt_secret), norm, user, now,
-                        now + ttl, c.jwt_issuer, c.jwt_audience, token, sizeof token);
-    config_free(&c);
-    if (n == 0) {
-        fprintf(stderr, "jobsd token: the token does not fit\n");
-        return EXIT_JOB_FAILED;
-    }
-    printf("%s\n", token);
-    return EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ migrate */
@@ -588,8 +540,9 @@ static int cmd_job(const struct job_kind *kind, int argc, char **argv)
  * it by scripts/check-deploy.sh). */
 static int cmd_routes(void)
 {
-    static const char *const guards[] = {"none", "internal-key", "jwt", "internal-key-or-jwt",
-                                         "internal-key"};
+    static const char *const guards[] = {"none",         "internal-key",
+                                         "jwt",          "internal-key-or-jwt",
+                                         "internal-key", "internal-key-or-operator"};
     struct api_routes routes;
     api_routes_build(&routes);
     for (size_t i = 0; i < routes.n; i++)
@@ -655,7 +608,7 @@ static const struct command {
     {"serve",        USAGE_SERVE,       run_serve},
     {"migrate",      USAGE_MIGRATE,     cmd_migrate},
     {"prune",        USAGE_PRUNE,       cmd_prune},
-    {"token",        USAGE_TOKEN,       cmd_token},
+    {"token",        CLI_TOKEN_USAGE,   cli_token_run},
     {"healthcheck",  USAGE_HEALTHCHECK, run_healthcheck},
     {"check-config", USAGE_CHECK,       run_check_config},
     {"routes",       NULL,              run_routes},

@@ -1,5 +1,5 @@
 /* routes: every route on one screen: method, path, guard, body, handler. The trigger
- * routes come from the job kind registry. */
+ * routes come from the job kind registry; the operator routes take GUARD_OPERATOR. */
 #include "jobsd/api.h"
 #include "jobsd/util.h"
 
@@ -10,6 +10,13 @@ static const struct route FIXED[] = {
     {"GET",  "/api/v1/jobs/stats",   GUARD_JWT,             false, true,  api_get_stats,  NULL},
     {"GET",  "/api/v1/jobs/freshness", GUARD_INTERNAL,       false, true,  api_get_freshness, NULL},
     {"GET",  "/api/v1/jobs/{id}",    GUARD_INTERNAL_OR_JWT, false, true,  api_get_job,    NULL},
+    {"POST", "/api/v1/jobs/{id}/retry",  GUARD_OPERATOR,    false, true,  api_post_retry,  NULL},
+    {"POST", "/api/v1/jobs/{id}/cancel", GUARD_OPERATOR,    false, true,  api_post_cancel, NULL},
+    {"GET",  "/api/v1/operator/queue", GUARD_OPERATOR,      false, false, api_get_operator_queue, NULL},
+    {"GET",  "/api/v1/operator/jobs",  GUARD_OPERATOR,      false, false, api_get_operator_jobs, NULL},
+    {"GET",  "/api/v1/operator/jobs/{id}", GUARD_OPERATOR,  false, false, api_get_operator_job, NULL},
+    {"GET",  "/api/v1/operator/trends", GUARD_OPERATOR,     false, false, api_get_operator_trends, NULL},
+    {"GET",  "/api/v1/operator/fleet", GUARD_OPERATOR,      false, false, api_get_operator_fleet, NULL},
     {"GET",  "/healthz",             GUARD_NONE,            false, false, api_healthz,    NULL},
     {"GET",  "/readyz",              GUARD_NONE,            false, false, api_readyz,     NULL},
     {"GET",  "/metrics",             GUARD_METRICS,         false, false, api_metrics,    NULL},

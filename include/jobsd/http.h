@@ -29,6 +29,7 @@ struct http_auth {
     int key_match;      /* enum internal_key_match for HTTP_AUTH_INTERNAL */
     char tenant_id[37]; /* HTTP_AUTH_JWT: the token's tenant (lower case) */
     char user_id[129];  /* HTTP_AUTH_JWT: may be empty */
+    bool operator_role; /* HTTP_AUTH_JWT: the token has "role": "operator" */
 };
 
 /* Verifies a bearer token for GUARD_JWT routes. Returns 0 and fills auth, or -1 and fills e

@@ -6,6 +6,7 @@
 #ifndef JOBSD_JOB_LEASE_H
 #define JOBSD_JOB_LEASE_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 
 struct job_lease;
@@ -21,6 +22,11 @@ void job_lease_remove(struct job_lease *l, const char *id);
 bool job_lease_lost(struct job_lease *l, const char *id);
 /* Runs one heartbeat + reap pass now and waits for it (tests). */
 void job_lease_kick(struct job_lease *l);
+/* Operator cancellation (issue 21): the run's canceller (PQgetCancel of its connection, the
+ * runner's to free after job_lease_remove), sent by the lease thread when the job's row says
+ * cancelRequested; and whether that happened. */
+void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc);
+bool job_lease_cancel_requested(struct job_lease *l, const char *id);
 void job_lease_stop(struct job_lease *l);
 
 #endif

@@ -25,7 +25,7 @@ enum jwt_result {
     JWT_BAD_IAT,       /* iat not an integer, or in the future */
     JWT_BAD_ISSUER,    /* iss differs from JWT_ISSUER */
     JWT_BAD_AUDIENCE,  /* aud (string or array) lacks JWT_AUDIENCE */
-    JWT_BAD_TENANT,    /* tenantId missing or not a UUID string */
+    JWT_BAD_TENANT,    /* tenantId missing (not an operator token) or not a UUID string */
     JWT_BAD_USER,      /* userId not a bounded string or integer */
 };
 
@@ -46,17 +46,19 @@ void jwt_verifier_free(struct jwt_verifier *v);
 enum jwt_result jwt_verify_signature(const struct jwt_verifier *v, const char *token, size_t len);
 
 struct jwt_claims {
-    char tenant_id[37]; /* lower case */
+    char tenant_id[37]; /* lower case; "" for an operator token without tenantId */
     char user_id[129];  /* "" when absent; integers as decimal text */
     long long exp;
+    bool operator_role; /* the payload has "role": "operator" */
 };
 
 /* Full verification (structure, header, signature, payload, time, issuer/audience, claims). */
 enum jwt_result jwt_verify(const struct jwt_verifier *v, const char *token, size_t len,
                            struct jwt_claims *out);
 
-/* Mints an HS256 token {userId?, tenantId, iat, exp[, iss][, aud]} into out. Returns its
- * length, or 0 when out is too small. */
+/* Mints an HS256 token {userId?, tenantId, iat, exp[, iss][, aud]} into out; tenant_id NULL
+ * mints an operator token ({"role": "operator"} instead of tenantId). Returns its length, or 0
+ * when out is too small. */
 size_t jwt_sign(const unsigned char *secret, size_t secret_len, const char *tenant_id,
                 const char *user_id, long long iat, long long exp, const char *issuer,
                 const char *audience, char *out, size_t cap);

@@ -16,6 +16,7 @@ enum route_guard {
     GUARD_JWT,             /* Authorization: Bearer <JWT> */
     GUARD_INTERNAL_OR_JWT, /* X-Internal-Key when present, else the JWT */
     GUARD_METRICS,         /* the internal key as X-Internal-Key or Authorization: Bearer */
+    GUARD_OPERATOR,        /* X-Internal-Key when present, else a JWT with "role": "operator" */
 };
 
 typedef void (*route_handler)(void *app, struct http_request *req);
