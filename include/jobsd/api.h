@@ -39,7 +39,7 @@ char *api_dump(json_t *body);
 
 /* The whole route table (routes.c): one trigger route per job kind of the registry
  * (POST /api/v1/jobs/<name>), then the fixed routes. Caller-owned storage. */
-#define API_ROUTES_MAX 32
+#define API_ROUTES_MAX 48
 struct api_routes {
     struct route route[API_ROUTES_MAX];
     size_t n;
