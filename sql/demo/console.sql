@@ -1,3 +1,4 @@
+-- Rebuild requests are stored as the kind resolves them (tenantId, from, to), as a real job's are, so a retry from the console runs.
 -- Demo history for the operator console (/console): two weeks of scheduled rebuilds and syncs
 -- of the demo tenant with a few failures, one of them retried (the retry succeeded), a sync
 -- that failed this morning and was not retried, and a second tenant ("Loja Parada") whose
@@ -22,7 +23,7 @@ DELETE FROM job_logs WHERE metadata->>'demo' = 'console';
 CREATE TEMP TABLE demo_console_jobs ON COMMIT DROP AS
 WITH days AS (SELECT d FROM generate_series(1, 14) AS d),
 kinds (job_type, request, hour) AS (VALUES
-    ('metrics_aggregation', '{"tenantId": "00000000-0000-4000-8000-000000000001", "daysBack": 2}'::jsonb, 6),
+    ('metrics_aggregation', jsonb_build_object('tenantId', '00000000-0000-4000-8000-000000000001', 'from', to_char(current_date - 1, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD')), 6),
     ('mercadolivre_sync', '{"tenantId": "00000000-0000-4000-8000-000000000001", "daysBack": 1}'::jsonb, 5))
 SELECT md5('jobsd-demo:console:' || k.job_type || ':' || d)::uuid AS id,
        '00000000-0000-4000-8000-000000000001'::uuid AS tenant_id, k.job_type, k.request,
@@ -77,13 +78,13 @@ VALUES (md5('jobsd-demo:console:parada-ok')::uuid, '00000000-0000-4000-8000-0000
         'metrics_aggregation', 'success', 'schedule', 1, now() - interval '40 hours',
         now() - interval '40 hours', now() - interval '40 hours' + interval '1 second', 1100, 0, NULL,
         jsonb_build_object('demo', 'console',
-            'request', jsonb_build_object('tenantId', '00000000-0000-4000-8000-000000000002', 'daysBack', 2))),
+            'request', jsonb_build_object('tenantId', '00000000-0000-4000-8000-000000000002', 'from', to_char(current_date - 1, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD')))),
        (md5('jobsd-demo:console:parada-failed')::uuid, '00000000-0000-4000-8000-000000000002',
         'metrics_aggregation', 'error', 'schedule', 1, now() - interval '3 hours',
         now() - interval '3 hours', now() - interval '3 hours' + interval '1 second', 900, NULL,
         'the rebuild timed out',
         jsonb_build_object('demo', 'console',
-            'request', jsonb_build_object('tenantId', '00000000-0000-4000-8000-000000000002', 'daysBack', 2),
+            'request', jsonb_build_object('tenantId', '00000000-0000-4000-8000-000000000002', 'from', to_char(current_date - 1, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD')),
             'error', jsonb_build_object('code', 'job_timeout', 'httpStatus', 504,
                                         'message', 'the rebuild timed out')));
 

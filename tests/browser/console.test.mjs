@@ -127,22 +127,22 @@ function seed() {
 INSERT INTO tenants (id, name) VALUES ('${STALE}', 'Stale shop'), ('${FRESH}', 'Fresh shop'), ('${OTHER}', 'Other shop');
 INSERT INTO job_logs (tenant_id, job_type, status, trigger, created_at, started_at, completed_at, duration_ms, metadata)
 SELECT t, '${TYPE}', 'success', 'schedule', now() - make_interval(hours => h), now() - make_interval(hours => h),
-       now() - make_interval(hours => h) + interval '2 seconds', 2000 + h * 10, jsonb_build_object('request', jsonb_build_object('tenantId', t, 'daysBack', 2))
+       now() - make_interval(hours => h) + interval '2 seconds', 2000 + h * 10, jsonb_build_object('request', jsonb_build_object('tenantId', t, 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD')))
 FROM (VALUES ('${STALE}'::uuid, 30), ('${FRESH}'::uuid, 1), ('${OTHER}'::uuid, 2), ('${FRESH}'::uuid, 50), ('${OTHER}'::uuid, 75)) v(t, h);
 INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, attempts, created_at, started_at, completed_at, duration_ms, error_message, metadata)
 VALUES ('${FAILED}', '${STALE}', '${TYPE}', 'error', 'http', 1, now() - interval '3 hours', now() - interval '3 hours',
         now() - interval '3 hours' + interval '1 second', 1000, 'database unavailable: the rebuild could not commit',
-        jsonb_build_object('request', jsonb_build_object('tenantId', '${STALE}', 'daysBack', 2),
+        jsonb_build_object('request', jsonb_build_object('tenantId', '${STALE}', 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD')),
                            'error', jsonb_build_object('code', 'database_unavailable', 'httpStatus', 503, 'message', 'database unavailable: the rebuild could not commit')));
 INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, attempts, worker_id, heartbeat_at, created_at, started_at, metadata)
 VALUES ('${PARENT}', NULL, '${TYPE}', 'running', 'http', 1, 'browser-test-elsewhere', now(), now(), now(),
-        jsonb_build_object('request', jsonb_build_object('allTenants', true, 'daysBack', 2)));
+        jsonb_build_object('request', jsonb_build_object('allTenants', true, 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD'))));
 INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, attempts, worker_id, heartbeat_at, created_at, started_at, parent_id, metadata)
 VALUES ('${HOLDER}', '${FRESH}', '${TYPE}', 'running', 'fleet', 1, 'browser-test-elsewhere', now(), now(), now(), '${PARENT}',
-        jsonb_build_object('request', jsonb_build_object('tenantId', '${FRESH}', 'daysBack', 2)));
+        jsonb_build_object('request', jsonb_build_object('tenantId', '${FRESH}', 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD'))));
 INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, created_at, parent_id, metadata)
 VALUES ('${QUEUED}', '${OTHER}', '${TYPE}', 'queued', 'fleet', now(), '${PARENT}',
-        jsonb_build_object('request', jsonb_build_object('tenantId', '${OTHER}', 'daysBack', 2)));
+        jsonb_build_object('request', jsonb_build_object('tenantId', '${OTHER}', 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD'))));
 `);
 }
 
