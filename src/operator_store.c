@@ -5,6 +5,7 @@
 #include "jobsd/db.h"
 #include "jobsd/embedded.h"
 #include "jobsd/job_kinds.h"
+#include "jobsd/job_store.h"
 #include "jobsd/util.h"
 
 #include <stdio.h>
@@ -52,10 +53,12 @@ int operator_store_cancel(PGconn *c, const char *id, const char *by, long long t
         " completed_at = CASE WHEN status = 'queued' THEN now() END, "
         " metadata = metadata || jsonb_build_object('cancelledBy', $2::text) || "
         "  CASE WHEN status = 'queued' THEN jsonb_build_object('cancelledAt', "
-        "   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) "
-        "  ELSE jsonb_build_object('cancelRequested', true, 'cancelRequestedAt', "
-        "   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) END "
-        "WHERE id = $1::uuid AND status IN ('queued', 'running') RETURNING status";
+        "   " JOB_STORE_TS(
+            "now()") ") "
+                     "  ELSE jsonb_build_object('cancelRequested', true, 'cancelRequestedAt', "
+                     "   " JOB_STORE_TS("now()") ") END "
+                                                 "WHERE id = $1::uuid AND status IN ('queued', "
+                                                 "'running') RETURNING status";
     const char *params[] = {uuid, by};
     PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
     if (!r)
@@ -78,10 +81,11 @@ int operator_store_retry(PGconn *c, const char *id, const char *by, long long ti
         "SELECT tenant_id, job_type, dedupe_key, 'retry', "
         " jsonb_build_object('request', metadata->'request', 'trigger', 'retry', "
         "  'retryOf', id::text, 'retriedBy', $2::text, 'retriedAt', "
-        "  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')), id "
-        "FROM job_logs WHERE id = $1::uuid AND status NOT IN ('queued', 'running') "
-        "ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'running') DO NOTHING "
-        "RETURNING id::text";
+        "  " JOB_STORE_TS(
+            "now()") "), id "
+                     "FROM job_logs WHERE id = $1::uuid AND status NOT IN ('queued', 'running') "
+                     "ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'running') DO NOTHING "
+                     "RETURNING id::text";
     const char *params[] = {uuid, by};
     PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
     if (!r)
