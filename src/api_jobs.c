@@ -53,6 +53,14 @@ static void respond_finished(struct http_request *req, const struct job_kind *ki
 {
     if (applied && applied[0])
         http_add_header(req, "Preference-Applied", applied);
+    if (s->status == JOB_CANCELLED) {
+        /* Final, and not for the caller to retry: a 409 like the other conflicts. */
+        struct err c;
+        err_clear(&c);
+        err_set(&c, 409, "job_cancelled", "job %s was cancelled by an operator", s->id);
+        http_respond_err(req, &c, s->id);
+        return;
+    }
     /* A job that produced a body answers with it (also a partial failure: success false). */
     if (s->status == JOB_SUCCESS || s->result) {
         json_t *res = s->result ? json_loads(s->result, 0, NULL) : NULL;
@@ -79,7 +87,7 @@ static void respond_finished(struct http_request *req, const struct job_kind *ki
 static void on_wait_over(void *ctx, const struct job_state *s, bool timed_out)
 {
     struct wait_ctx *w = ctx;
-    if (timed_out || (s->status != JOB_SUCCESS && s->status != JOB_ERROR)) {
+    if (timed_out || !job_status_finished(s->status)) {
         char applied[96];
         snprintf(applied, sizeof applied, "%s%s%s", w->async ? "respond-async" : "",
                  w->async && w->applied[0] ? ", " : "", w->applied);

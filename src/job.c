@@ -17,20 +17,33 @@ const char *job_status_name(enum job_status s)
         return "success";
     case JOB_ERROR:
         return "error";
+    case JOB_CANCELLED:
+        return "cancelled";
     }
     return "queued";
 }
 
 bool job_status_parse(const char *s, enum job_status *out)
 {
-    static const enum job_status all[] = {JOB_QUEUED, JOB_RUNNING, JOB_SUCCESS, JOB_ERROR};
-    for (size_t i = 0; s && i < 4; i++) {
+    static const enum job_status all[] = {JOB_QUEUED, JOB_RUNNING, JOB_SUCCESS, JOB_ERROR,
+                                          JOB_CANCELLED};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(s, job_status_name(all[i])) == 0) {
             *out = all[i];
             return true;
         }
     }
     return false;
+}
+
+bool job_status_finished(enum job_status s)
+{
+    return s == JOB_SUCCESS || s == JOB_ERROR || s == JOB_CANCELLED;
+}
+
+bool job_run_stopping(const struct job_run *run)
+{
+    return (run->cancel && *run->cancel) || (run->cancel_op && *run->cancel_op);
 }
 
 void job_request_clear(struct job_request *r)

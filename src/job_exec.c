@@ -209,7 +209,7 @@ static void log_failed(const struct job_kind *kind, const struct job_claim *clai
 /* Calls the kind. On failure nothing it did is committed. */
 static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
                                    const struct job_claim *claim, const char *worker, PGconn *c,
-                                   struct err *e)
+                                   const volatile int *cancel_op, struct err *e)
 {
     struct job_run run;
     memset(&run, 0, sizeof run);
@@ -224,6 +224,7 @@ static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_ki
     run.progress = x->progress;
     run.progress_ctx = x->progress_ctx;
     run.cancel = x->cancel;
+    run.cancel_op = cancel_op;
     json_t *result = kind->run(&run, e);
     if (result)
         return result;
@@ -271,7 +272,7 @@ static bool fleet_lost(void *ctx)
 /* A fleet parent's run (job_fleet): its children are run with this same path. */
 static MUSTCHECK json_t *call_fleet(const struct job_exec *x, const struct job_kind *kind,
                                     const struct job_claim *claim, const char *worker, PGconn **c,
-                                    struct err *e)
+                                    const volatile int *cancel_op, struct err *e)
 {
     struct job_run run;
     memset(&run, 0, sizeof run);
@@ -285,6 +286,7 @@ static MUSTCHECK json_t *call_fleet(const struct job_exec *x, const struct job_k
     run.progress = x->progress;
     run.progress_ctx = x->progress_ctx;
     run.cancel = x->cancel;
+    run.cancel_op = cancel_op;
     struct fleet_ctx f = {x, kind, worker, claim->id};
     struct job_fleet_hooks h = {fleet_child, fleet_lost, &f,
                                 claim->trigger[0] ? claim->trigger : "http", claim->request_id};
@@ -358,15 +360,18 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
         *result_out = NULL;
     job_lease_add(x->lease, claim->id, worker);
     PGcancel *canceller = PQgetCancel(*c);
-    job_lease_set_canceller(x->lease, claim->id, canceller);
+    /* Set by the lease thread when an operator cancels the job: the kind stops at its next
+     * check (between batches), its statement in flight is cancelled (PQcancel). */
+    volatile int cancel_op = 0;
+    job_lease_set_canceller(x->lease, claim->id, canceller, &cancel_op);
     log_started(kind, claim, worker);
     long long started = util_mono_ms();
     /* Cancelled before it started (a signal to the CLI right after it submitted): not run. */
     bool cancelled = x->cancel && *x->cancel;
     json_t *result = cancelled ? NULL
                      : job_fleet_is_parent(claim->params)
-                         ? call_fleet(x, kind, claim, worker, c, e)
-                         : call_kind(x, kind, claim, worker, *c, e);
+                         ? call_fleet(x, kind, claim, worker, c, &cancel_op, e)
+                         : call_kind(x, kind, claim, worker, *c, &cancel_op, e);
     double seconds = (double)(util_mono_ms() - started) / 1000.0;
     enum job_outcome outcome;
     if (result) {

@@ -33,7 +33,8 @@ static const char COUNTS_SQL[] =
     "SELECT coalesce((p.metadata->'fleet'->>'tenants')::bigint, -1), count(c.tenant_id), "
     " count(*) FILTER (WHERE j.status = 'queued'), count(*) FILTER (WHERE j.status = 'running'), "
     " count(*) FILTER (WHERE j.status = 'success'), "
-    " count(*) FILTER (WHERE j.status = 'error' OR (c.child_id IS NOT NULL AND j.id IS NULL)), "
+    " count(*) FILTER (WHERE j.status IN ('error', 'cancelled') OR (c.child_id IS NOT NULL AND "
+    "j.id IS NULL)), "
     " count(c.tenant_id) FILTER (WHERE c.child_id IS NULL) "
     "FROM job_logs p LEFT JOIN job_fleet_children c ON c.parent_id = p.id "
     "LEFT JOIN job_logs j ON j.id = c.child_id WHERE p.id = $1 GROUP BY p.id";
@@ -205,7 +206,7 @@ static MUSTCHECK int fan_out(const struct job_kind *kind, struct job_run *run,
         return -1;
     int n = PQntuples(r), rc = 0;
     for (int i = 0; i < n && rc == 0; i += FAN_OUT_BATCH) {
-        if (run->cancel && *run->cancel) {
+        if (job_run_stopping(run)) {
             rc = err_set(e, 503, "interrupted", "cancelled while queueing its children");
             break;
         }
@@ -227,12 +228,17 @@ static MUSTCHECK int fan_out(const struct job_kind *kind, struct job_run *run,
 
 static const char NAMED_SQL[] =
     "SELECT c.tenant_id::text, coalesce(t.name, ''), coalesce(c.child_id::text, ''), "
-    " coalesce(j.metadata->'error'->>'code', c.skip_code, 'job_not_found'), "
-    " coalesce(j.error_message, c.skip_message, 'the tenant''s job is gone'), "
+    " coalesce(j.metadata->'error'->>'code', CASE WHEN j.status = 'cancelled' THEN 'job_cancelled' "
+    "END, "
+    "  c.skip_code, 'job_not_found'), "
+    " coalesce(j.error_message, CASE WHEN j.status = 'cancelled' THEN 'cancelled by an operator' "
+    "END, "
+    "  c.skip_message, 'the tenant''s job is gone'), "
     " c.child_id IS NULL "
     "FROM job_fleet_children c LEFT JOIN job_logs j ON j.id = c.child_id "
     "LEFT JOIN tenants t ON t.id = c.tenant_id "
-    "WHERE c.parent_id = $1 AND (c.child_id IS NULL OR j.id IS NULL OR j.status = 'error') "
+    "WHERE c.parent_id = $1 AND (c.child_id IS NULL OR j.id IS NULL OR j.status IN ('error', "
+    "'cancelled')) "
     "ORDER BY c.child_id IS NULL, c.tenant_id LIMIT $2::int";
 
 /* failures[] and skippedTenants[] (at most NAMED_MAX rows in all) into result. */
@@ -301,7 +307,7 @@ static MUSTCHECK json_t *finish(struct job_run *run, const struct counts *n, str
 
 static MUSTCHECK bool stopped(struct job_run *run, const struct job_fleet_hooks *h, struct err *e)
 {
-    if (run->cancel && *run->cancel) {
+    if (job_run_stopping(run)) {
         err_set(e, 503, "interrupted", "cancelled while waiting for its tenants' jobs");
         return true;
     }

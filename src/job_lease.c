@@ -12,12 +12,16 @@
 #include <string.h>
 #include <time.h>
 
+/* How often an operator's cancel is looked for while jobs run here (between renewals). */
+#define CANCEL_POLL_MS 1000
+
 struct entry {
     char id[JOB_ID_LEN];
     char worker[JOB_WORKER_ID_MAX];
     bool lost;
     bool cancel_requested; /* an operator asked (metadata.cancelRequested) */
     PGcancel *pgcancel;    /* the run's statement canceller (the runner's), may be NULL */
+    volatile int *flag;    /* the run's job_run.cancel_op, may be NULL */
 };
 
 struct job_lease {
@@ -55,6 +59,8 @@ static void cancel_pass(struct job_lease *l, PGconn *c, const char *const *ids, 
             if (strcmp(en->id, ids[i]) != 0 || en->cancel_requested)
                 continue;
             en->cancel_requested = true;
+            if (en->flag)
+                *en->flag = 1;
             char buf[256];
             if (en->pgcancel)
                 (void)PQcancel(en->pgcancel, buf, sizeof buf);
@@ -64,6 +70,26 @@ static void cancel_pass(struct job_lease *l, PGconn *c, const char *const *ids, 
     }
     pthread_mutex_unlock(&l->lock);
     free(req);
+}
+
+/* cancel_pass over the jobs this process runs now (between renewals). */
+static void cancel_check(struct job_lease *l, PGconn *c)
+{
+    if (!c || db_is_broken(c))
+        return;
+    pthread_mutex_lock(&l->lock);
+    size_t n = l->n;
+    char(*ids)[JOB_ID_LEN] = util_calloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        memcpy(ids[i], l->entries[i].id, sizeof ids[i]);
+    pthread_mutex_unlock(&l->lock);
+    const char **ptrs = util_calloc(n ? n : 1, sizeof *ptrs);
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = ids[i];
+    if (n)
+        cancel_pass(l, c, ptrs, n);
+    free(ptrs);
+    free(ids);
 }
 
 /* Renews every lease this process holds. Returns false when the renewal was stalled (it
@@ -210,8 +236,21 @@ static void *run(void *arg)
         pthread_mutex_lock(&l->lock);
         l->kicks_done = kick;
         pthread_cond_broadcast(&l->cond);
-        if (!l->stop && l->kicks_requested == kick)
-            util_cond_wait_ms(&l->cond, &l->lock, l->lease_ms / 3);
+        /* Until the next renewal (a third of a lease), an operator's cancel is looked for
+         * every CANCEL_POLL_MS while this process runs jobs: it takes effect within about a
+         * second whichever instance took the request. */
+        long long beat_due = util_mono_ms() + l->lease_ms / 3;
+        while (!l->stop && l->kicks_requested == kick) {
+            long long left = beat_due - util_mono_ms();
+            if (left <= 0)
+                break;
+            util_cond_wait_ms(&l->cond, &l->lock, left < CANCEL_POLL_MS ? left : CANCEL_POLL_MS);
+            if (l->stop || l->kicks_requested != kick || util_mono_ms() >= beat_due || l->n == 0)
+                continue;
+            pthread_mutex_unlock(&l->lock);
+            cancel_check(l, c);
+            pthread_mutex_lock(&l->lock);
+        }
     }
     l->kicks_done = l->kicks_requested;
     pthread_cond_broadcast(&l->cond);
@@ -307,12 +346,14 @@ void job_lease_stop(struct job_lease *l)
     free(l);
 }
 
-void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc)
+void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc, volatile int *flag)
 {
     pthread_mutex_lock(&l->lock);
     for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->entries[i].id, id) == 0)
+        if (strcmp(l->entries[i].id, id) == 0) {
             l->entries[i].pgcancel = pc;
+            l->entries[i].flag = flag;
+        }
     pthread_mutex_unlock(&l->lock);
 }
 

@@ -650,13 +650,18 @@ int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n, bool
 
 int job_store_finish_cancelled(PGconn *c, const char *id, const char *worker_id, struct err *e)
 {
+    // clang-format off
     static const char SQL[] =
-        "UPDATE job_logs SET status = 'cancelled', completed_at = now(), worker_id = NULL, "
-        " heartbeat_at = NULL, "
-        " duration_ms = floor(extract(epoch FROM now() - started_at) * 1000)::bigint, "
-        " metadata = metadata || jsonb_build_object('cancelledAt', " JOB_STORE_TS(
-            "now()") ") "
-                     "WHERE id = $1::uuid AND worker_id = $2 AND status = 'running'";
+        "WITH parent AS ("
+        " UPDATE job_logs SET status = 'cancelled', completed_at = now(), worker_id = NULL, "
+        "  heartbeat_at = NULL, "
+        "  duration_ms = floor(extract(epoch FROM now() - started_at) * 1000)::bigint, "
+        "  metadata = metadata || jsonb_build_object('cancelledAt', " JOB_STORE_TS("now()") ") "
+        " WHERE id = $1::uuid AND worker_id = $2 AND status = 'running' "
+        " RETURNING id AS pid, coalesce(metadata->>'cancelledBy', 'operator') AS pby) "
+        "UPDATE job_logs SET " JOB_STORE_CANCEL_SET("parent.pby") " FROM parent "
+        "WHERE parent_id = parent.pid AND status IN ('queued', 'running')";
+    // clang-format on
     const char *params[] = {id, worker_id};
     return db_exec(c, SQL, 2, params, e);
 }

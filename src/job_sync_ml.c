@@ -146,6 +146,8 @@ static void run_parts(struct sync *s, json_t *listings, json_t *orders, json_t *
     sync_write_collect(s);
     if (err_is_set(&s->refresh_err))
         sync_add_error(s, "token", &s->refresh_err);
+    if (sync_cancelled(s))
+        return; /* not synced: last_synced_at stays */
     const char *p[] = {s->conn_id};
     struct err e;
     err_clear(&e);

@@ -51,7 +51,7 @@ static void on_state(void *ctx, const struct job_state *s)
         if (strcmp(x->id, s->id) == 0)
             x->last = s->status;
     pthread_mutex_unlock(&w->lock);
-    if (s->status != JOB_SUCCESS && s->status != JOB_ERROR)
+    if (!job_status_finished(s->status))
         return;
     if (p->nfinished == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 8;

@@ -208,7 +208,8 @@ static void abandon(struct ml_batch *b)
     b->cancelled = true;
 }
 
-enum ml_batch_event ml_batch_next(struct ml_batch *b, const volatile int *cancel, size_t *index)
+enum ml_batch_event ml_batch_next(struct ml_batch *b, ml_batch_stop_fn stop, const void *stop_ctx,
+                                  size_t *index)
 {
     if (b->cancelled)
         return ML_BATCH_CANCELLED;
@@ -241,7 +242,7 @@ enum ml_batch_event ml_batch_next(struct ml_batch *b, const volatile int *cancel
         }
         if (b->done >= b->n)
             return ML_BATCH_DONE;
-        if (cancel && *cancel) {
+        if (stop && stop(stop_ctx)) {
             abandon(b);
             return ML_BATCH_CANCELLED;
         }

@@ -46,19 +46,19 @@ int operator_store_cancel(PGconn *c, const char *id, const char *by, long long t
     if (!util_uuid_normalize(id, uuid))
         return err_set(e, 404, "job_not_found", "no job %.40s", id);
     /* A queued job ends cancelled at once; a running one is marked (cancelRequested): the
-     * lease thread of the instance running it cancels its statement (job_lease.c). */
+     * lease thread of the instance running it stops it (job_lease.c). A fleet parent's
+     * children go with it, in the same statement. */
+    // clang-format off
     static const char SQL[] =
-        "UPDATE job_logs SET "
-        " status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, "
-        " completed_at = CASE WHEN status = 'queued' THEN now() END, "
-        " metadata = metadata || jsonb_build_object('cancelledBy', $2::text) || "
-        "  CASE WHEN status = 'queued' THEN jsonb_build_object('cancelledAt', "
-        "   " JOB_STORE_TS(
-            "now()") ") "
-                     "  ELSE jsonb_build_object('cancelRequested', true, 'cancelRequestedAt', "
-                     "   " JOB_STORE_TS("now()") ") END "
-                                                 "WHERE id = $1::uuid AND status IN ('queued', "
-                                                 "'running') RETURNING status";
+        "WITH target AS ("
+        " UPDATE job_logs SET " JOB_STORE_CANCEL_SET("$2::text")
+        " WHERE id = $1::uuid AND status IN ('queued', 'running') "
+        " RETURNING id AS tid, status AS tstatus), "
+        "kids AS ("
+        " UPDATE job_logs SET " JOB_STORE_CANCEL_SET("$2::text") " FROM target "
+        " WHERE parent_id = target.tid AND status IN ('queued', 'running') RETURNING 1) "
+        "SELECT tstatus, (SELECT count(*) FROM kids) FROM target";
+    // clang-format on
     const char *params[] = {uuid, by};
     PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
     if (!r)

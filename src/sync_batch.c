@@ -25,10 +25,15 @@ static void renew(struct sync *s, struct ml_batch *b)
     ml_batch_set_token(b, s->token, err_is_set(&s->refresh_err) ? &s->refresh_err : NULL);
 }
 
+static bool stop_asked(const void *run)
+{
+    return job_run_stopping(run);
+}
+
 enum ml_batch_event sync_batch_next(struct sync *s, struct ml_batch *b, size_t *index)
 {
     for (;;) {
-        enum ml_batch_event ev = ml_batch_next(b, s->run->cancel, index);
+        enum ml_batch_event ev = ml_batch_next(b, stop_asked, s->run, index);
         if (ev != ML_BATCH_TOKEN)
             return ev;
         renew(s, b);

@@ -19,7 +19,7 @@ void sync_progress(struct sync *s, const char *phase)
 
 bool sync_cancelled(const struct sync *s)
 {
-    return s->run->cancel && *s->run->cancel;
+    return job_run_stopping(s->run);
 }
 
 void sync_phase_done(struct sync *s, const char *phase, long long t0, long long db0)

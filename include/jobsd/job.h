@@ -19,7 +19,10 @@
 #define JOB_WORKER_ID_MAX 160
 #define JOB_DEDUPE_MAX    160
 
-enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCESS, JOB_ERROR };
+enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCESS, JOB_ERROR, JOB_CANCELLED };
+
+/* Whether a job in this state has ended (success, error, cancelled). */
+bool job_status_finished(enum job_status s);
 
 const char *job_status_name(enum job_status s);
 bool job_status_parse(const char *s, enum job_status *out);
@@ -49,7 +52,13 @@ struct job_run {
     void *progress_ctx;
     /* Set when the run must stop (shutdown, a signal to the CLI); kinds poll it. */
     volatile int *cancel;
+    /* Set by the lease thread when an operator cancels this job (POST .../cancel); may be
+     * NULL. Kinds poll job_run_stopping(), which reads both, between statements and batches. */
+    const volatile int *cancel_op;
 };
+
+/* Whether the run must stop: shutdown or an operator's cancel. */
+bool job_run_stopping(const struct job_run *run);
 
 /* One command-line option of a kind's subcommand: `--days-back 7` becomes the body field
  * "daysBack": 7, and the HTTP validation then applies unchanged. */

@@ -24,8 +24,10 @@ bool job_lease_lost(struct job_lease *l, const char *id);
 void job_lease_kick(struct job_lease *l);
 /* Operator cancellation (issue 21): the run's canceller (PQgetCancel of its connection, the
  * runner's to free after job_lease_remove), sent by the lease thread when the job's row says
- * cancelRequested; and whether that happened. */
-void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc);
+ * cancelRequested (looked for every second while jobs run here), which then also sets *flag
+ * (the run's job_run.cancel_op; must outlive job_lease_remove, may be NULL); and whether that
+ * happened. */
+void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc, volatile int *flag);
 bool job_lease_cancel_requested(struct job_lease *l, const char *id);
 void job_lease_stop(struct job_lease *l);
 

@@ -17,6 +17,19 @@
 /* "to_char(<col> AT TIME ZONE 'UTC', ...)": RFC 3339 UTC with milliseconds. */
 #define JOB_STORE_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* The SET list of an operator's cancel of a job that is queued or running (by: a text SQL
+ * expression naming who): a queued job ends cancelled at once; a running one is marked
+ * cancelRequested, which the lease thread of the instance running it looks for (job_lease.c). */
+// clang-format off
+#define JOB_STORE_CANCEL_SET(by)                                                                   \
+    " status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, "                     \
+    " completed_at = CASE WHEN status = 'queued' THEN now() ELSE completed_at END, "               \
+    " metadata = metadata || jsonb_build_object('cancelledBy', " by ") || "                        \
+    "  CASE WHEN status = 'queued' THEN jsonb_build_object('cancelledAt', " JOB_STORE_TS("now()")  \
+    ") ELSE jsonb_build_object('cancelRequested', true, 'cancelRequestedAt', "                     \
+    JOB_STORE_TS("now()") ") END "
+// clang-format on
+
 /* The columns of a job as SPEC 2.3 shows it: one json value. */
 #define JOB_STORE_JOB_JSON                                                                         \
     "json_build_object('id', id, 'tenantId', tenant_id, 'jobType', job_type, 'status', status, "   \
@@ -191,7 +204,8 @@ MUSTCHECK int job_store_poll(PGconn *c, const char *const *ids, size_t n,
  * cancel (metadata.cancelRequested), into requested[]. */
 MUSTCHECK int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n,
                                          bool *requested, struct err *e);
-/* Ends a running job of worker_id `cancelled` (its work was rolled back). */
+/* Ends a running job of worker_id `cancelled` (its work was rolled back); a fleet parent's
+ * children that are still queued or running are cancelled with it (JOB_STORE_CANCEL_SET). */
 MUSTCHECK int job_store_finish_cancelled(PGconn *c, const char *id, const char *worker_id,
                                          struct err *e);
 

@@ -27,13 +27,17 @@ enum ml_batch_event {
                            status, or err set after retries); each index comes once */
     ML_BATCH_TOKEN,     /* a 401 arrived: call ml_batch_set_token before the next call */
     ML_BATCH_DONE,      /* every request has come back as an ML_BATCH_ANSWER */
-    ML_BATCH_CANCELLED, /* *cancel became non-zero: the batch was abandoned (see ml_batch_end);
-                           later calls say the same */
+    ML_BATCH_CANCELLED, /* stop said so: the batch was abandoned (see ml_batch_end); later
+                           calls say the same */
 };
 
-/* Runs the batch (starts, retries, waits) until one of the events above. cancel may be
- * NULL. */
-enum ml_batch_event ml_batch_next(struct ml_batch *b, const volatile int *cancel, size_t *index);
+/* Whether the batch must stop (a shutdown, an operator's cancel), asked between transfers
+ * (at least every 100 ms while requests are in flight). */
+typedef bool (*ml_batch_stop_fn)(const void *ctx);
+
+/* Runs the batch (starts, retries, waits) until one of the events above. stop may be NULL. */
+enum ml_batch_event ml_batch_next(struct ml_batch *b, ml_batch_stop_fn stop, const void *stop_ctx,
+                                  size_t *index);
 
 /* The answer to ML_BATCH_TOKEN: the token to use from now on (copied; may be the same one),
  * and refresh_err, the refresh's failure or NULL. With refresh_err, every request answered

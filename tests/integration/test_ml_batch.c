@@ -110,7 +110,7 @@ static void test_each_answer_once_in_order(void **state)
     struct ml_batch *b = ml_batch_start(c, reqs, 6, token);
     size_t i, next = 0;
     enum ml_batch_event ev;
-    while ((ev = ml_batch_next(b, NULL, &i)) == ML_BATCH_ANSWER) {
+    while ((ev = ml_batch_next(b, NULL, NULL, &i)) == ML_BATCH_ANSWER) {
         /* One at a time: the answers come in the order the requests started. */
         assert_int_equal(i, next++);
         assert_int_equal(reqs[i].status, 200);
@@ -120,7 +120,7 @@ static void test_each_answer_once_in_order(void **state)
     }
     assert_int_equal(ev, ML_BATCH_DONE);
     assert_int_equal(next, 6);
-    assert_int_equal(ml_batch_next(b, NULL, &i), ML_BATCH_DONE);
+    assert_int_equal(ml_batch_next(b, NULL, NULL, &i), ML_BATCH_DONE);
     ml_batch_end(b);
     struct ml_client_stats st;
     ml_client_stats(c, &st);
@@ -142,15 +142,15 @@ static void test_retries_then_gives_up(void **state)
     visits_requests(reqs, 1);
     struct ml_batch *b = ml_batch_start(c, reqs, 1, token);
     size_t i;
-    assert_int_equal(ml_batch_next(b, NULL, &i), ML_BATCH_ANSWER);
+    assert_int_equal(ml_batch_next(b, NULL, NULL, &i), ML_BATCH_ANSWER);
     assert_int_equal(reqs[0].status, 200);
     assert_int_equal(reqs[0].attempts, 3);
-    assert_int_equal(ml_batch_next(b, NULL, &i), ML_BATCH_DONE);
+    assert_int_equal(ml_batch_next(b, NULL, NULL, &i), ML_BATCH_DONE);
     ml_batch_end(b);
     /* Always 503: max_attempts, then ml_unavailable with the last status. */
     set_faults("[{\"endpoint\": \"visits\", \"status\": 503}]");
     b = ml_batch_start(c, reqs, 1, token);
-    assert_int_equal(ml_batch_next(b, NULL, &i), ML_BATCH_ANSWER);
+    assert_int_equal(ml_batch_next(b, NULL, NULL, &i), ML_BATCH_ANSWER);
     assert_int_equal(reqs[0].status, 503);
     assert_int_equal(reqs[0].attempts, 3);
     assert_string_equal(reqs[0].err.code, "ml_unavailable");
@@ -177,7 +177,7 @@ static int run_expired(struct ml_client *c, struct ml_request *reqs, size_t n,
     int asked = 0;
     size_t i, answers = 0;
     enum ml_batch_event ev;
-    while ((ev = ml_batch_next(b, NULL, &i)) != ML_BATCH_DONE) {
+    while ((ev = ml_batch_next(b, NULL, NULL, &i)) != ML_BATCH_DONE) {
         if (ev == ML_BATCH_ANSWER) {
             answers++;
             continue;
@@ -252,6 +252,17 @@ struct delayed_cancel {
     long long after_ms;
 };
 
+/* A stop flag for ml_batch_next, as a kind's would be. */
+struct flag {
+    const volatile int *v;
+};
+
+static bool flag_up(const void *ctx)
+{
+    const struct flag *f = ctx;
+    return *f->v != 0;
+}
+
 static void *cancel_later(void *arg)
 {
     struct delayed_cancel *d = arg;
@@ -272,6 +283,7 @@ static void assert_slots_free(struct ml_client *c, const char *token, int concur
     set_faults("[{\"endpoint\": \"visits\", \"latency_ms\": 200}]");
     json_decref(fake_ml_post(&fake, "/__fake/reset-stats", NULL));
     volatile int guard = 0;
+    struct flag guard_flag = {&guard};
     struct delayed_cancel d = {&guard, 10000};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, cancel_later, &d), 0);
@@ -281,7 +293,7 @@ static void assert_slots_free(struct ml_client *c, const char *token, int concur
     struct ml_batch *b = ml_batch_start(c, reqs, n, token);
     size_t i;
     enum ml_batch_event ev;
-    while ((ev = ml_batch_next(b, &guard, &i)) == ML_BATCH_ANSWER)
+    while ((ev = ml_batch_next(b, flag_up, &guard_flag, &i)) == ML_BATCH_ANSWER)
         assert_int_equal(reqs[i].status, 200);
     assert_int_equal(ev, ML_BATCH_DONE);
     ml_batch_end(b);
@@ -309,6 +321,7 @@ static void test_cancel_in_flight(void **state)
     fake_token("access_token", token, sizeof token);
     set_faults("[{\"endpoint\": \"visits\", \"latency_ms\": 2000}]");
     volatile int cancel = 0;
+    struct flag cancel_flag = {&cancel};
     struct delayed_cancel d = {&cancel, 200};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, cancel_later, &d), 0);
@@ -316,8 +329,8 @@ static void test_cancel_in_flight(void **state)
     visits_requests(reqs, 4);
     struct ml_batch *b = ml_batch_start(c, reqs, 4, token);
     size_t i;
-    assert_int_equal(ml_batch_next(b, &cancel, &i), ML_BATCH_CANCELLED);
-    assert_int_equal(ml_batch_next(b, &cancel, &i), ML_BATCH_CANCELLED);
+    assert_int_equal(ml_batch_next(b, flag_up, &cancel_flag, &i), ML_BATCH_CANCELLED);
+    assert_int_equal(ml_batch_next(b, flag_up, &cancel_flag, &i), ML_BATCH_CANCELLED);
     ml_batch_end(b);
     pthread_join(th, NULL);
     assert_int_equal(count_interrupted(reqs, 4), 4);
@@ -335,12 +348,13 @@ static void test_cancel_between_answers(void **state)
     fake_token("access_token", token, sizeof token);
     set_faults("[{\"endpoint\": \"visits\", \"latency_ms\": 300}]");
     volatile int cancel = 0;
+    struct flag cancel_flag = {&cancel};
     struct ml_request reqs[6];
     visits_requests(reqs, 6);
     struct ml_batch *b = ml_batch_start(c, reqs, 6, token);
     size_t i, answered = 0;
     enum ml_batch_event ev;
-    while ((ev = ml_batch_next(b, &cancel, &i)) == ML_BATCH_ANSWER) {
+    while ((ev = ml_batch_next(b, flag_up, &cancel_flag, &i)) == ML_BATCH_ANSWER) {
         answered++;
         cancel = 1;
     }
@@ -368,7 +382,7 @@ static void test_end_abandons(void **state)
     visits_requests(reqs, 4);
     struct ml_batch *b = ml_batch_start(c, reqs, 4, token);
     size_t i;
-    assert_int_equal(ml_batch_next(b, NULL, &i), ML_BATCH_ANSWER);
+    assert_int_equal(ml_batch_next(b, NULL, NULL, &i), ML_BATCH_ANSWER);
     assert_true(i <= 1);
     ml_batch_end(b);
     assert_false(err_is_set(&reqs[i].err));
