@@ -149,20 +149,46 @@
 
   // ---------------------------------------------------------------- jobs
   const STATUSES = ['', 'queued', 'running', 'success', 'error', 'cancelled'];
+  const FILTERS = ['jobType', 'status', 'tenantId', 'from', 'to'];
   function jobsQuery(params) {
     const q = new URLSearchParams();
-    for (const k of ['jobType', 'status', 'tenantId']) if (params.get(k)) q.set(k, params.get(k));
+    for (const k of FILTERS) if (params.get(k)) q.set(k, params.get(k));
     return q;
+  }
+  // from and to are UTC days, inclusive, on createdAt (the API's). What is wrong with them, or
+  // null: [the field to blame, the message]. A date input whose text is not a whole date has
+  // the value '' and validity.badInput.
+  const isDate = (v) => /^\d{4}-\d{2}-\d{2}$/.test(v) && !isNaN(Date.parse(v + 'T00:00:00Z'));
+  function rangeProblem(from, to, bad) {
+    for (const [k, name] of [['from', 'From'], ['to', 'To']]) {
+      const v = k === 'from' ? from : to;
+      if ((bad && bad[k]) || (v && !isDate(v))) return [k, name + ' is not a date (YYYY-MM-DD).'];
+    }
+    if (from && to && from > to) return ['from', 'From (' + from + ') is after To (' + to + '): no job can match. Change From or To.'];
+    return null;
   }
   async function viewJobs(params) {
     markNav('jobs');
     const filters = jobsQuery(params);
     let types = [];
     try { types = Object.keys((await api('GET', '/operator/queue')).body.queued || {}); } catch (e) { /* the list says why */ }
+    const ferr = el('p', { id: 'filter-error', class: 'error', role: 'alert', hidden: true });
+    function flagRange(problem) { // marks the field to blame, or clears the marks
+      for (const k of ['from', 'to']) {
+        const i = form.elements[k];
+        if (problem && problem[0] === k) { i.setAttribute('aria-invalid', 'true'); i.setAttribute('aria-describedby', 'filter-error'); } else { i.removeAttribute('aria-invalid'); i.removeAttribute('aria-describedby'); }
+      }
+      ferr.hidden = !problem;
+      ferr.textContent = problem ? problem[1] : '';
+    }
     const form = el('form', { id: 'job-filters', onsubmit: (ev) => {
       ev.preventDefault();
+      const f = form.elements;
+      const problem = rangeProblem(f.from.value, f.to.value, { from: f.from.validity.badInput, to: f.to.validity.badInput });
+      flagRange(problem);
+      if (problem) { f[problem[0]].focus(); return; } // not sent
       const q = new URLSearchParams();
-      for (const k of ['jobType', 'status', 'tenantId']) { const v = form.elements[k].value.trim(); if (v) q.set(k, v); }
+      for (const k of FILTERS) { const v = f[k].value.trim(); if (v) q.set(k, v); }
       location.hash = '#/jobs' + (q.toString() ? '?' + q : '');
     } },
     el('label', {}, 'Type', el('select', { name: 'jobType' }, el('option', { value: '', text: 'any' }),
@@ -170,12 +196,14 @@
     el('label', {}, 'Status', el('select', { name: 'status' },
       STATUSES.map((s) => el('option', { value: s, text: s || 'any', selected: s === (filters.get('status') || '') })))),
     el('label', {}, 'Tenant', el('input', { name: 'tenantId', value: filters.get('tenantId') || '', placeholder: 'tenant id', size: 38 })),
+    el('label', {}, 'From (UTC day)', el('input', { type: 'date', name: 'from', value: filters.get('from') || '' })),
+    el('label', {}, 'To (UTC day)', el('input', { type: 'date', name: 'to', value: filters.get('to') || '' })),
     el('button', { type: 'submit', text: 'Filter' }));
     const auto = el('input', { type: 'checkbox', id: 'auto-refresh', checked: true });
     const tbody = el('tbody', { id: 'jobs-body' });
     const more = el('button', { type: 'button', id: 'older', text: 'Older', hidden: true });
     const status = el('p', { class: 'meta', id: 'jobs-status' });
-    show('Jobs', form,
+    show('Jobs', form, ferr,
       el('div', { class: 'row' }, el('label', { for: 'auto-refresh' }, auto, ' Auto-refresh every ' + REFRESH_MS / 1000 + ' s'), status),
       el('div', { class: 'table-wrap' }, el('table', { id: 'jobs-table' },
         el('thead', {}, el('tr', {}, ['Job', 'Type', 'Tenant', 'Status', 'Attempts', 'Created', 'Duration', 'Error'].map((h, i) =>
@@ -195,9 +223,15 @@
       const b = (await api('GET', '/operator/jobs?' + q)).body;
       return b;
     }
+    const hashProblem = rangeProblem(filters.get('from') || '', filters.get('to') || '', null);
     async function refresh() {
       stopRefresh();
       if (!view().contains(tbody)) return;
+      if (hashProblem) { // a range typed into the address: said, not sent
+        flagRange(hashProblem);
+        tbody.replaceChildren(el('tr', {}, el('td', { colspan: 8, class: 'meta', text: 'No request sent: ' + hashProblem[1] })));
+        return;
+      }
       // A keyboard user inside the list keeps the focus: the refresh waits until it leaves.
       if (tbody.contains(document.activeElement)) {
         if (auto.checked && token) refreshTimer = setTimeout(refresh, REFRESH_MS);

@@ -50,6 +50,15 @@ const PARENT = 'b7000000-0000-4000-8000-00000000a001';
 const HOLDER = 'b7000000-0000-4000-8000-00000000a002';
 const QUEUED = 'b7000000-0000-4000-8000-00000000a003';
 const TYPE = 'metrics_aggregation';
+// The from/to filter: OLD_IN inside the range (the oldest job in it, so on the second page in
+// e2e mode), OLD_OUT before it; FAILED and the rest are after it. UTC days from the test's clock.
+const OLD_IN = 'b7000000-0000-4000-8000-00000000d010';
+const OLD_OUT = 'b7000000-0000-4000-8000-00000000d020';
+const utcDay = (daysAgo) => new Date(Date.now() - daysAgo * 864e5).toISOString().slice(0, 10);
+const RANGE = { from: utcDay(11), to: utcDay(9) };
+const OLD_IN_AT = utcDay(10) + 'T12:00:00Z';
+const OLD_OUT_AT = utcDay(20) + 'T12:00:00Z';
+const IN_RANGE_BULK = 55; // more than a page (50): the "Older" page must keep the range too
 
 let failures = 0;
 function check(ok, what) {
@@ -140,6 +149,10 @@ VALUES ('${PARENT}', NULL, '${TYPE}', 'running', 'http', 1, 'browser-test-elsewh
 INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, attempts, worker_id, heartbeat_at, created_at, started_at, parent_id, metadata)
 VALUES ('${HOLDER}', '${FRESH}', '${TYPE}', 'running', 'fleet', 1, 'browser-test-elsewhere', now(), now(), now(), '${PARENT}',
         jsonb_build_object('request', jsonb_build_object('tenantId', '${FRESH}', 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD'))));
+INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, created_at, started_at, completed_at, duration_ms, metadata)
+SELECT id, '${FRESH}', '${TYPE}', 'success', 'schedule', at, at, at + interval '2 seconds', 2000, '{}'::jsonb
+FROM (VALUES ('${OLD_IN}'::uuid, '${OLD_IN_AT}'::timestamptz), ('${OLD_OUT}'::uuid, '${OLD_OUT_AT}'::timestamptz)
+      UNION ALL SELECT gen_random_uuid(), '${OLD_IN_AT}'::timestamptz + make_interval(mins => i) FROM generate_series(1, ${IN_RANGE_BULK}) i) v(id, at);
 INSERT INTO job_logs (id, tenant_id, job_type, status, trigger, created_at, parent_id, metadata)
 VALUES ('${QUEUED}', '${OTHER}', '${TYPE}', 'queued', 'fleet', now(), '${PARENT}',
         jsonb_build_object('request', jsonb_build_object('tenantId', '${OTHER}', 'from', to_char(current_date - 2, 'YYYY-MM-DD'), 'to', to_char(current_date, 'YYYY-MM-DD'))));
@@ -161,6 +174,8 @@ function stubApi() {
         job({ id: QUEUED, tenantId: OTHER, status: state.cancelled ? 'cancelled' : 'queued', trigger: 'fleet', attempts: 0, startedAt: null, completedAt: state.cancelled ? iso(0) : null, durationMs: null, parentId: PARENT }),
         job({ id: FAILED, status: 'error', errorMessage: 'database unavailable: the rebuild could not commit', createdAt: iso(3 * 3600e3) }),
         job({ id: 'b7000000-0000-4000-8000-00000000f003', tenantId: FRESH, status: 'success', createdAt: iso(4 * 3600e3) }),
+        job({ id: OLD_IN, tenantId: FRESH, status: 'success', createdAt: OLD_IN_AT }),
+        job({ id: OLD_OUT, tenantId: FRESH, status: 'success', createdAt: OLD_OUT_AT }),
     ].filter(Boolean);
     const detail = (id) => {
         const j = jobs().find((x) => x.id === id);
@@ -188,8 +203,9 @@ function stubApi() {
             { tenantId: FRESH, stale: false, types: { [TYPE]: { stale: false, lastSuccessAt: iso(3600e3), lastStatus: 'success', lastJobId: 'b7000000-0000-4000-8000-00000000f003' } } },
             { tenantId: OTHER, stale: false, types: { [TYPE]: { stale: false, lastSuccessAt: iso(2 * 3600e3), lastStatus: 'success', lastJobId: null } } }] }];
         if (method === 'GET' && p === '/api/v1/operator/jobs') {
-            const st = u.searchParams.get('status');
-            return [200, { success: true, jobs: jobs().filter((j) => !st || j.status === st), nextCursor: null }];
+            const [st, from, to] = ['status', 'from', 'to'].map((k) => u.searchParams.get(k));
+            return [200, { success: true, nextCursor: null, jobs: jobs().filter((j) => (!st || j.status === st)
+                && (!from || j.createdAt.slice(0, 10) >= from) && (!to || j.createdAt.slice(0, 10) <= to)) }];
         }
         if (method === 'GET' && p === '/api/v1/operator/trends') return [200, { success: true, from: days[0], to: days[29], types: { [TYPE]: trend(1), mercadolivre_sync: trend(2) } }];
         let m = /^\/api\/v1\/operator\/jobs\/([0-9a-f-]+)$/.exec(p);
@@ -219,11 +235,14 @@ async function main() {
     await page.setViewport({ width: 1280, height: 800 });
     errors.length = 0;
     const outside = [];
+    const listRequests = []; // the query strings of GET /api/v1/operator/jobs, in order
+    let listResponses = 0;
     const assetBytes = {};
     page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
     page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
     page.on('response', async (r) => {
         const u = new URL(r.url());
+        if (u.origin === base && u.pathname === '/api/v1/operator/jobs') listResponses++;
         if (u.origin === base && u.pathname.startsWith('/console') && r.status() === 200) {
             try { assetBytes[u.pathname] = (await r.buffer()).length; } catch (e) { /* a navigation away */ }
         }
@@ -236,13 +255,14 @@ async function main() {
         try { origin = new URL(url).origin; } catch (e) { /* about:, data: */ }
         if (url.startsWith('data:')) return req.continue();
         if (origin !== base) { outside.push(url); return req.abort('blockedbyclient'); }
+        if (new URL(url).pathname === '/api/v1/operator/jobs') listRequests.push(new URL(url).searchParams);
         if (answer && new URL(url).pathname.startsWith('/api/')) {
             const [status, body] = answer(req.method(), url, req.headers().authorization);
             return req.respond({ status, contentType: 'application/json; charset=utf-8', body: JSON.stringify(body) });
         }
         return req.continue();
     });
-    const shot = (name) => page.screenshot({ path: path.join(opt.artifacts, name + '.png'), fullPage: true });
+    const shot = (name, fullPage = true) => page.screenshot({ path: path.join(opt.artifacts, name + '.png'), fullPage });
     const badgeIs = (want) => page.waitForFunction((w) => {
         const b = document.querySelector('#view .row .badge');
         return b && b.textContent === w;
@@ -319,6 +339,92 @@ async function main() {
     }
     await shot('07-job-cancelled');
 
+    // 5b. The from/to filter (UTC days on createdAt): first given in the address, then with the
+    // form's date inputs; kept by the auto-refresh and by the "Older" page; a reversed range is
+    // refused by name and not sent; the Jobs link clears it.
+    const rowIds = () => page.$$eval('#jobs-body tr[data-job]', (r) => r.map((x) => x.dataset.job));
+    const lastList = () => listRequests[listRequests.length - 1];
+    const carries = (q, r) => !!q && q.get('from') === r.from && q.get('to') === r.to;
+    const listAfter = async (k) => { // the rows once a list request after the k-th has answered
+        const t0 = Date.now();
+        while (listResponses <= k && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 50));
+        await page.waitForSelector('#jobs-body tr', { timeout: 10000 });
+        await new Promise((r) => setTimeout(r, 300)); // the rows are drawn from the answer's body
+        return rowIds();
+    };
+    let n = listRequests.length;
+    await page.evaluate((r) => { location.hash = '#/jobs?from=' + r.from + '&to=' + r.to; }, RANGE);
+    let ids = await listAfter(n);
+    check(carries(lastList(), RANGE), `filter in the address: the list request carried from=${RANGE.from}&to=${RANGE.to} (it sent ${lastList()})`);
+    check(!ids.includes(FAILED) && !ids.includes(OLD_OUT) && ids.length > 0, `filter in the address: the jobs outside ${RANGE.from}..${RANGE.to} are gone (${ids.length} rows, FAILED ${ids.includes(FAILED) ? 'listed' : 'gone'}, the 20-day-old job ${ids.includes(OLD_OUT) ? 'listed' : 'gone'})`);
+
+    n = listRequests.length;
+    await page.evaluate(() => { location.hash = '#/jobs'; });
+    await listAfter(n);
+    const hasInputs = check(!!(await page.$('#job-filters input[type="date"][name="from"]')) && !!(await page.$('#job-filters input[type="date"][name="to"]')), 'the jobs filter form has from and to date inputs');
+    if (hasInputs) {
+        check(await page.$$eval('#job-filters input[type="date"]', (is) => is.every((i) => i.closest('label') && /From|To/.test(i.closest('label').textContent))), 'the date inputs are labelled');
+        ids = await rowIds();
+        check(ids.includes(FAILED), 'no range: the recent failed job is listed');
+        const setDates = (r) => page.evaluate((v) => {
+            const f = document.getElementById('job-filters').elements;
+            f.from.value = v.from;
+            f.to.value = v.to;
+        }, r);
+        // reversed: refused by name, nothing sent, the address unchanged
+        n = listRequests.length;
+        const hashBefore = await page.evaluate(() => location.hash);
+        await setDates({ from: RANGE.to, to: RANGE.from });
+        await page.click('#job-filters button[type="submit"]');
+        await page.waitForSelector('#filter-error:not([hidden])');
+        const msg = await page.$eval('#filter-error', (e) => e.textContent);
+        check(/From/.test(msg) && /To/.test(msg) && await page.$eval('#job-filters input[name="from"]', (i) => i.getAttribute('aria-invalid') === 'true'),
+            `a reversed range is refused by name: "${msg}"`);
+        await new Promise((r) => setTimeout(r, 500));
+        check(await page.evaluate(() => location.hash) === hashBefore && !listRequests.slice(n).some((q) => q.get('from') || q.get('to')), 'a reversed range is not sent');
+        await shot('11-jobs-range-refused');
+        // the range with the form's Filter button
+        n = listRequests.length;
+        await setDates(RANGE);
+        await page.click('#job-filters button[type="submit"]');
+        ids = await listAfter(n);
+        check(carries(lastList(), RANGE), `the form's range is sent: ${lastList()}`);
+        check(await page.$eval('#filter-error', (e) => e.hidden), 'the refusal is gone once the range is valid');
+        check(!ids.includes(FAILED) && !ids.includes(OLD_OUT), `the form's range: FAILED and the 20-day-old job gone (${ids.length} rows)`);
+        const created = await page.$$eval('#jobs-body tr[data-job] td:nth-child(6)', (t) => t.map((x) => x.textContent.slice(0, 10)));
+        check(created.length > 0 && created.every((d) => d >= RANGE.from && d <= RANGE.to), `every listed job was created in ${RANGE.from}..${RANGE.to}`);
+        check(await page.$eval('#job-filters input[name="from"]', (i) => i.value) === RANGE.from, 'the inputs keep the range');
+        await shot('12-jobs-filtered');
+        // the auto-refresh keeps the range
+        n = listRequests.length;
+        const t0 = Date.now();
+        while (listRequests.length <= n && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 100));
+        check(listRequests.length > n && carries(listRequests[n], RANGE), `the auto-refresh keeps the range (${listRequests[n] || 'no refresh within 8 s'})`);
+        if (mode === 'e2e') { // more than a page in range: "Older" keeps it; the range's oldest job is on page 2
+            const more = await page.$('#older:not([hidden])');
+            if (check(!!more, `more than a page in range (${IN_RANGE_BULK + 1} jobs): "Older" offered`)) {
+                n = listRequests.length;
+                await page.click('#older');
+                const t1 = Date.now();
+                while (listRequests.length <= n && Date.now() - t1 < 8000) await new Promise((r) => setTimeout(r, 50));
+                await page.waitForSelector(`#jobs-body tr[data-job="${OLD_IN}"]`, { timeout: 10000 }).catch(() => {});
+                const q = listRequests[n];
+                check(!!q && carries(q, RANGE) && !!q.get('before'), `"Older" sent the range with the cursor (${q})`);
+                ids = await rowIds();
+                check(ids.includes(OLD_IN) && !ids.includes(OLD_OUT), `"Older": the range's oldest job listed, the 20-day-old one not (${ids.length} rows)`);
+            }
+        }
+        // whatever clears the other filters clears the range: the Jobs link
+        n = listRequests.length;
+        await page.evaluate((st) => { location.hash = '#/jobs?status=success&from=' + st.from + '&to=' + st.to; }, RANGE);
+        await listAfter(n);
+        n = listRequests.length;
+        await page.click('#nav-jobs');
+        ids = await listAfter(n);
+        const vals = await page.$$eval('#job-filters input, #job-filters select', (is) => is.map((i) => i.value).join(''));
+        check(vals === '' && !lastList().get('from') && !lastList().get('to') && !lastList().get('status') && ids.includes(FAILED), 'the Jobs link clears the range with the other filters');
+    }
+
     // 6. Trends.
     await page.click('#nav-trends');
     await page.waitForSelector('figure.chart-runs svg rect');
@@ -333,9 +439,11 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
     check(overflow <= 390, `390 px wide: the page is ${overflow} px wide (tables scroll inside their box)`);
     await shot('09-fleet-390');
-    await page.click('#nav-jobs');
+    await page.evaluate((r) => { location.hash = '#/jobs?from=' + r.from + '&to=' + r.to; }, RANGE);
     await page.waitForSelector('#jobs-body tr');
-    await shot('10-jobs-390');
+    const jobsWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(jobsWidth <= 390, `390 px wide: the jobs view with its filters is ${jobsWidth} px wide`);
+    await shot('10-jobs-390', false); // the first screen: the list in range is long
     await page.setViewport({ width: 1280, height: 800 });
     await page.evaluate(() => document.activeElement && document.activeElement.blur());
     await page.keyboard.press('Tab');
