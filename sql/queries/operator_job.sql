@@ -1,6 +1,7 @@
 -- One job for the operator (GET /api/v1/operator/jobs/{id}), any tenant: the list's fields,
 -- its request, result or error, interruptions, the retries made of it and its timeline
--- (queued, started, interrupted, finished/failed/cancelled, retried), oldest event first.
+-- (queued, started, interrupted, cancel_requested, finished/failed/cancelled, retried), oldest
+-- event first.
 -- $1 the id. No row when it does not exist. One row: the job as JSON text.
 WITH j AS (
     SELECT * FROM job_logs WHERE id = $1::uuid
@@ -11,6 +12,8 @@ WITH j AS (
     UNION ALL SELECT started_at, 'started' FROM j WHERE started_at IS NOT NULL
     UNION ALL SELECT (i->>'at')::timestamptz, 'interrupted'
         FROM j, jsonb_array_elements(coalesce(j.metadata->'interruptions', '[]'::jsonb)) i
+    UNION ALL SELECT (metadata->>'cancelRequestedAt')::timestamptz, 'cancel_requested'
+        FROM j WHERE metadata ? 'cancelRequestedAt'
     UNION ALL SELECT completed_at, CASE status WHEN 'success' THEN 'finished'
                                                WHEN 'error' THEN 'failed'
                                                ELSE 'cancelled' END

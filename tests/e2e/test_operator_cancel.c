@@ -193,6 +193,20 @@ static void test_cancel_running_sync(void **state)
         fail_msg("the cancelled sync made all its %lld visits requests", at_end);
     usleep(2000 * 1000);
     assert_int_equal(visits_requests(), at_end);
+    /* Its timeline, as the console shows it: ... started, cancel_requested, cancelled. */
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/operator/jobs/%s", running);
+    memset(&r, 0, sizeof r);
+    assert_true(th_request(proc.port, "GET", path, "X-Internal-Key: " TEST_KEY "\r\n", NULL, &r));
+    assert_int_equal(r.status, 200);
+    json_t *tl = json_object_get(json_object_get(r.json, "job"), "timeline");
+    size_t n = json_array_size(tl);
+    assert_true(n >= 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tl, n - 2), "event")),
+                        "cancel_requested");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tl, n - 1), "event")),
+                        "cancelled");
+    th_free(&r);
     /* Not marked synced. */
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM marketplace_connections WHERE tenant_id = "
