@@ -190,10 +190,9 @@ static const struct var VARS[] = {
     {"ML_MAX_RPS", K_INT, OFF(ml_max_rps), "5", 1, 10000, 0, SJ, 0, NULL},
     {"ML_CONCURRENCY", K_INT, OFF(ml_concurrency), "4", 1, 64, 0, SJ, 0, NULL},
     {"ML_HTTP_TIMEOUT_MS", K_INT, OFF(ml_http_timeout_ms), "30000", 1000, 600000, 0, SJ, 0, NULL},
-    {"INSTANCE_HEARTBEAT_SECONDS", K_INT, OFF(instance_heartbeat_seconds), "2", 1, 60, 0,
-     CONFIG_SERVE, 0, NULL},
-    {"INSTANCE_DEAD_SECONDS", K_INT, OFF(instance_dead_seconds), "10", 4, 600, 0, CONFIG_SERVE, 0,
+    {"INSTANCE_HEARTBEAT_SECONDS", K_INT, OFF(instance_heartbeat_seconds), "2", 1, 60, 0, SJ, 0,
      NULL},
+    {"INSTANCE_DEAD_SECONDS", K_INT, OFF(instance_dead_seconds), "10", 4, 600, 0, SJ, 0, NULL},
     {"TOKEN_ENCRYPTION_KEY", K_STR, OFF(token_encryption_key), NULL, 0, 0, F_SECRET, SJ, 0,
      check_b64key32},
     {"LOG_FORMAT", K_LOG_FORMAT, OFF(log_format), "text", 0, 0, 0, ALL, 0, NULL},
@@ -460,7 +459,7 @@ int config_load(struct config *c, enum config_use use, config_getenv_fn get, voi
                     c->ml_client_id ? "ML_CLIENT_SECRET" : "ML_CLIENT_ID",
                     c->ml_client_id ? "ML_CLIENT_ID" : "ML_CLIENT_SECRET");
     }
-    if ((use & CONFIG_SERVE) && c->instance_dead_seconds < 2 * c->instance_heartbeat_seconds + 2) {
+    if ((use & SJ) && c->instance_dead_seconds < 2 * c->instance_heartbeat_seconds + 2) {
         /* A live instance must renew at least twice within the window, and stop 1.5 s
          * before the others may count it out (jobsd/instance.h). */
         problems++;

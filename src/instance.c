@@ -240,6 +240,12 @@ static void *run(void *arg)
         if (pause_ms(in, in->heartbeat_ms))
             break;
     }
+    /* Leaving: no request from now on, and the row goes only once the last one left every
+     * sliding second, since the others grow into this share at their next heartbeat. */
+    ml_client_set_share(in->ml, 0, 1, 0, 0);
+    long long quiet = ml_client_quiet_at(in->ml) - util_mono_ms();
+    if (quiet > 0)
+        util_sleep_ms(quiet, NULL);
     if (c && !db_is_broken(c))
         deregister(in, c);
     if (c)

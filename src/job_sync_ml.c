@@ -381,4 +381,5 @@ const struct job_kind job_sync_ml_kind = {
     .fleet_tenants = "SELECT DISTINCT m.tenant_id FROM marketplace_connections m "
                      "JOIN tenants t ON t.id = m.tenant_id "
                      "WHERE m.status = 'active' AND t.status = 'active'",
+    .calls_ml = true,
 };

@@ -9,6 +9,7 @@
 #include "jobsd/http.h"
 #include "jobsd/job_exec.h"
 #include "jobsd/job_kinds.h"
+#include "jobsd/instance.h"
 #include "jobsd/job_lease.h"
 #include "jobsd/job_retention.h"
 #include "jobsd/job_store.h"
@@ -475,10 +476,23 @@ static int cli_run(struct cli_job *j, const struct job_kind *kind)
         .progress_ctx = &j->prog,
         .cancel = (volatile int *)&g_interrupted,
     };
+    /* Mercado Livre limits the application: a run that calls it registers in
+     * jobsd_instances like a `serve` with one worker, so the fleet's shares make room for it
+     * (its first request waits until they did), and leaves when it ends. */
+    struct instance *in = NULL;
+    if (kind->calls_ml) {
+        show_progress(&j->prog, "taking a share of the fleet's Mercado Livre limit");
+        struct instance_config ic = {
+            j->cfg.database_url,         JOBSD_VERSION,         1,
+            j->cfg.ml_max_rps,           j->cfg.ml_concurrency, j->cfg.instance_heartbeat_seconds,
+            j->cfg.instance_dead_seconds};
+        in = instance_start(&ic, j->ml);
+    }
     struct err e;
     err_clear(&e);
     json_t *result = NULL;
     enum job_outcome o = job_exec_run(&x, kind, &claim, j->worker, &j->conn, &result, &e);
+    instance_stop(in);
     job_lease_stop(lease);
     if (o != JOB_OUTCOME_SUCCESS && o != JOB_OUTCOME_PARTIAL) {
         fprintf(stderr, "jobsd: %s failed (%s): %s\n", kind->name, e.code, e.message);

@@ -196,6 +196,15 @@ bool ml_client_admit(struct ml_client *c, long long now, long long *wait_ms)
     return ok;
 }
 
+long long ml_client_quiet_at(struct ml_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t cap = (size_t)c->max_rps;
+    long long last = c->filled ? c->starts[(c->head + cap - 1) % cap] : -1;
+    pthread_mutex_unlock(&c->lock);
+    return last < 0 ? 0 : last + 1000 + RATE_MARGIN_MS;
+}
+
 void ml_client_set_share(struct ml_client *c, long long rps, int concurrency, long long valid_from,
                          long long valid_until)
 {

@@ -42,8 +42,9 @@ long long instance_share(long long total, long long live);
 struct instance *instance_start(const struct instance_config *cfg, struct ml_client *ml);
 /* This instance's id (host:pid:random), static for its lifetime. */
 const char *instance_id(const struct instance *in);
-/* Stops heartbeating and deletes this instance's row (the others grow at their next
- * heartbeat). Call once no job runs any more. NULL is a no-op. */
+/* Stops heartbeating and Mercado Livre requests, waits until the last request it started
+ * left every sliding second (at most 1.1 s), then deletes this instance's row (the others
+ * grow at their next heartbeat). Call once no job runs any more. NULL is a no-op. */
 void instance_stop(struct instance *in);
 
 #endif

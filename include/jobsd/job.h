@@ -99,6 +99,9 @@ struct job_kind {
     /* The tenants a fleet job (`"allTenants": true`) runs for: a SELECT of one uuid column
      * (job_fleet). NULL: the kind has no fleet form. */
     const char *fleet_tenants;
+    /* Calls the Mercado Livre API: a CLI run takes its share of the fleet's limit like a
+     * `serve` (src/instance.c). */
+    bool calls_ml;
 };
 
 /* Copies obj with the keys of `order` first (in that order), the rest after. New ref. */

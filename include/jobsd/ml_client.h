@@ -65,6 +65,10 @@ MUSTCHECK int ml_refresh_token(struct ml_client *c, const char *refresh_token, s
  * to the next start: the starts of the last second count against the smaller limit. */
 void ml_client_set_share(struct ml_client *c, long long rps, int concurrency, long long valid_from,
                          long long valid_until);
+/* When the last request this client started leaves every sliding second (util_mono_ms; 0
+ * when it never started one): an instance leaving the fleet waits for it before the others
+ * may grow into its share. */
+long long ml_client_quiet_at(struct ml_client *c);
 /* The share admit applies now (rps, in flight). */
 void ml_client_share(struct ml_client *c, long long *rps, int *concurrency);
 

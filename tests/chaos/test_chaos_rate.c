@@ -10,6 +10,9 @@
  *  - an instance cut off from its row (the test holds it FOR UPDATE) during a load: it stops
  *    calling Mercado Livre before the two others count it out and grow to 15, so 30 is never
  *    passed; released, it comes back as a newcomer;
+ *  - `jobsd sync-mercadolivre` on the command line during a load: it registers as a fourth
+ *    instance, the others shrink to 7 before its first request (30 is never passed), and it
+ *    leaves when it ends;
  *  - a stopped instance deletes its row: the others grow at their next heartbeat.
  * Heartbeat 1 s, dead after 4 s. */
 #include <setjmp.h>
@@ -17,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,11 +126,11 @@ static bool running_at_least(void *ctx)
     return tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status = 'running'") >= want;
 }
 
-/* Queues a sync of every seller on instance i (202 at once). */
-static void queue_load(int i)
+/* Queues a sync of the first n sellers on instance i (202 at once). */
+static void queue_load_of(int i, int n)
 {
     tdb_exec(db.conn, "DELETE FROM job_logs");
-    for (int s = 0; s < SELLERS; s++) {
+    for (int s = 0; s < n; s++) {
         char body[160];
         snprintf(body, sizeof body, "{\"tenantId\": \"%s\", \"daysBack\": 2}", tenants[s]);
         struct th_response r;
@@ -135,6 +139,12 @@ static void queue_load(int i)
         assert_int_equal(r.status, 202);
         th_free(&r);
     }
+}
+
+/* Queues a sync of every seller on instance i. */
+static void queue_load(int i)
+{
+    queue_load_of(i, SELLERS);
 }
 
 /* Requests per second the fake saw between the first request and `until_ms` (epoch ms; 0 =
@@ -307,6 +317,80 @@ static void test_cut_off_instance_stops_before_the_others_grow(void **state)
     assert_true(jobsd_log_contains(&inst[2], "fleet heartbeat lapsed"));
 }
 
+/* `jobsd sync-mercadolivre` on the command line while the three instances are busy: it
+ * registers as a fourth instance, the others shrink before its first request, and it leaves
+ * when it ends (30 is never passed). */
+struct cli {
+    pthread_t th;
+    int rc;
+    char *out, *err;
+};
+
+static void *run_cli(void *arg)
+{
+    struct cli *c = arg;
+    char dburl[600], base[128];
+    snprintf(dburl, sizeof dburl, "DATABASE_URL=%s", db.url);
+    snprintf(base, sizeof base, "ML_API_BASE_URL=%s", fake.url);
+    const char *env[] = {dburl,
+                         base,
+                         "ML_MAX_RPS=30",
+                         "ML_CONCURRENCY=12",
+                         "ML_CLIENT_ID=" TSYNC_CLIENT_ID,
+                         "ML_CLIENT_SECRET=" TSYNC_CLIENT_SECRET,
+                         "INSTANCE_HEARTBEAT_SECONDS=1",
+                         "INSTANCE_DEAD_SECONDS=4",
+                         NULL};
+    const char *argv[] = {"sync-mercadolivre", "--tenant", tenants[SELLERS - 1],
+                          "--days-back",       "2",        NULL};
+    c->rc = jobsd_run(argv, env, &c->out, &c->err);
+    return NULL;
+}
+
+static bool instances_are(void *ctx)
+{
+    return tdb_int(db.conn, "SELECT count(*) FROM jobsd_instances") == *(long long *)ctx;
+}
+
+static void test_cli_takes_its_share(void **state)
+{
+    (void)state;
+    struct shares three = {NINST, NINST, RPS / NINST};
+    assert_true(t_wait_until(shares_are, &three, 15000));
+    json_decref(fake_ml_post(&fake, "/__fake/reset-stats", "{}"));
+    queue_load_of(0, SELLERS - 1);
+    long long busy = 2 * NINST;
+    assert_true(t_wait_until(running_at_least, &busy, 10000));
+    struct cli c = {0};
+    assert_int_equal(pthread_create(&c.th, NULL, run_cli, &c), 0);
+    long long four = NINST + 1;
+    bool registered = t_wait_until(instances_are, &four, 10000);
+    struct shares quarter = {NINST + 1, NINST + 1, RPS / (NINST + 1)};
+    bool shrank = registered && t_wait_until(shares_are, &quarter, 10000);
+    assert_int_equal(pthread_join(c.th, NULL), 0);
+    if (c.rc != 0)
+        fail_msg("the CLI sync exited %d: %s", c.rc, c.err ? c.err : "");
+    assert_true(t_wait_until(all_final, NULL, 180000));
+    long long per_second = fake_ml_stat(&fake, "max_per_second");
+    print_message("3 instances and a CLI sync: max in one second %lld (limit %d)\n", per_second,
+                  RPS);
+    if (!registered)
+        fail_msg("the CLI sync never registered in jobsd_instances");
+    if (!shrank)
+        fail_msg("the instances never applied a share of four");
+    if (per_second > RPS)
+        fail_msg("the fake saw %lld requests in one second with a CLI sync beside the fleet "
+                 "(ML_MAX_RPS=%d)",
+                 per_second, RPS);
+    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE status <> 'success'"),
+                     0);
+    assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE trigger = 'cli'"), 1);
+    /* It left: the three grow back. */
+    assert_true(t_wait_until(shares_are, &three, 10000));
+    free(c.out);
+    free(c.err);
+}
+
 static void test_graceful_stop_gives_back_the_share(void **state)
 {
     (void)state;
@@ -326,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_three_instances_share_the_rate),
         cmocka_unit_test(test_kill_and_join_rebalance),
         cmocka_unit_test(test_cut_off_instance_stops_before_the_others_grow),
+        cmocka_unit_test(test_cli_takes_its_share),
         cmocka_unit_test(test_graceful_stop_gives_back_the_share),
     };
     return tgroup_run("chaos_rate", tests, setup, teardown);
