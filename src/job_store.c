@@ -205,20 +205,28 @@ long long job_store_prune_count(PGconn *c, long long older_than_days, struct err
     return n;
 }
 
-/* The claim: the oldest queued job of one of $2's types; with $3 > 0 a fleet child only while
- * fewer than $3 are running (every instance); with $4 only that parent's children. */
-static const char CLAIM[] =
-    "UPDATE job_logs j SET status = 'running', attempts = j.attempts + 1, worker_id = $1, "
-    " heartbeat_at = now(), started_at = now() "
+/* The claim: the oldest queued job of one of $2's types, either no fleet child (CLAIM_TOP)
+ * or a fleet child (CLAIM_CHILD: with $3 > 0 only while fewer than $3 children are running,
+ * every instance counted; with $4 only that parent's children). */
+#define CLAIM_HEAD                                                                                 \
+    "UPDATE job_logs j SET status = 'running', attempts = j.attempts + 1, worker_id = $1, "        \
+    " heartbeat_at = now(), started_at = now() "                                                   \
     "FROM (SELECT id FROM job_logs WHERE status = 'queued' AND job_type = ANY ($2::text[]) "
-    "      AND ($4::uuid IS NULL OR parent_id = $4::uuid) "
-    "      AND (parent_id IS NULL OR $3::int <= 0 OR (SELECT count(*) FROM job_logs r "
-    "           WHERE r.status = 'running' AND r.parent_id IS NOT NULL) < $3::int) "
-    "      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) q "
-    "WHERE j.id = q.id "
-    "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "
-    " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "
-    " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, '')";
+#define CLAIM_TAIL                                                                                 \
+    "      ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) q "                                 \
+    "WHERE j.id = q.id "                                                                           \
+    "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "                                \
+    " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "                            \
+    " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, '')"
+static const char CLAIM_TOP[] = CLAIM_HEAD "      AND parent_id IS NULL " CLAIM_TAIL;
+static const char CLAIM_CHILD[] = CLAIM_HEAD
+    "      AND parent_id IS NOT NULL AND ($4::uuid IS NULL OR parent_id = $4::uuid) "
+    "      AND ($3::int <= 0 OR (SELECT count(*) FROM job_logs r "
+    "           WHERE r.status = 'running' AND r.parent_id IS NOT NULL) < $3::int) " CLAIM_TAIL;
+/* Whether a fleet child of one of $1's types is queued (job_logs_queued: the queue is short). */
+static const char CHILD_QUEUED[] =
+    "SELECT EXISTS (SELECT 1 FROM job_logs WHERE status = 'queued' AND parent_id IS NOT NULL "
+    "AND job_type = ANY ($1::text[]))";
 
 /* The key of the advisory lock that serialises limited claims (any constant of our own). */
 #define CLAIM_LOCK_SQL "SELECT pg_advisory_xact_lock(hashtextextended('jobsd:fleet:claim', 0))"
@@ -229,16 +237,18 @@ int job_store_claim(PGconn *c, const char *worker_id, const char *const *types, 
     return job_store_claim_limited(c, worker_id, types, ntypes, 0, NULL, out, e);
 }
 
-static MUSTCHECK PGresult *claim_query(PGconn *c, const char *const *params, bool serialise,
+/* A fleet child's claim; under FLEET_MAX_RUNNING the claims are serialised, so two instances
+ * cannot both see the last free slot. */
+static MUSTCHECK PGresult *claim_child(PGconn *c, const char *const *params, bool serialise,
                                        struct err *e)
 {
     if (!serialise)
-        return db_query(c, CLAIM, 4, params, e);
+        return db_query(c, CLAIM_CHILD, 4, params, e);
     if (db_begin(c, 5000, e) != 0 || db_exec(c, CLAIM_LOCK_SQL, 0, NULL, e) != 0) {
         db_rollback(c);
         return NULL;
     }
-    PGresult *r = db_query(c, CLAIM, 4, params, e);
+    PGresult *r = db_query(c, CLAIM_CHILD, 4, params, e);
     if (!r || db_commit(c, e) != 0) {
         PQclear(r);
         db_rollback(c);
@@ -247,19 +257,9 @@ static MUSTCHECK PGresult *claim_query(PGconn *c, const char *const *params, boo
     return r;
 }
 
-int job_store_claim_limited(PGconn *c, const char *worker_id, const char *const *types,
-                            size_t ntypes, long long max_children, const char *parent_id,
-                            struct job_claim *out, struct err *e)
+/* The claimed row (or none) into out: 1, 0. Takes r. */
+static int claimed(PGresult *r, struct job_claim *out)
 {
-    memset(out, 0, sizeof *out);
-    char max[24];
-    util_fmt(max, sizeof max, "%lld", max_children > 0 ? max_children : 0);
-    char *types_lit = db_array_literal(types, ntypes);
-    const char *params[] = {worker_id, types_lit, max, parent_id};
-    PGresult *r = claim_query(c, params, max_children > 0, e);
-    free(types_lit);
-    if (!r)
-        return -1;
     if (PQntuples(r) == 0) {
         PQclear(r);
         return 0;
@@ -275,6 +275,37 @@ int job_store_claim_limited(PGconn *c, const char *worker_id, const char *const 
     if (!out->params)
         out->params = json_object();
     return 1;
+}
+
+/* A worker (parent_id NULL) takes a job that is no fleet child first, with one statement and
+ * no lock: the fleet limit's lock is taken only when a fleet child is queued. A job queued by
+ * hand therefore starts at the next free worker even behind a fleet's queued children. */
+int job_store_claim_limited(PGconn *c, const char *worker_id, const char *const *types,
+                            size_t ntypes, long long max_children, const char *parent_id,
+                            struct job_claim *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    char max[24];
+    util_fmt(max, sizeof max, "%lld", max_children > 0 ? max_children : 0);
+    char *types_lit = db_array_literal(types, ntypes);
+    const char *params[] = {worker_id, types_lit, max, parent_id};
+    int rc = 0;
+    if (!parent_id) {
+        PGresult *r = db_query(c, CLAIM_TOP, 2, params, e);
+        rc = r ? claimed(r, out) : -1;
+        if (rc == 0 && max_children > 0) {
+            const char *q[] = {types_lit};
+            PGresult *x = db_query(c, CHILD_QUEUED, 1, q, e);
+            rc = !x ? -1 : strcmp(PQgetvalue(x, 0, 0), "t") == 0 ? 0 : 2;
+            PQclear(x);
+        }
+    }
+    if (rc == 0) {
+        PGresult *r = claim_child(c, params, max_children > 0, e);
+        rc = r ? claimed(r, out) : -1;
+    }
+    free(types_lit);
+    return rc == 2 ? 0 : rc;
 }
 
 /* Success, or a partial failure (job_err set): the result is stored either way. */

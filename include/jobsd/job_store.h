@@ -123,10 +123,11 @@ MUSTCHECK int job_store_finish_partial(PGconn *c, const char *id, const char *wo
                                        long long records, json_t *result, const struct err *job_err,
                                        long long *duration_ms, struct err *e);
 /* job_store_claim for workers with the fleet-wide limit on fleet children running at once:
- * when max_children > 0 a fleet child (parent_id set) is claimed only while fewer than
- * max_children are running, every instance counted; claims are serialised by a
- * transaction-scoped advisory lock so the limit is exact. With parent_id, only that parent's
- * children are claimed (the parent runs them itself while it waits). */
+ * a job that is no fleet child is taken first (one statement, no lock); then, when
+ * max_children > 0, a fleet child (parent_id set) only while fewer than max_children are
+ * running, every instance counted, with the child claims serialised by a transaction-scoped
+ * advisory lock (taken only when a child is queued) so the limit is exact. With parent_id,
+ * only that parent's children are claimed (the parent runs them itself while it waits). */
 MUSTCHECK int job_store_claim_limited(PGconn *c, const char *worker_id, const char *const *types,
                                       size_t ntypes, long long max_children, const char *parent_id,
                                       struct job_claim *out, struct err *e);

@@ -449,6 +449,47 @@ static void test_claim_types_and_queue_counts(void **state)
     PQfinish(c);
 }
 
+/* A worker's claim (FLEET_MAX_RUNNING > 0) takes a job that is no fleet child first, without
+ * the fleet limit's advisory lock: held by another session, it blocks nothing then; a fleet
+ * child queued earlier waits, and is claimed (under the lock) once the lock is free. */
+static void test_claim_top_first_without_the_fleet_lock(void **state)
+{
+    (void)state;
+    PGconn *c = conn(), *holder = conn();
+    struct err e;
+    err_clear(&e);
+    tdb_exec(c, "DELETE FROM job_logs");
+    struct job_request parent, child, top;
+    request(&parent, "fleet:parent");
+    request(&child, "fleet:child");
+    request(&top, "by:hand");
+    struct job_enqueued jp, jc, jt;
+    assert_int_equal(job_store_enqueue(c, TYPE, &parent, &ORIGIN, NULL, &jp, &e), 0);
+    tdb_execf(c, "UPDATE job_logs SET status = 'running' WHERE id = '%s'", jp.id);
+    assert_int_equal(job_store_enqueue_child(c, TYPE, &child, &ORIGIN, jp.id, &jc, &e), 0);
+    assert_int_equal(job_store_enqueue(c, TYPE, &top, &ORIGIN, NULL, &jt, &e), 0);
+    tdb_exec(holder, "SELECT pg_advisory_lock(hashtextextended('jobsd:fleet:claim', 0))");
+    struct job_claim cl;
+    long long t0 = t_now_ms();
+    assert_int_equal(job_store_claim_limited(c, "me:1:w1", TYPES, 1, 4, NULL, &cl, &e), 1);
+    long long took = t_now_ms() - t0;
+    assert_string_equal(cl.id, jt.id); /* queued last, claimed first */
+    if (took > 1000)
+        fail_msg("the claim of a job that is no fleet child waited %lld ms for the fleet lock",
+                 took);
+    job_claim_clear(&cl);
+    tdb_exec(holder, "SELECT pg_advisory_unlock_all()");
+    assert_int_equal(job_store_claim_limited(c, "me:1:w1", TYPES, 1, 4, NULL, &cl, &e), 1);
+    assert_string_equal(cl.id, jc.id);
+    job_claim_clear(&cl);
+    assert_int_equal(job_store_claim_limited(c, "me:1:w1", TYPES, 1, 4, NULL, &cl, &e), 0);
+    job_request_clear(&parent);
+    job_request_clear(&child);
+    job_request_clear(&top);
+    PQfinish(holder);
+    PQfinish(c);
+}
+
 static void test_array_literal(void **state)
 {
     (void)state;
@@ -479,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_reaper_and_requeue),
         cmocka_unit_test(test_reaper_second_look),
         cmocka_unit_test(test_claim_types_and_queue_counts),
+        cmocka_unit_test(test_claim_top_first_without_the_fleet_lock),
         cmocka_unit_test(test_array_literal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
