@@ -15,10 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The job types a tenant needs an active Mercado Livre connection for: a tenant without
- * one cannot be synced, so it is never stale on them (the fleet trigger skips it too). */
-static const char *const NEEDS_CONNECTION[] = {"mercadolivre_sync"};
-
 const char *freshness_sql(void)
 {
     const struct embedded_file *f = embedded_find("freshness.sql");
@@ -33,7 +29,10 @@ json_t *freshness_report(PGconn *c, const struct freshness_query *q, long long t
     const char *types[JOB_KINDS_MAX];
     size_t ntypes = job_kinds_types(types, JOB_KINDS_MAX);
     char *type_list = db_array_literal(types, ntypes);
-    char *conn_list = db_array_literal(NEEDS_CONNECTION, 1);
+    /* A tenant without an active Mercado Livre connection cannot be synced: never stale on
+     * the kinds that call it (the fleet trigger skips it too). */
+    const char *ml_types[JOB_KINDS_MAX];
+    char *conn_list = db_array_literal(ml_types, job_kinds_ml_types(ml_types, JOB_KINDS_MAX));
     char hours[24], limit[24];
     util_fmt(hours, sizeof hours, "%lld", q->max_age_hours);
     util_fmt(limit, sizeof limit, "%lld", q->limit);

@@ -35,6 +35,17 @@ size_t job_kinds_types(const char **out, size_t cap)
     return n;
 }
 
+size_t job_kinds_ml_types(const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; KINDS[i] && n < cap; i++)
+        if (KINDS[i]->calls_ml)
+            out[n++] = KINDS[i]->type;
+    if (n < cap)
+        out[n] = NULL;
+    return n;
+}
+
 const struct job_kind *job_kind_by_type(const char *type)
 {
     for (size_t i = 0; type && KINDS[i]; i++)

@@ -193,12 +193,12 @@ char *operator_store_trends(PGconn *c, long long days, long long timeout_ms, str
 
 char *operator_store_fleet(PGconn *c, long long max_age_hours, long long timeout_ms, struct err *e)
 {
-    /* As freshness.c: a tenant without an active connection cannot be synced. */
-    static const char *const needs_connection[] = {"mercadolivre_sync"};
     const char *types[JOB_KINDS_MAX];
     size_t n = job_kinds_types(types, JOB_KINDS_MAX);
     char *type_list = db_array_literal(types, n);
-    char *conn_list = db_array_literal(needs_connection, 1);
+    /* As freshness.c: a tenant without an active connection cannot be synced. */
+    const char *ml_types[JOB_KINDS_MAX];
+    char *conn_list = db_array_literal(ml_types, job_kinds_ml_types(ml_types, JOB_KINDS_MAX));
     char hours[24];
     util_fmt(hours, sizeof hours, "%lld", max_age_hours);
     const char *params[] = {type_list, conn_list, hours};

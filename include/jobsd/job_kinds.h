@@ -19,5 +19,8 @@ const struct job_kind *job_kind_by_name(const char *name);
  * how many (at most cap). JOB_KINDS_MAX is enough for all of them. */
 #define JOB_KINDS_MAX 16
 size_t job_kinds_types(const char **out, size_t cap);
+/* The same for the kinds that call Mercado Livre (calls_ml): a tenant needs an active
+ * connection for them, so one without is never stale on them (freshness, the console). */
+size_t job_kinds_ml_types(const char **out, size_t cap);
 
 #endif
