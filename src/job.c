@@ -43,7 +43,7 @@ bool job_status_finished(enum job_status s)
 
 bool job_run_stopping(const struct job_run *run)
 {
-    return (run->cancel && *run->cancel) || (run->cancel_op && *run->cancel_op);
+    return (run->cancel && *run->cancel) || (run->cancel_op && atomic_load(run->cancel_op));
 }
 
 void job_request_clear(struct job_request *r)

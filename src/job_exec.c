@@ -60,6 +60,8 @@ const char *job_outcome_name(enum job_outcome o)
         return "failed";
     case JOB_OUTCOME_REQUEUED:
         return "requeued";
+    case JOB_OUTCOME_CANCELLED:
+        return "cancelled";
     }
     return "failed";
 }
@@ -209,7 +211,7 @@ static void log_failed(const struct job_kind *kind, const struct job_claim *clai
 /* Calls the kind. On failure nothing it did is committed. */
 static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
                                    const struct job_claim *claim, const char *worker, PGconn *c,
-                                   const volatile int *cancel_op, struct err *e)
+                                   const atomic_int *cancel_op, struct err *e)
 {
     struct job_run run;
     memset(&run, 0, sizeof run);
@@ -272,7 +274,7 @@ static bool fleet_lost(void *ctx)
 /* A fleet parent's run (job_fleet): its children are run with this same path. */
 static MUSTCHECK json_t *call_fleet(const struct job_exec *x, const struct job_kind *kind,
                                     const struct job_claim *claim, const char *worker, PGconn **c,
-                                    const volatile int *cancel_op, struct err *e)
+                                    const atomic_int *cancel_op, struct err *e)
 {
     struct job_run run;
     memset(&run, 0, sizeof run);
@@ -317,17 +319,36 @@ static enum job_outcome finish_cancelled(const struct job_exec *x, const struct 
         log_event(LOG_INFO, LOG_JOB_TAG "job cancelled", "job", kind->name, "jobLogId", claim->id,
                   "tenantId", claim->tenant_id, NULL);
     err_clear(e);
-    err_set(e, 503, "interrupted", "cancelled by an operator; its transaction was rolled back");
-    return JOB_OUTCOME_FAILED;
+    err_set(e, 409, "job_cancelled",
+            "job %s was cancelled by an operator; its open transaction was rolled back", claim->id);
+    return JOB_OUTCOME_CANCELLED;
+}
+
+/* Whether an operator cancelled the run: its flag (the lease thread saw the row), the claim
+ * (a job requeued after the cancel was asked), or the row itself (a fleet parent that saw it
+ * in its counts before the lease thread did). */
+static bool operator_cancelled(const struct job_exec *x, const struct job_claim *claim,
+                               const atomic_int *cancel_op, PGconn *c)
+{
+    if (atomic_load(cancel_op) || claim->cancel_requested ||
+        job_lease_cancel_requested(x->lease, claim->id))
+        return true;
+    if (!c || db_is_broken(c))
+        return false;
+    db_rollback(c);
+    const char *ids[] = {claim->id};
+    bool requested = false;
+    struct err e;
+    err_clear(&e);
+    return job_store_cancel_requested(c, ids, 1, &requested, &e) == 0 && requested;
 }
 
 /* What a run that returned no result becomes. */
-static MUSTCHECK enum job_outcome after_failure(const struct job_exec *x,
-                                                const struct job_kind *kind,
-                                                const struct job_claim *claim, const char *worker,
-                                                PGconn **c, struct err *e)
+static MUSTCHECK enum job_outcome
+after_failure(const struct job_exec *x, const struct job_kind *kind, const struct job_claim *claim,
+              const char *worker, const atomic_int *cancel_op, PGconn **c, struct err *e)
 {
-    if (job_lease_cancel_requested(x->lease, claim->id))
+    if (operator_cancelled(x, claim, cancel_op, *c))
         return finish_cancelled(x, kind, claim, worker, c, e);
     bool cancelled = x->cancel && *x->cancel;
     if (cancelled && x->requeue_cancelled) {
@@ -359,15 +380,19 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
     if (result_out)
         *result_out = NULL;
     job_lease_add(x->lease, claim->id, worker);
-    PGcancel *canceller = PQgetCancel(*c);
     /* Set by the lease thread when an operator cancels the job: the kind stops at its next
-     * check (between batches), its statement in flight is cancelled (PQcancel). */
-    volatile int cancel_op = 0;
+     * check. A kind that never checks (the rebuild: one statement) gets its statement
+     * cancelled too (PQcancel); one that calls Mercado Livre does not (a cancel landing on
+     * the statement that stores a rotated refresh token would lose it), nor a fleet parent
+     * (it waits between short statements; its child's entry cancels the child's). */
+    bool by_statement = !kind->calls_ml && !job_fleet_is_parent(claim->params);
+    PGcancel *canceller = by_statement ? PQgetCancel(*c) : NULL;
+    atomic_int cancel_op = 0;
     job_lease_set_canceller(x->lease, claim->id, canceller, &cancel_op);
     log_started(kind, claim, worker);
     long long started = util_mono_ms();
     /* Cancelled before it started (a signal to the CLI right after it submitted): not run. */
-    bool cancelled = x->cancel && *x->cancel;
+    bool cancelled = (x->cancel && *x->cancel) || claim->cancel_requested;
     json_t *result = cancelled ? NULL
                      : job_fleet_is_parent(claim->params)
                          ? call_fleet(x, kind, claim, worker, c, &cancel_op, e)
@@ -380,9 +405,10 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
         log_finished(kind, claim, result, partial);
         metrics_job(x->metrics, kind->type, partial ? "error" : "success", seconds);
     } else {
-        outcome = after_failure(x, kind, claim, worker, c, e);
-        if (outcome == JOB_OUTCOME_FAILED)
-            metrics_job(x->metrics, kind->type, "error", seconds);
+        outcome = after_failure(x, kind, claim, worker, &cancel_op, c, e);
+        if (outcome == JOB_OUTCOME_FAILED || outcome == JOB_OUTCOME_CANCELLED)
+            metrics_job(x->metrics, kind->type,
+                        outcome == JOB_OUTCOME_FAILED ? "error" : "cancelled", seconds);
     }
     job_lease_remove(x->lease, claim->id);
     if (canceller)

@@ -27,6 +27,7 @@ bool job_fleet_is_parent(const json_t *params)
 struct counts {
     long long tenants; /* -1 until the fan-out counted them */
     long long enqueued, queued, running, succeeded, failed, skipped;
+    long long cancel_requested; /* 1: an operator cancelled the parent (metadata) */
 };
 
 static const char COUNTS_SQL[] =
@@ -35,7 +36,8 @@ static const char COUNTS_SQL[] =
     " count(*) FILTER (WHERE j.status = 'success'), "
     " count(*) FILTER (WHERE j.status IN ('error', 'cancelled') OR (c.child_id IS NOT NULL AND "
     "j.id IS NULL)), "
-    " count(c.tenant_id) FILTER (WHERE c.child_id IS NULL) "
+    " count(c.tenant_id) FILTER (WHERE c.child_id IS NULL), "
+    " (p.metadata ? 'cancelRequested')::int "
     "FROM job_logs p LEFT JOIN job_fleet_children c ON c.parent_id = p.id "
     "LEFT JOIN job_logs j ON j.id = c.child_id WHERE p.id = $1 GROUP BY p.id";
 
@@ -49,9 +51,9 @@ static MUSTCHECK int read_counts(PGconn *c, const char *id, long long timeout_ms
     if (!r)
         return -1;
     if (PQntuples(r) == 1) {
-        long long *f[] = {&n->tenants,   &n->enqueued, &n->queued, &n->running,
-                          &n->succeeded, &n->failed,   &n->skipped};
-        for (int i = 0; i < 7; i++)
+        long long *f[] = {&n->tenants,   &n->enqueued, &n->queued,  &n->running,
+                          &n->succeeded, &n->failed,   &n->skipped, &n->cancel_requested};
+        for (int i = 0; i < 8; i++)
             *f[i] = util_i64_or(PQgetvalue(r, 0, i), 0);
     }
     PQclear(r);
@@ -100,13 +102,18 @@ static MUSTCHECK int hold_parent(PGconn *c, const struct job_run *run, struct er
 {
     const char *p[] = {run->id, run->worker_id};
     PGresult *r = db_query(c,
-                           "SELECT 1 FROM job_logs WHERE id = $1 AND worker_id = $2 "
-                           "AND status = 'running' FOR UPDATE",
+                           "SELECT metadata ? 'cancelRequested' FROM job_logs WHERE id = $1 "
+                           "AND worker_id = $2 AND status = 'running' FOR UPDATE",
                            2, p, e);
     if (!r)
         return -1;
     bool mine = PQntuples(r) == 1;
+    /* An operator's cancel waits for this lock (operator_store.c), then cancels the children
+     * this batch queued; a batch after it queues nothing. */
+    bool cancelled = mine && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
+    if (cancelled)
+        return err_set(e, 503, "interrupted", "cancelled by an operator while queueing");
     return mine ? 0 : err_set(e, 503, "interrupted", "job %s is no longer ours", run->id);
 }
 
@@ -343,6 +350,12 @@ json_t *job_fleet_run(const struct job_kind *kind, struct job_run *run,
             if (read_counts(run->conn, run->id, 0, &n, e) != 0)
                 return NULL;
             counted_at = util_mono_ms();
+            /* Cancelled: its queued children were cancelled with it and end on their own;
+             * it must not finish as if they had failed. */
+            if (n.cancel_requested) {
+                err_set(e, 503, "interrupted", "cancelled by an operator");
+                return NULL;
+            }
             report(run, &n, &last);
             if (n.queued + n.running == 0)
                 return finish(run, &n, e);

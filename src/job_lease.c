@@ -21,7 +21,7 @@ struct entry {
     bool lost;
     bool cancel_requested; /* an operator asked (metadata.cancelRequested) */
     PGcancel *pgcancel;    /* the run's statement canceller (the runner's), may be NULL */
-    volatile int *flag;    /* the run's job_run.cancel_op, may be NULL */
+    atomic_int *flag;      /* the run's job_run.cancel_op, may be NULL */
 };
 
 struct job_lease {
@@ -60,7 +60,7 @@ static void cancel_pass(struct job_lease *l, PGconn *c, const char *const *ids, 
                 continue;
             en->cancel_requested = true;
             if (en->flag)
-                *en->flag = 1;
+                atomic_store(en->flag, 1);
             char buf[256];
             if (en->pgcancel)
                 (void)PQcancel(en->pgcancel, buf, sizeof buf);
@@ -346,7 +346,7 @@ void job_lease_stop(struct job_lease *l)
     free(l);
 }
 
-void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc, volatile int *flag)
+void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc, atomic_int *flag)
 {
     pthread_mutex_lock(&l->lock);
     for (size_t i = 0; i < l->n; i++)

@@ -58,7 +58,10 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     struct job_runner *r = w->r;
     const struct job_kind *kind = job_kind_by_type(claim->job_type);
     pthread_mutex_lock(&r->lock);
-    w->cancel = PQgetCancel(*c);
+    /* At shutdown a job past its grace is told to stop (cancelled) and its statement is
+     * cancelled, except a Mercado Livre kind's: it stops at its next check, and a cancel
+     * landing on the statement that stores a rotated refresh token would lose the token. */
+    w->cancel = kind && kind->calls_ml ? NULL : PQgetCancel(*c);
     w->busy = true;
     w->cancelled = 0;
     pthread_mutex_unlock(&r->lock);
@@ -196,9 +199,11 @@ void job_runner_stop(struct job_runner *r, long long grace_ms)
     pthread_mutex_lock(&r->lock);
     for (int i = 0; i < r->nworkers; i++) {
         struct worker *w = &r->workers[i];
-        if (w->busy && w->cancel) {
+        if (!w->busy)
+            continue;
+        w->cancelled = 1;
+        if (w->cancel) {
             char why[256];
-            w->cancelled = 1;
             if (!PQcancel(w->cancel, why, (int)sizeof why))
                 log_event(LOG_WARN, "could not cancel a running job", "workerId", w->id, "error",
                           why, NULL);

@@ -217,7 +217,8 @@ long long job_store_prune_count(PGconn *c, long long older_than_days, struct err
     "WHERE j.id = q.id "                                                                           \
     "RETURNING j.id, j.job_type, coalesce(j.tenant_id::text, ''), "                                \
     " coalesce(j.metadata->'request', '{}'::jsonb)::text, j.attempts, "                            \
-    " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, '')"
+    " coalesce(j.metadata->>'requestId', ''), coalesce(j.trigger, ''), "                           \
+    " j.metadata ? 'cancelRequested'"
 static const char CLAIM_TOP[] = CLAIM_HEAD "      AND parent_id IS NULL " CLAIM_TAIL;
 static const char CLAIM_CHILD[] = CLAIM_HEAD
     "      AND parent_id IS NOT NULL AND ($4::uuid IS NULL OR parent_id = $4::uuid) "
@@ -271,6 +272,7 @@ static int claimed(PGresult *r, struct job_claim *out)
     out->attempts = (int)util_i64_or(PQgetvalue(r, 0, 4), 0);
     snprintf(out->request_id, sizeof out->request_id, "%s", PQgetvalue(r, 0, 5));
     snprintf(out->trigger, sizeof out->trigger, "%s", PQgetvalue(r, 0, 6));
+    out->cancel_requested = strcmp(PQgetvalue(r, 0, 7), "t") == 0;
     PQclear(r);
     if (!out->params)
         out->params = json_object();

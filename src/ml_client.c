@@ -440,9 +440,20 @@ int ml_refresh_token(struct ml_client *c, const char *refresh_token, struct ml_t
         goto out;
     }
     for (int attempt = 1;; attempt++) {
-        long long wait;
-        while (!ml_client_admit(c, util_mono_ms(), &wait))
+        /* Waiting for a slot is bounded like the request itself: paused for longer (no share
+         * of the fleet's limit: its heartbeat cannot reach the database), the refresh fails
+         * as Mercado Livre being unavailable, transient. */
+        long long wait, gave_up = util_mono_ms() + c->timeout_ms;
+        while (!ml_client_admit(c, util_mono_ms(), &wait)) {
+            if (util_mono_ms() >= gave_up) {
+                err_set(e, 503, "ml_unavailable",
+                        "no share of the Mercado Livre limit for %lld ms: the token was not "
+                        "refreshed",
+                        c->timeout_ms);
+                goto out;
+            }
             util_sleep_ms(wait > 0 ? wait : 10, NULL);
+        }
         struct ml_transfer t;
         ml_client_transfer_open(c, &t, "/oauth/token", NULL, buf_str(&form));
         CURLcode res = curl_easy_perform(t.easy);

@@ -59,10 +59,19 @@ int operator_store_cancel(PGconn *c, const char *id, const char *by, long long t
         " WHERE parent_id = target.tid AND status IN ('queued', 'running') RETURNING 1) "
         "SELECT tstatus, (SELECT count(*) FROM kids) FROM target";
     // clang-format on
+    /* The job's row is locked first, in a statement of its own: a fleet parent queueing a
+     * batch of children holds it until the batch commits, and the cancel's own snapshot,
+     * taken after, then sees every child of that batch (the parent queues no batch after). */
     const char *params[] = {uuid, by};
-    PGresult *r = db_read(c, timeout_ms, SQL, 2, params, e);
-    if (!r)
+    struct db_stmt st[] = {{"SELECT 1 FROM job_logs WHERE id = $1::uuid FOR UPDATE", 1, params},
+                           {SQL, 2, params}};
+    PGresult *res[2] = {NULL, NULL};
+    if (db_tx_send(c, timeout_ms, st, 2, e) != 0 || db_tx_wait(c, 2, res, e) != 0)
         return -1;
+    PQclear(res[0]);
+    PGresult *r = res[1];
+    if (!r)
+        return err_set(e, 500, "internal_error", "the cancel returned no result");
     int rc = PQntuples(r) == 1 ? (strcmp(PQgetvalue(r, 0, 0), "running") == 0 ? 1 : 0) : -2;
     PQclear(r);
     return rc != -2 ? rc : explain(c, uuid, timeout_ms, true, e);

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "jobsd/config.h"
@@ -54,7 +55,7 @@ struct job_run {
     volatile int *cancel;
     /* Set by the lease thread when an operator cancels this job (POST .../cancel); may be
      * NULL. Kinds poll job_run_stopping(), which reads both, between statements and batches. */
-    const volatile int *cancel_op;
+    const atomic_int *cancel_op;
 };
 
 /* Whether the run must stop: shutdown or an operator's cancel. */

@@ -66,6 +66,7 @@ enum job_outcome {
     JOB_OUTCOME_PARTIAL, /* it ran to its end with errors: its body says success false */
     JOB_OUTCOME_FAILED,
     JOB_OUTCOME_REQUEUED,
+    JOB_OUTCOME_CANCELLED, /* an operator cancelled it: it ended `cancelled`, nothing kept */
 };
 const char *job_outcome_name(enum job_outcome o);
 

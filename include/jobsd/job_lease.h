@@ -7,6 +7,7 @@
 #define JOBSD_JOB_LEASE_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct job_lease;
@@ -27,7 +28,7 @@ void job_lease_kick(struct job_lease *l);
  * cancelRequested (looked for every second while jobs run here), which then also sets *flag
  * (the run's job_run.cancel_op; must outlive job_lease_remove, may be NULL); and whether that
  * happened. */
-void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc, volatile int *flag);
+void job_lease_set_canceller(struct job_lease *l, const char *id, PGcancel *pc, atomic_int *flag);
 bool job_lease_cancel_requested(struct job_lease *l, const char *id);
 void job_lease_stop(struct job_lease *l);
 

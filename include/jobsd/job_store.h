@@ -103,6 +103,7 @@ struct job_claim {
     char trigger[16];               /* "http", "cli" */
     json_t *params;                 /* the resolved request (owned) */
     int attempts;
+    bool cancel_requested; /* an operator cancelled it while it ran, then it was requeued */
 };
 void job_claim_clear(struct job_claim *c);
 

@@ -8,7 +8,9 @@
  *    requests parked on it and on a queued sync with `Prefer: wait` get their final answer,
  *    409 job_cancelled, not a 202 when their wait runs out.
  *  - A fleet parent cancelled takes its children with it: the running one stops, the queued
- *    ones never start, none succeeds. */
+ *    ones never start, none succeeds; one waiting with only queued children (no slot free)
+ *    ends `cancelled` too, not `error` for its cancelled children.
+ *  - A job requeued after its cancel was asked never runs again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,11 +275,77 @@ static void test_cancel_fleet_parent(void **state)
     free(parent);
 }
 
+/* A fleet parent that waits with only queued children (the one FLEET_MAX_RUNNING slot is
+ * held by another fleet's running child): the cancel ends its children at once, and the
+ * parent, which sees none left before its own flag is raised, still ends `cancelled`, not
+ * `error` with "3 of 3 tenants' jobs failed". */
+static void test_cancel_waiting_fleet_parent(void **state)
+{
+    (void)state;
+    slow_visits();
+    tdb_exec(db.conn, "INSERT INTO job_logs (job_type, status, parent_id, worker_id, "
+                      "heartbeat_at, started_at, attempts) VALUES ('mercadolivre_sync', "
+                      "'running', gen_random_uuid(), 'ghost:1:w', now() + interval '1 hour', "
+                      "now(), 1)");
+    struct th_response r;
+    assert_true(th_post_job(proc.port, TSYNC_PATH, TEST_KEY,
+                            "{\"allTenants\": true, \"daysBack\": 3, \"include\": [\"listings\"]}",
+                            "Prefer: respond-async\r\n", &r));
+    assert_int_equal(r.status, 202);
+    char *parent = strdup(json_string_value(json_object_get(r.json, "jobLogId")));
+    th_free(&r);
+    char where[512];
+    snprintf(where, sizeof where,
+             "id = '%s' AND status = 'running' AND (SELECT count(*) FROM job_logs k WHERE "
+             "k.parent_id = job_logs.id AND k.status = 'queued') = %d",
+             parent, NSELLERS);
+    wait_row(where, 30000);
+    t_sleep_ms(300); /* it is waiting: the slot is taken */
+    assert_int_equal(cancel(parent, &r), 202);
+    th_free(&r);
+    snprintf(where, sizeof where, "id = '%s' AND status NOT IN ('queued', 'running')", parent);
+    wait_row(where, 30000);
+    char *status = tdb_value(db.conn, "SELECT status FROM job_logs WHERE id = '%s'", parent);
+    assert_string_equal(status, "cancelled");
+    assert_int_equal(tdb_int(db.conn,
+                             "SELECT count(*) FROM job_logs WHERE parent_id = '%s' AND status = "
+                             "'cancelled' AND started_at IS NULL",
+                             parent),
+                     NSELLERS);
+    tdb_exec(db.conn, "DELETE FROM job_logs WHERE worker_id = 'ghost:1:w'");
+    free(status);
+    free(parent);
+}
+
+/* A job whose cancel was asked while it ran, then requeued (its instance stopped, say) before
+ * it could be stopped: claimed again, it ends cancelled without running at all. */
+static void test_requeued_after_cancel_never_runs(void **state)
+{
+    (void)state;
+    slow_visits();
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO job_logs (tenant_id, job_type, status, dedupe_key, attempts, metadata) "
+             "VALUES ('%s', 'mercadolivre_sync', 'queued', 'mercadolivre_sync:%s', 1, "
+             "jsonb_build_object('request', jsonb_build_object('tenantId', '%s', 'daysBack', 3, "
+             "'include', jsonb_build_array('listings', 'visits')), 'cancelRequested', true, "
+             "'cancelledBy', 'operator')) RETURNING id",
+             sellers[2].tenant, sellers[2].tenant, sellers[2].tenant);
+    char *id = tdb_value(db.conn, "%s", sql);
+    char where[160];
+    snprintf(where, sizeof where, "id = '%s' AND status = 'cancelled'", id);
+    wait_row(where, 30000);
+    assert_int_equal(fake_ml_stat(&fake, "requests_total"), 0);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_running_sync),
         cmocka_unit_test(test_cancel_fleet_parent),
+        cmocka_unit_test(test_cancel_waiting_fleet_parent),
+        cmocka_unit_test(test_requeued_after_cancel_never_runs),
     };
     return tgroup_run("operator_cancel", tests, setup, teardown);
 }
