@@ -328,7 +328,7 @@ static enum job_outcome finish_cancelled(const struct job_exec *x, const struct 
  * (a job requeued after the cancel was asked), or the row itself (a fleet parent that saw it
  * in its counts before the lease thread did). */
 static bool operator_cancelled(const struct job_exec *x, const struct job_claim *claim,
-                               const atomic_int *cancel_op, PGconn *c)
+                               const char *worker, const atomic_int *cancel_op, PGconn *c)
 {
     if (atomic_load(cancel_op) || claim->cancel_requested ||
         job_lease_cancel_requested(x->lease, claim->id))
@@ -340,7 +340,7 @@ static bool operator_cancelled(const struct job_exec *x, const struct job_claim 
     bool requested = false;
     struct err e;
     err_clear(&e);
-    return job_store_cancel_requested(c, ids, 1, &requested, &e) == 0 && requested;
+    return job_store_cancel_requested(c, ids, worker, 1, &requested, &e) == 0 && requested;
 }
 
 /* What a run that returned no result becomes. */
@@ -348,7 +348,7 @@ static MUSTCHECK enum job_outcome
 after_failure(const struct job_exec *x, const struct job_kind *kind, const struct job_claim *claim,
               const char *worker, const atomic_int *cancel_op, PGconn **c, struct err *e)
 {
-    if (operator_cancelled(x, claim, cancel_op, *c))
+    if (operator_cancelled(x, claim, worker, cancel_op, *c))
         return finish_cancelled(x, kind, claim, worker, c, e);
     bool cancelled = x->cancel && *x->cancel;
     if (cancelled && x->requeue_cancelled) {
@@ -381,12 +381,10 @@ enum job_outcome job_exec_run(const struct job_exec *x, const struct job_kind *k
         *result_out = NULL;
     job_lease_add(x->lease, claim->id, worker);
     /* Set by the lease thread when an operator cancels the job: the kind stops at its next
-     * check. A kind that never checks (the rebuild: one statement) gets its statement
-     * cancelled too (PQcancel); one that calls Mercado Livre does not (a cancel landing on
-     * the statement that stores a rotated refresh token would lose it), nor a fleet parent
-     * (it waits between short statements; its child's entry cancels the child's). */
-    bool by_statement = !kind->calls_ml && !job_fleet_is_parent(claim->params);
-    PGcancel *canceller = by_statement ? PQgetCancel(*c) : NULL;
+     * check, and its statement in flight is cancelled (PQcancel: a rebuild is one statement,
+     * a sync may wait on a lock). Not a fleet parent's: it waits between short statements,
+     * and its child, on the same connection, has an entry that cancels the child's. */
+    PGcancel *canceller = job_fleet_is_parent(claim->params) ? NULL : PQgetCancel(*c);
     atomic_int cancel_op = 0;
     job_lease_set_canceller(x->lease, claim->id, canceller, &cancel_op);
     log_started(kind, claim, worker);

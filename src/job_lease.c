@@ -48,7 +48,7 @@ static void cancel_pass(struct job_lease *l, PGconn *c, const char *const *ids, 
     bool *req = util_calloc(n, sizeof *req);
     struct err e;
     err_clear(&e);
-    if (job_store_cancel_requested(c, ids, n, req, &e) != 0) {
+    if (job_store_cancel_requested(c, ids, NULL, n, req, &e) != 0) {
         free(req);
         return;
     }

@@ -59,9 +59,8 @@ static void run_claimed(struct worker *w, PGconn **c, struct job_claim *claim)
     const struct job_kind *kind = job_kind_by_type(claim->job_type);
     pthread_mutex_lock(&r->lock);
     /* At shutdown a job past its grace is told to stop (cancelled) and its statement is
-     * cancelled, except a Mercado Livre kind's: it stops at its next check, and a cancel
-     * landing on the statement that stores a rotated refresh token would lose the token. */
-    w->cancel = kind && kind->calls_ml ? NULL : PQgetCancel(*c);
+     * cancelled (a sync stores a rotated token again if the cancel lands there). */
+    w->cancel = PQgetCancel(*c);
     w->busy = true;
     w->cancelled = 0;
     pthread_mutex_unlock(&r->lock);

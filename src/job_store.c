@@ -13,11 +13,6 @@ void job_claim_clear(struct job_claim *c)
     memset(c, 0, sizeof *c);
 }
 
-static bool parse_status(const char *s, enum job_status *out)
-{
-    return job_status_parse(s, out);
-}
-
 static MUSTCHECK int enqueue(PGconn *c, const char *job_type, const struct job_request *req,
                              const struct job_origin *origin, const char *worker_id,
                              const char *parent_id, struct job_enqueued *out, struct err *e)
@@ -66,7 +61,7 @@ static MUSTCHECK int enqueue(PGconn *c, const char *job_type, const struct job_r
             goto out;
         if (PQntuples(r) == 1) {
             snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
-            (void)parse_status(PQgetvalue(r, 0, 1), &out->status);
+            (void)job_status_parse(PQgetvalue(r, 0, 1), &out->status);
             PQclear(r);
             rc = 0;
             goto out;
@@ -78,7 +73,7 @@ static MUSTCHECK int enqueue(PGconn *c, const char *job_type, const struct job_r
             goto out;
         if (PQntuples(r) == 1) {
             snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
-            (void)parse_status(PQgetvalue(r, 0, 1), &out->status);
+            (void)job_status_parse(PQgetvalue(r, 0, 1), &out->status);
             out->deduplicated = true;
             PQclear(r);
             rc = 0;
@@ -133,7 +128,7 @@ static MUSTCHECK int check_queue(PGconn *c, const char *dedupe_key, long long ma
     if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
         if (!PQgetisnull(r, 0, 1)) {
             snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 1));
-            (void)parse_status(PQgetvalue(r, 0, 2), &out->status);
+            (void)job_status_parse(PQgetvalue(r, 0, 2), &out->status);
             out->deduplicated = true;
             rc = 1;
         } else {
@@ -658,8 +653,8 @@ int job_store_queue_counts(PGconn *c, const char *const *types, size_t ntypes,
     return 0;
 }
 
-int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n, bool *requested,
-                               struct err *e)
+int job_store_cancel_requested(PGconn *c, const char *const *ids, const char *worker_id, size_t n,
+                               bool *requested, struct err *e)
 {
     for (size_t i = 0; i < n; i++)
         requested[i] = false;
@@ -667,9 +662,10 @@ int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n, bool
         return 0;
     char *lit = db_array_literal(ids, n);
     static const char SQL[] = "SELECT id::text FROM job_logs WHERE id = ANY ($1::uuid[]) "
-                              "AND status = 'running' AND metadata ? 'cancelRequested'";
-    const char *params[] = {lit};
-    PGresult *r = db_query(c, SQL, 1, params, e);
+                              "AND status = 'running' AND metadata ? 'cancelRequested' "
+                              "AND ($2::text IS NULL OR worker_id = $2)";
+    const char *params[] = {lit, worker_id};
+    PGresult *r = db_query(c, SQL, 2, params, e);
     free(lit);
     if (!r)
         return -1;

@@ -19,6 +19,9 @@
  * fleet whose shares add up to exactly ML_MAX_RPS be seen 1-2 over by the fake on a loaded
  * machine; 100 ms costs 9 % of the throughput and held (tests/chaos/test_chaos_rate.c). */
 #define RATE_MARGIN_MS 100
+/* How long a token refresh waits for a share of the fleet's limit at least (see
+ * ml_refresh_token). */
+#define SHARE_WAIT_MAX_MS 125000
 
 /* ------------------------------------------------------------------ setup */
 
@@ -440,16 +443,18 @@ int ml_refresh_token(struct ml_client *c, const char *refresh_token, struct ml_t
         goto out;
     }
     for (int attempt = 1;; attempt++) {
-        /* Waiting for a slot is bounded like the request itself: paused for longer (no share
-         * of the fleet's limit: its heartbeat cannot reach the database), the refresh fails
-         * as Mercado Livre being unavailable, transient. */
-        long long wait, gave_up = util_mono_ms() + c->timeout_ms;
+        /* Waiting for a slot is bounded: a newcomer gets its share within two heartbeats
+         * (INSTANCE_HEARTBEAT_SECONDS at most 60) and a second; paused for longer than that
+         * and the request's own timeout (no share of the fleet's limit: its heartbeat cannot
+         * reach the database), the refresh fails as Mercado Livre being unavailable. */
+        long long wait,
+            gave_up = util_mono_ms() +
+                      (c->timeout_ms > SHARE_WAIT_MAX_MS ? c->timeout_ms : SHARE_WAIT_MAX_MS);
         while (!ml_client_admit(c, util_mono_ms(), &wait)) {
             if (util_mono_ms() >= gave_up) {
                 err_set(e, 503, "ml_unavailable",
-                        "no share of the Mercado Livre limit for %lld ms: the token was not "
-                        "refreshed",
-                        c->timeout_ms);
+                        "no share of the Mercado Livre limit in time: the token was not "
+                        "refreshed");
                 goto out;
             }
             util_sleep_ms(wait > 0 ? wait : 10, NULL);

@@ -77,6 +77,23 @@ static void mark_reauth(struct sync *s, const struct ml_error *me, struct err *e
               s->tenant, "connectionId", s->conn_id, NULL);
 }
 
+static const char STORE_SQL[] =
+    "UPDATE marketplace_connections SET access_token = $2, refresh_token = $3, "
+    " expires_at = now() + make_interval(secs => $4::int), last_error_code = NULL, "
+    " last_error_message = NULL, last_error_at = NULL, updated_at = now() "
+    "WHERE id = $1";
+
+/* The store again, on a connection of its own (the job's was cancelled or broke). */
+static MUSTCHECK int store_again(struct sync *s, const char *const *p, struct err *e)
+{
+    PGconn *c = db_connect(s->run->cfg->database_url, e);
+    if (!c)
+        return -1;
+    int rc = db_exec(c, STORE_SQL, 4, p, e);
+    PQfinish(c);
+    return rc;
+}
+
 /* Stores the rotated pair and commits (rolled back on failure). */
 static MUSTCHECK int store_rotated(struct sync *s, const struct ml_token *tok, struct err *e)
 {
@@ -86,19 +103,24 @@ static MUSTCHECK int store_rotated(struct sync *s, const struct ml_token *tok, s
     char *refresh = token_crypt_seal(s->crypt, tok->refresh_token, s->conn_id, "refresh_token");
     const char *p[] = {s->conn_id, access, refresh, expires};
     int rc = -1;
-    if (db_exec(s->c,
-                "UPDATE marketplace_connections SET access_token = $2, refresh_token = $3, "
-                " expires_at = now() + make_interval(secs => $4::int), last_error_code = NULL, "
-                " last_error_message = NULL, last_error_at = NULL, updated_at = now() "
-                "WHERE id = $1",
-                4, p, e) != 0 ||
-        db_commit(s->c, e) != 0) {
-        /* The new pair was issued but not stored: the old refresh token is spent. This is
-         * the one window a crash can lose a rotation in; it is as short as a COMMIT. */
-        log_event(LOG_ERROR, LOG_JOB_TAG "could not store a rotated Mercado Livre token",
-                  "connectionId", s->conn_id, "error", e->message, NULL);
+    if (db_exec(s->c, STORE_SQL, 4, p, e) != 0 || db_commit(s->c, e) != 0) {
+        /* The new pair was issued but not stored, and the old refresh token is spent: the
+         * statement was cancelled (an operator's cancel, a shutdown past its grace, Ctrl-C
+         * all PQcancel the job's statement) or the connection broke. Stored again at once
+         * on a connection of its own, outside the row's lock (released by the rollback).
+         * Only a crash in between loses the rotation. */
         db_rollback(s->c);
-        goto out;
+        struct err again;
+        err_clear(&again);
+        if (store_again(s, p, &again) != 0) {
+            log_event(LOG_ERROR, LOG_JOB_TAG "could not store a rotated Mercado Livre token",
+                      "connectionId", s->conn_id, "error", e->message, "retryError", again.message,
+                      NULL);
+            goto out;
+        }
+        log_event(LOG_WARN, LOG_JOB_TAG "rotated Mercado Livre token stored on a second try",
+                  "connectionId", s->conn_id, "firstError", e->message, NULL);
+        err_clear(e);
     }
     rc = 0;
 out:

@@ -202,10 +202,10 @@ MUSTCHECK int job_store_poll(PGconn *c, const char *const *ids, size_t n,
                              void (*fn)(void *ctx, const struct job_state *s), void *ctx,
                              struct err *e);
 
-/* Operator cancellation (issue 21): which of the running jobs ids[0..n) an operator asked to
- * cancel (metadata.cancelRequested), into requested[]. */
-MUSTCHECK int job_store_cancel_requested(PGconn *c, const char *const *ids, size_t n,
-                                         bool *requested, struct err *e);
+/* Operator cancellation (issue 21): which of the running jobs ids[0..n) (held by worker_id,
+ * unless NULL) an operator asked to cancel (metadata.cancelRequested), into requested[]. */
+MUSTCHECK int job_store_cancel_requested(PGconn *c, const char *const *ids, const char *worker_id,
+                                         size_t n, bool *requested, struct err *e);
 /* Ends a running job of worker_id `cancelled` (its work was rolled back); a fleet parent's
  * children that are still queued or running are cancelled with it (JOB_STORE_CANCEL_SET). */
 MUSTCHECK int job_store_finish_cancelled(PGconn *c, const char *id, const char *worker_id,

@@ -340,6 +340,42 @@ static void test_expired_token_refreshed_before_calls(void **state)
     free(old_refresh);
 }
 
+/* The statement that stores a rotated pair is cancelled (an operator's cancel, a shutdown past
+ * its grace or Ctrl-C all PQcancel the job's statement; here a trigger raises the same
+ * query_canceled once): the old refresh token is already spent, so the pair is stored again
+ * on a connection of its own, and the connection keeps working. */
+static void test_cancelled_token_store_is_stored_again(void **state)
+{
+    (void)state;
+    tdb_exec(db.conn, "CREATE SEQUENCE store_fault_seq; "
+                      "CREATE FUNCTION store_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                      "IF NEW.refresh_token IS DISTINCT FROM OLD.refresh_token "
+                      "AND nextval('store_fault_seq') = 1 THEN RAISE EXCEPTION "
+                      "'canceling statement due to user request' USING ERRCODE = 'query_canceled'; "
+                      "END IF; RETURN NEW; END $$; "
+                      "CREATE TRIGGER store_fault BEFORE UPDATE ON marketplace_connections "
+                      "FOR EACH ROW EXECUTE FUNCTION store_fault()");
+    tdb_execf(db.conn,
+              "UPDATE marketplace_connections SET expires_at = now() - interval '1 minute' "
+              "WHERE tenant_id = '%s'",
+              small.tenant);
+    json_decref(fake_ml_post(&small_fake, "/__fake/reset-stats", NULL));
+    struct th_response r;
+    assert_int_equal(tsync_run(&small_jobsd, small.tenant, ", \"include\": [\"orders\"]", &r), 200);
+    assert_true(json_is_true(json_object_get(r.json, "success")));
+    th_free(&r);
+    assert_int_equal(fake_ml_stat(&small_fake, "refreshes"), 1);
+    assert_int_equal(tdb_int(db.conn, "SELECT last_value FROM store_fault_seq"), 2);
+    char *fr = fake_token(&small_fake, small.user_id, "refresh_token");
+    char *dr = db_token("refresh_token", small.tenant);
+    assert_string_equal(fr, dr);
+    assert_true(jobsd_log_contains(&small_jobsd, "stored on a second try"));
+    tdb_exec(db.conn, "DROP TRIGGER store_fault ON marketplace_connections; "
+                      "DROP FUNCTION store_fault(); DROP SEQUENCE store_fault_seq");
+    free(fr);
+    free(dr);
+}
+
 static void test_401_forces_one_refresh(void **state)
 {
     (void)state;
@@ -781,6 +817,7 @@ int main(void)
         ISOLATED_SMALL(test_unavailable_is_503),
         ISOLATED_SMALL(test_token_endpoint_down_keeps_connection),
         ISOLATED_SMALL(test_expired_token_refreshed_before_calls),
+        ISOLATED_SMALL(test_cancelled_token_store_is_stored_again),
         ISOLATED_SMALL(test_401_forces_one_refresh),
         ISOLATED_SMALL(test_dead_refresh_token_needs_reauth),
         ISOLATED_SMALL(test_validation_and_no_connection),
