@@ -83,7 +83,32 @@ static const char STORE_SQL[] =
     " last_error_message = NULL, last_error_at = NULL, updated_at = now() "
     "WHERE id = $1";
 
-/* The store again, on a connection of its own (the job's was cancelled or broke). */
+/* The store in the refresh's transaction, under a savepoint: an UPDATE that was cancelled
+ * (57014: an operator's cancel, a shutdown past its grace and Ctrl-C all PQcancel the job's
+ * statement) is undone to the savepoint and run once more, the row's lock kept; then the
+ * commit. */
+static MUSTCHECK int store_locked(struct sync *s, const char *const *p, struct err *e)
+{
+    if (db_exec(s->c, "SAVEPOINT store_rotated", 0, NULL, e) != 0)
+        return -1;
+    if (db_exec(s->c, STORE_SQL, 4, p, e) != 0) {
+        if (strcmp(e->code, "timeout") != 0 || db_is_broken(s->c))
+            return -1;
+        char first[ERR_MESSAGE_MAX];
+        snprintf(first, sizeof first, "%s", e->message);
+        err_clear(e);
+        if (db_exec(s->c, "ROLLBACK TO SAVEPOINT store_rotated", 0, NULL, e) != 0 ||
+            db_exec(s->c, STORE_SQL, 4, p, e) != 0)
+            return -1;
+        log_event(LOG_WARN,
+                  LOG_JOB_TAG "rotated Mercado Livre token stored on a second try "
+                              "(it kept the row's lock)",
+                  "connectionId", s->conn_id, "firstError", first, NULL);
+    }
+    return db_commit(s->c, e);
+}
+
+/* The store again, on a connection of its own (the job's transaction failed or broke). */
 static MUSTCHECK int store_again(struct sync *s, const char *const *p, struct err *e)
 {
     PGconn *c = db_connect(s->run->cfg->database_url, e);
@@ -103,12 +128,11 @@ static MUSTCHECK int store_rotated(struct sync *s, const struct ml_token *tok, s
     char *refresh = token_crypt_seal(s->crypt, tok->refresh_token, s->conn_id, "refresh_token");
     const char *p[] = {s->conn_id, access, refresh, expires};
     int rc = -1;
-    if (db_exec(s->c, STORE_SQL, 4, p, e) != 0 || db_commit(s->c, e) != 0) {
+    if (store_locked(s, p, e) != 0) {
         /* The new pair was issued but not stored, and the old refresh token is spent: the
-         * statement was cancelled (an operator's cancel, a shutdown past its grace, Ctrl-C
-         * all PQcancel the job's statement) or the connection broke. Stored again at once
-         * on a connection of its own, outside the row's lock (released by the rollback).
-         * Only a crash in between loses the rotation. */
+         * transaction failed (cancelled twice, or at its commit) or the connection broke.
+         * Stored again at once on a connection of its own, outside the row's lock (released
+         * by the rollback). Only a crash in between loses the rotation. */
         db_rollback(s->c);
         struct err again;
         err_clear(&again);
@@ -118,7 +142,9 @@ static MUSTCHECK int store_rotated(struct sync *s, const struct ml_token *tok, s
                       NULL);
             goto out;
         }
-        log_event(LOG_WARN, LOG_JOB_TAG "rotated Mercado Livre token stored on a second try",
+        log_event(LOG_WARN,
+                  LOG_JOB_TAG "rotated Mercado Livre token stored on a second try "
+                              "(on a connection of its own)",
                   "connectionId", s->conn_id, "firstError", e->message, NULL);
         err_clear(e);
     }
