@@ -208,32 +208,45 @@ static void log_failed(const struct job_kind *kind, const struct job_claim *clai
               claim->request_id, NULL);
 }
 
-/* Calls the kind. On failure nothing it did is committed. */
-static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
-                                   const struct job_claim *claim, const char *worker, PGconn *c,
-                                   const atomic_int *cancel_op, struct err *e)
+/* The run a claim becomes: what a kind (or a fleet parent) is given. */
+static void run_of(const struct job_exec *x, const struct job_claim *claim, const char *worker,
+                   PGconn *c, const atomic_int *cancel_op, struct job_run *run)
 {
-    struct job_run run;
-    memset(&run, 0, sizeof run);
-    run.cfg = x->cfg;
-    run.ml = x->ml;
-    run.conn = c;
-    snprintf(run.id, sizeof run.id, "%s", claim->id);
-    snprintf(run.tenant_id, sizeof run.tenant_id, "%s", claim->tenant_id);
-    snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
-    run.params = claim->params;
-    run.attempt = claim->attempts;
-    run.progress = x->progress;
-    run.progress_ctx = x->progress_ctx;
-    run.cancel = x->cancel;
-    run.cancel_op = cancel_op;
-    json_t *result = kind->run(&run, e);
+    memset(run, 0, sizeof *run);
+    run->cfg = x->cfg;
+    run->ml = x->ml;
+    run->conn = c;
+    snprintf(run->id, sizeof run->id, "%s", claim->id);
+    snprintf(run->tenant_id, sizeof run->tenant_id, "%s", claim->tenant_id);
+    snprintf(run->worker_id, sizeof run->worker_id, "%s", worker);
+    run->params = claim->params;
+    run->attempt = claim->attempts;
+    run->progress = x->progress;
+    run->progress_ctx = x->progress_ctx;
+    run->cancel = x->cancel;
+    run->cancel_op = cancel_op;
+}
+
+/* A run's result, or NULL with e set (a reason given when the kind gave none) and nothing it
+ * did committed. */
+static json_t *run_ended(json_t *result, PGconn *c, struct err *e)
+{
     if (result)
         return result;
     db_rollback(c);
     if (!err_is_set(e))
         err_set(e, 500, "internal_error", "job failed without a reason");
     return NULL;
+}
+
+/* Calls the kind. On failure nothing it did is committed. */
+static MUSTCHECK json_t *call_kind(const struct job_exec *x, const struct job_kind *kind,
+                                   const struct job_claim *claim, const char *worker, PGconn *c,
+                                   const atomic_int *cancel_op, struct err *e)
+{
+    struct job_run run;
+    run_of(x, claim, worker, c, cancel_op, &run);
+    return run_ended(kind->run(&run, e), c, e);
 }
 
 /* ------------------------------------------------------------------ fleet parents */
@@ -277,29 +290,13 @@ static MUSTCHECK json_t *call_fleet(const struct job_exec *x, const struct job_k
                                     const atomic_int *cancel_op, struct err *e)
 {
     struct job_run run;
-    memset(&run, 0, sizeof run);
-    run.cfg = x->cfg;
-    run.ml = x->ml;
-    run.conn = *c;
-    snprintf(run.id, sizeof run.id, "%s", claim->id);
-    snprintf(run.worker_id, sizeof run.worker_id, "%s", worker);
-    run.params = claim->params;
-    run.attempt = claim->attempts;
-    run.progress = x->progress;
-    run.progress_ctx = x->progress_ctx;
-    run.cancel = x->cancel;
-    run.cancel_op = cancel_op;
+    run_of(x, claim, worker, *c, cancel_op, &run);
     struct fleet_ctx f = {x, kind, worker, claim->id};
     struct job_fleet_hooks h = {fleet_child, fleet_lost, &f,
                                 claim->trigger[0] ? claim->trigger : "http", claim->request_id};
     json_t *result = job_fleet_run(kind, &run, &h, e);
     *c = run.conn;
-    if (result)
-        return result;
-    db_rollback(*c);
-    if (!err_is_set(e))
-        err_set(e, 500, "internal_error", "job failed without a reason");
-    return NULL;
+    return run_ended(result, *c, e);
 }
 
 /* A run an operator cancelled (its statement was cancelled by the lease thread, its
