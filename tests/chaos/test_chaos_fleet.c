@@ -73,27 +73,6 @@ static int teardown(void **state)
     return bad ? -1 : 0;
 }
 
-struct sampler {
-    pthread_t thread;
-    volatile int stop;
-    long long max;
-};
-
-static void *sample(void *arg)
-{
-    struct sampler *s = arg;
-    PGconn *c = PQconnectdb(db.url);
-    while (!s->stop) {
-        long long n = tdb_int(c, "SELECT count(*) FROM job_logs WHERE status = 'running' "
-                                 "AND parent_id IS NOT NULL");
-        if (n > s->max)
-            s->max = n;
-        t_sleep_ms(3);
-    }
-    PQfinish(c);
-    return NULL;
-}
-
 static bool first_batch_in(void *ctx)
 {
     (void)ctx;
@@ -108,8 +87,8 @@ static bool parent_final(void *ctx)
 static void test_kill9_mid_fan_out(void **state)
 {
     (void)state;
-    struct sampler s = {.max = 0};
-    pthread_create(&s.thread, NULL, sample, &s);
+    struct tdb_sampler s;
+    tdb_sampler_start(&s, db.url, 3);
     struct th_response r;
     assert_true(
         th_post_job(inst[0].port, CHAOS_REBUILD, TEST_KEY, BODY, "Prefer: respond-async\r\n", &r));
@@ -135,8 +114,7 @@ static void test_kill9_mid_fan_out(void **state)
     assert_true(mapped < NTENANTS);
 
     assert_true(t_wait_until(parent_final, id, 90000));
-    s.stop = 1;
-    pthread_join(s.thread, NULL);
+    tdb_sampler_stop(&s);
 
     char *row = tdb_value(db.conn,
                           "SELECT status || ' ' || attempts || ' ' || "

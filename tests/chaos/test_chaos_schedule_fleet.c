@@ -53,17 +53,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static bool sql_true(void *ctx)
-{
-    return tdb_int(db.conn, "%s", (const char *)ctx) > 0;
-}
-
-static void wait_for(char *sql, long long timeout_ms)
-{
-    if (!t_wait_until(sql_true, sql, timeout_ms))
-        fail_msg("not true within %lld ms: %s", timeout_ms, sql);
-}
-
 static void test_five_slots_five_parents(void **state)
 {
     (void)state;
@@ -76,13 +65,11 @@ static void test_five_slots_five_parents(void **state)
     char range[160];
     snprintf(range, sizeof range, "f.slot >= to_timestamp(%lld) AND f.slot < to_timestamp(%lld)",
              first, end);
-    char sql[600];
     /* The five slots fired and their parents ended. */
-    snprintf(sql, sizeof sql,
+    tdb_wait(db.conn, (end - t0 + 30) * 1000,
              "SELECT (count(*) = 5)::int FROM schedule_fires f JOIN job_logs j ON "
              "j.id = f.job_log_id WHERE %s AND j.status IN ('success', 'error')",
              range);
-    wait_for(sql, (end - t0 + 30) * 1000);
     assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM schedule_fires f WHERE %s", range), 5);
     /* Five parents: one per fire, none deduplicated into another. */
     assert_int_equal(tdb_int(db.conn,

@@ -61,18 +61,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Polled (every 20 ms: a count on a small table) until the SQL's count is not 0. */
-static bool sql_true(void *ctx)
-{
-    return tdb_int(db.conn, "%s", (const char *)ctx) > 0;
-}
-
-static void wait_for(char *sql, long long timeout_ms)
-{
-    if (!t_wait_until(sql_true, sql, timeout_ms))
-        fail_msg("not true within %lld ms: %s", timeout_ms, sql);
-}
-
 /* Every fire queued a job (trigger "schedule", the fire's request id) or attached to an
  * identical one still queued or running (deduplicated: after the kill -9, the killed run is
  * still "running" until its lease expires); no job comes from two fires or from none; the
@@ -108,10 +96,8 @@ static void test_every_slot_once(void **state)
     long long t0 = (long long)time(NULL);
     long long first = (t0 / PERIOD + 2) * PERIOD; /* a slot every instance is up for */
     long long end = first + 5 * PERIOD;
-    char sql[200];
-    snprintf(sql, sizeof sql,
+    tdb_wait(db.conn, (end - t0 + 15) * 1000,
              "SELECT count(*) FROM schedule_fires WHERE slot >= to_timestamp(%lld)", end);
-    wait_for(sql, (end - t0 + 15) * 1000);
     long long n = tdb_int(db.conn,
                           "SELECT count(*) FROM schedule_fires WHERE schedule = 'tick' AND slot "
                           ">= to_timestamp(%lld) AND slot < to_timestamp(%lld)",
@@ -143,12 +129,10 @@ static void test_catch_up_once(void **state)
     long long t0 = (long long)time(NULL);
     start_all();
     /* the catch-up, then a regular fire after it */
-    char sql[240];
-    snprintf(sql, sizeof sql,
+    tdb_wait(db.conn, 20000,
              "SELECT count(*) FROM schedule_fires f WHERE NOT catch_up AND slot > (SELECT "
              "max(slot) FROM schedule_fires WHERE catch_up AND slot > to_timestamp(%lld))",
              k);
-    wait_for(sql, 20000);
     long long missed_newest = (t0 / PERIOD) * PERIOD;
     char *first = tdb_value(db.conn,
                             "SELECT extract(epoch FROM slot)::bigint || ' ' || catch_up FROM "

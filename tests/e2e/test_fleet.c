@@ -89,29 +89,6 @@ static int teardown(void **state)
     return bad ? -1 : 0;
 }
 
-/* ---------------------------------------------------------------- sampling the limit */
-
-struct sampler {
-    pthread_t thread;
-    volatile int stop;
-    long long max;
-};
-
-static void *sample(void *arg)
-{
-    struct sampler *s = arg;
-    PGconn *c = PQconnectdb(db.url);
-    while (!s->stop) {
-        long long n = tdb_int(c, "SELECT count(*) FROM job_logs WHERE status = 'running' "
-                                 "AND parent_id IS NOT NULL");
-        if (n > s->max)
-            s->max = n;
-        t_sleep_ms(5);
-    }
-    PQfinish(c);
-    return NULL;
-}
-
 static bool parent_waits_for_last(void *ctx)
 {
     const char *id = ctx;
@@ -198,8 +175,8 @@ static void test_all_tenants_over_three_instances(void **state)
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "jobLogId")));
     assert_true(json_is_false(json_object_get(r.json, "deduplicated")));
     th_free(&r);
-    struct sampler s = {.max = 0};
-    pthread_create(&s.thread, NULL, sample, &s);
+    struct tdb_sampler s;
+    tdb_sampler_start(&s, db.url, 5);
 
     assert_true(t_wait_until(parent_waits_for_last, id, 60000));
     check_running_progress(id);
@@ -213,8 +190,7 @@ static void test_all_tenants_over_three_instances(void **state)
 
     tdb_execf(locker, "SELECT pg_advisory_unlock(hashtextextended('jobsd:metrics:%s', 0))", last);
     assert_true(t_wait_until(parent_final, id, 60000));
-    s.stop = 1;
-    pthread_join(s.thread, NULL);
+    tdb_sampler_stop(&s);
 
     /* One parent, one child per active tenant, each run once. */
     assert_int_equal(tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE tenant_id IS NULL"), 1);

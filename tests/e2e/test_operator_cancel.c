@@ -110,18 +110,6 @@ static void park_sync(struct parked *p, const char *tenant)
     assert_int_equal(pthread_create(&p->th, NULL, park, p), 0);
 }
 
-/* Waits until SELECT count(*) FROM job_logs WHERE <where> finds a row. */
-static bool row_exists(void *ctx)
-{
-    return tdb_int(db.conn, "SELECT count(*) FROM job_logs WHERE %s", (const char *)ctx) > 0;
-}
-
-static void wait_row(const char *where, long long timeout_ms)
-{
-    if (!t_wait_until(row_exists, (void *)(uintptr_t)where, timeout_ms))
-        fail_msg("no job_logs row where %s", where);
-}
-
 static bool visits_started(void *ctx)
 {
     (void)ctx;
@@ -160,17 +148,20 @@ static void test_cancel_running_sync(void **state)
     slow_visits();
     struct parked a, b;
     park_sync(&a, sellers[0].tenant);
-    char where[512];
-    snprintf(where, sizeof where, "tenant_id = '%s' AND status = 'running'", sellers[0].tenant);
-    wait_row(where, 30000);
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
+             "tenant_id = '%s' AND status = 'running'",
+             sellers[0].tenant);
     if (!t_wait_until(visits_started, NULL, 30000))
         fail_msg("the sync never reached its visits");
     char *running = job_of(sellers[0].tenant, "running");
 
     /* A second sync waits in the queue behind it (one worker), its caller parked on it. */
     park_sync(&b, sellers[1].tenant);
-    snprintf(where, sizeof where, "tenant_id = '%s' AND status = 'queued'", sellers[1].tenant);
-    wait_row(where, 30000);
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
+             "tenant_id = '%s' AND status = 'queued'",
+             sellers[1].tenant);
     char *queued = job_of(sellers[1].tenant, "queued");
     struct th_response r;
     assert_int_equal(cancel(queued, &r), 200);
@@ -241,9 +232,10 @@ static void test_cancel_fleet_parent(void **state)
     assert_int_equal(r.status, 202);
     char *parent = strdup(json_string_value(json_object_get(r.json, "jobLogId")));
     th_free(&r);
-    char where[512];
-    snprintf(where, sizeof where, "parent_id = '%s' AND status = 'running'", parent);
-    wait_row(where, 30000);
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
+             "parent_id = '%s' AND status = 'running'",
+             parent);
     if (!t_wait_until(visits_started, NULL, 30000))
         fail_msg("the first child never reached its visits");
     assert_int_equal(
@@ -251,14 +243,16 @@ static void test_cancel_fleet_parent(void **state)
 
     assert_int_equal(cancel(parent, &r), 202);
     th_free(&r);
-    snprintf(where, sizeof where, "id = '%s' AND status = 'cancelled'", parent);
-    wait_row(where, 30000);
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
+             "id = '%s' AND status = 'cancelled'",
+             parent);
     /* Every child ended cancelled (none succeeded); the two queued ones never started. */
-    snprintf(where, sizeof where,
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
              "id = '%s' AND NOT EXISTS (SELECT 1 FROM job_logs k WHERE k.parent_id = "
              "job_logs.id AND k.status IN ('queued', 'running'))",
              parent);
-    wait_row(where, 30000);
     assert_int_equal(tdb_int(db.conn,
                              "SELECT count(*) FROM job_logs WHERE parent_id = '%s' AND status = "
                              "'cancelled' AND metadata->>'cancelledBy' IS NOT NULL",
@@ -294,17 +288,18 @@ static void test_cancel_waiting_fleet_parent(void **state)
     assert_int_equal(r.status, 202);
     char *parent = strdup(json_string_value(json_object_get(r.json, "jobLogId")));
     th_free(&r);
-    char where[512];
-    snprintf(where, sizeof where,
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
              "id = '%s' AND status = 'running' AND (SELECT count(*) FROM job_logs k WHERE "
              "k.parent_id = job_logs.id AND k.status = 'queued') = %d",
              parent, NSELLERS);
-    wait_row(where, 30000);
     t_sleep_ms(300); /* it is waiting: the slot is taken */
     assert_int_equal(cancel(parent, &r), 202);
     th_free(&r);
-    snprintf(where, sizeof where, "id = '%s' AND status NOT IN ('queued', 'running')", parent);
-    wait_row(where, 30000);
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
+             "id = '%s' AND status NOT IN ('queued', 'running')",
+             parent);
     char *status = tdb_value(db.conn, "SELECT status FROM job_logs WHERE id = '%s'", parent);
     assert_string_equal(status, "cancelled");
     assert_int_equal(tdb_int(db.conn,
@@ -332,9 +327,10 @@ static void test_requeued_after_cancel_never_runs(void **state)
              "'cancelledBy', 'operator')) RETURNING id",
              sellers[2].tenant, sellers[2].tenant, sellers[2].tenant);
     char *id = tdb_value(db.conn, "%s", sql);
-    char where[160];
-    snprintf(where, sizeof where, "id = '%s' AND status = 'cancelled'", id);
-    wait_row(where, 30000);
+    tdb_wait(db.conn, 30000,
+             "SELECT count(*) FROM job_logs WHERE "
+             "id = '%s' AND status = 'cancelled'",
+             id);
     assert_int_equal(fake_ml_stat(&fake, "requests_total"), 0);
     free(id);
 }

@@ -6,7 +6,11 @@
 #include "jobsd/err.h"
 #include "jobsd/migrate.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,4 +161,61 @@ bool testdb_reconnect(struct testdb *db)
         return false;
     PQsetNoticeProcessor(db->conn, quiet, NULL);
     return true;
+}
+
+static void *sample_children(void *arg)
+{
+    struct tdb_sampler *s = arg;
+    PGconn *c = PQconnectdb(s->url);
+    while (!s->stop) {
+        long long n = tdb_int(c, "SELECT count(*) FROM job_logs WHERE status = 'running' "
+                                 "AND parent_id IS NOT NULL");
+        if (n > s->max)
+            s->max = n;
+        t_sleep_ms(s->period_ms);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+void tdb_sampler_start(struct tdb_sampler *s, const char *url, long long period_ms)
+{
+    s->stop = 0;
+    s->max = 0;
+    s->period_ms = period_ms;
+    s->url = url;
+    if (pthread_create(&s->thread, NULL, sample_children, s) != 0)
+        tu_die("cannot start the sampler thread");
+}
+
+long long tdb_sampler_stop(struct tdb_sampler *s)
+{
+    s->stop = 1;
+    pthread_join(s->thread, NULL);
+    return s->max;
+}
+
+struct pending {
+    PGconn *c;
+    const char *sql;
+};
+
+static bool above_zero(void *ctx)
+{
+    struct pending *p = ctx;
+    return tdb_int(p->c, "%s", p->sql) > 0;
+}
+
+void tdb_wait(PGconn *c, long long timeout_ms, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof sql)
+        tu_die("tdb_wait: SQL longer than %zu bytes", sizeof sql);
+    struct pending p = {c, sql};
+    if (!t_wait_until(above_zero, &p, timeout_ms))
+        fail_msg("not true within %lld ms: %s", timeout_ms, sql);
 }

@@ -6,6 +6,7 @@
 #define JOBSD_TESTDB_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 struct testdb {
@@ -33,5 +34,24 @@ char *tdb_value(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2
 long long tdb_int(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* printf-style SQL without a result; aborts on error. */
 void tdb_execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Polls the printf-style SQL (one integer value) until it is above 0, failing the test
+ * (cmocka) with the SQL when timeout_ms passes first. */
+void tdb_wait(PGconn *c, long long timeout_ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The most fleet children (job_logs rows running with a parent_id) seen running at once,
+ * sampled every period_ms on a connection of its own between tdb_sampler_start and
+ * tdb_sampler_stop (FLEET_MAX_RUNNING tests). */
+struct tdb_sampler {
+    pthread_t thread;
+    volatile int stop;
+    long long max;
+    long long period_ms;
+    const char *url; /* borrowed until tdb_sampler_stop */
+};
+void tdb_sampler_start(struct tdb_sampler *s, const char *url, long long period_ms);
+/* Stops the sampling; returns s->max. */
+long long tdb_sampler_stop(struct tdb_sampler *s);
 
 #endif
