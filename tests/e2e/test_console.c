@@ -28,16 +28,13 @@ static struct jobsd_proc proc;
 static int setup(void **state)
 {
     (void)state;
-    testdb_create(&db, "console");
-    return jobsd_start(&proc, db.url, NULL) ? 0 : -1;
+    return jobsd_setup_one(&db, &proc, "console");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int rc = jobsd_stop(&proc, 20000);
-    testdb_drop(&db);
-    return rc == 0 ? 0 : -1;
+    return jobsd_teardown_one(&db, &proc);
 }
 
 static void assert_header(const struct th_response *r, const char *name, const char *want)

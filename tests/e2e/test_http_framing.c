@@ -34,16 +34,13 @@ static struct jobsd_proc proc;
 static int setup(void **state)
 {
     (void)state;
-    testdb_create(&db, "framing");
-    return jobsd_start(&proc, db.url, NULL) ? 0 : -1;
+    return jobsd_setup_one(&db, &proc, "framing");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int rc = jobsd_stop(&proc, 20000);
-    testdb_drop(&db);
-    return rc == 0 ? 0 : -1;
+    return jobsd_teardown_one(&db, &proc);
 }
 
 /* Sends len bytes on a new connection and reads everything until the server closes (or 10 s

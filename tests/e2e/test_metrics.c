@@ -32,9 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    int rc = jobsd_stop(&proc, 20000);
-    testdb_drop(&db);
-    return rc == 0 ? 0 : -1;
+    return jobsd_teardown_one(&db, &proc);
 }
 
 /* The value of one sample line "name{labels} value", or -1. */

@@ -1,5 +1,6 @@
 /* testproc: see testproc.h. */
 #include "testproc.h"
+#include "testdb.h"
 #include "testtime.h"
 #include "testutil.h"
 
@@ -583,4 +584,17 @@ int jobsd_run(const char *const *argv, const char *const *env, char **out, char 
     if (code == 99)
         print_valgrind_log(pid);
     return code;
+}
+
+int jobsd_setup_one(struct testdb *db, struct jobsd_proc *p, const char *prefix)
+{
+    testdb_create(db, prefix);
+    return jobsd_start(p, db->url, NULL) ? 0 : -1;
+}
+
+int jobsd_teardown_one(struct testdb *db, struct jobsd_proc *p)
+{
+    int rc = jobsd_stop(p, 20000);
+    testdb_drop(db);
+    return rc == 0 ? 0 : -1;
 }

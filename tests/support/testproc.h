@@ -68,4 +68,11 @@ bool jobsd_log_contains(const struct jobsd_proc *p, const char *text);
 int jobsd_run(const char *const *argv, const char *const *env, char **out, char **err);
 const char *jobsd_bin(void);
 
+struct testdb;
+/* The common group fixture: a fresh database named after prefix and one jobsd on it with the
+ * defaults. 0, or -1 when jobsd does not start (cmocka's group setup convention). */
+int jobsd_setup_one(struct testdb *db, struct jobsd_proc *p, const char *prefix);
+/* Its end: jobsd stopped, the database dropped. 0, or -1 when jobsd did not stop cleanly. */
+int jobsd_teardown_one(struct testdb *db, struct jobsd_proc *p);
+
 #endif
